@@ -1,0 +1,35 @@
+# geossl: `make test` and `make demo` create the environment (.venv) when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.geossl-installed
+DEMO_OUT ?= demo_out
+DATA_ROOT ?= ../shared/data
+PYTEST_ARGS ?=
+
+.PHONY: test demo bench lint env clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check geossl tests bench
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/geossl synth $(DEMO_OUT)/scene --size 1024
+	$(VENV)/bin/geossl ingest data_manifests/synthetic.yaml --data-root $(DEMO_OUT)/scene --out $(DEMO_OUT)/ingest
+
+bench: $(STAMP)
+	$(PY) bench/ingest.py --data-root $(DATA_ROOT)
+
+clean:
+	rm -rf $(DEMO_OUT) bench/out .pytest_cache

@@ -1,0 +1,174 @@
+"""Label sources: check them against the class list and the imagery, and align them onto a scene's grid.
+
+A single label raster is aligned by GDAL's COG driver in one streamed warp (nearest neighbour). Several
+label rasters, or vector polygons, are mosaicked window by window (first source with a label wins) into a
+temporary tiled GeoTIFF, then copied to a COG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from distributed import Client
+from pyogrio.errors import DataSourceError
+from rasterio.enums import Resampling
+from rasterio.features import rasterize
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+from shapely import STRtree, box
+
+from geossl.errors import InputError
+from geossl.ingest.grid import footprint_in
+from geossl.ingest.inspect import RasterInfo, check_label_raster, inspect_raster
+from geossl.ingest.stats import value_counts
+from geossl.io.cog import CogOptions, Grid, class_metadata, wrap_vrt, write_cog
+from geossl.io.lazy import read_lazy
+from geossl.io.style import colormap
+from geossl.manifest import LabelsConfig, Manifest
+
+MOSAIC_WINDOW = 1024
+
+
+@dataclass
+class LabelSources:
+    """Checked label inputs."""
+
+    rasters: list[RasterInfo]
+    vectors: list[gpd.GeoDataFrame]
+    vector_paths: list[Path]
+    nodata: dict[Path, int | None]
+
+
+def _allowed(manifest: Manifest) -> set[int]:
+    return {*manifest.class_ids, manifest.ignore_id}
+
+
+def load_vector_labels(path: Path, config: LabelsConfig, manifest: Manifest) -> gpd.GeoDataFrame:
+    """Read vector labels, check the class attribute, drop empty geometries."""
+    try:
+        frame = gpd.read_file(path)
+    except (DataSourceError, ValueError, OSError) as exc:
+        raise InputError(path, f"cannot read vector labels: {str(exc).splitlines()[0]}") from exc
+    if frame.crs is None:
+        raise InputError(path, "vector labels have no CRS")
+    if config.class_field not in frame.columns:
+        raise InputError(path, f"vector labels have no attribute '{config.class_field}' "
+                               f"(attributes: {', '.join(c for c in frame.columns if c != 'geometry')})")
+    values = frame[config.class_field]
+    if not np.issubdtype(values.dtype, np.integer):
+        raise InputError(path, f"attribute '{config.class_field}' must hold integer class ids")
+    bad = sorted(set(int(v) for v in values.unique()) - _allowed(manifest))
+    if bad:
+        raise InputError(path, f"label ids {bad} are not in the class list {manifest.class_ids}")
+    frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
+    return frame[[config.class_field, "geometry"]].rename(columns={config.class_field: "class_id"})
+
+
+def check_labels(client: Client, manifest: Manifest, rasters: list[Path], vectors: list[Path],
+                 imagery: list[RasterInfo], quiet: bool = False) -> LabelSources:
+    """Check every label source: type, class ids (a full lazy scan of each raster) and overlap with imagery."""
+    assert manifest.labels is not None
+    sources = LabelSources(rasters=[], vectors=[], vector_paths=list(vectors), nodata={})
+    allowed = _allowed(manifest)
+    for path in rasters:
+        info = inspect_raster(path, "label raster")
+        check_label_raster(info)
+        nodata = manifest.labels.nodata if manifest.labels.nodata is not None else info.nodata
+        nodata = None if nodata is None else int(nodata)
+        counts = value_counts(client, read_lazy(path), desc=f"checking {path.name}", quiet=quiet)
+        bad = sorted(set(counts) - allowed - ({nodata} if nodata is not None else set()))
+        if bad:
+            raise InputError(path, f"label ids {bad} are not in the class list {manifest.class_ids} "
+                                   f"(ignore id {manifest.ignore_id}, nodata {nodata})")
+        _check_overlap(path, info.grid, imagery)
+        sources.rasters.append(info)
+        sources.nodata[path] = nodata
+    for path in vectors:
+        frame = load_vector_labels(path, manifest.labels, manifest)
+        if len(frame):
+            crs = imagery[0].grid.crs
+            bounds = tuple(frame.to_crs(crs).total_bounds)
+            if not any(box(*bounds).intersects(box(*footprint_in(i.grid, crs))) for i in imagery):
+                raise InputError(path, "labels do not overlap any imagery scene")
+        sources.vectors.append(frame)
+    return sources
+
+
+def _check_overlap(path: Path, grid: Grid, imagery: list[RasterInfo]) -> None:
+    footprint = box(*grid.bounds)
+    for info in imagery:
+        if footprint.intersection(box(*footprint_in(info.grid, grid.crs))).area > 0:
+            return
+    raise InputError(path, "labels do not overlap any imagery scene")
+
+
+def write_aligned_labels(sources: LabelSources, manifest: Manifest, grid: Grid, dst: Path,
+                         scratch: Path, options: CogOptions) -> None:
+    """Write the labels on ``grid`` as a paletted COG at ``dst`` (nodata = the manifest's ignore id)."""
+    label_opts = CogOptions(compress=options.compress, level=options.level, blocksize=options.blocksize,
+                            overview_resampling="MODE", warp_resampling="nearest", predictor=False,
+                            threads=options.threads)
+    cmap = colormap(manifest.classes, nodata=manifest.ignore_id)
+    meta = class_metadata([c.model_dump() for c in manifest.classes])
+    ignore = manifest.ignore_id
+    single = len(sources.rasters) == 1 and not sources.vectors
+    if single and sources.nodata[sources.rasters[0].path] in (None, ignore):
+        info = sources.rasters[0]
+        vrt = wrap_vrt(info.path, descriptions=["class"], nodata=ignore, colormap=cmap, band_metadata=meta)
+        write_cog(vrt, dst, label_opts, None if info.grid.same_as(grid) else grid)
+        return
+    mosaic = scratch / f"{dst.stem}.mosaic.tif"
+    _mosaic(sources, grid, ignore, mosaic)
+    vrt = wrap_vrt(mosaic, descriptions=["class"], nodata=ignore, colormap=cmap, band_metadata=meta)
+    write_cog(vrt, dst, label_opts)
+    mosaic.unlink()
+
+
+def _mosaic(sources: LabelSources, grid: Grid, ignore: int, dst: Path) -> None:
+    """Window by window, the first source with a label (not nodata, not ignore) wins."""
+    dtype = "uint16" if any(np.dtype(r.dtype).itemsize == 2 for r in sources.rasters) else "uint8"
+    vectors = [(f.to_crs(grid.crs), None) for f in sources.vectors]
+    trees = [(frame, STRtree(frame.geometry.values)) for frame, _ in vectors]
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": dtype,
+               "crs": grid.crs, "transform": grid.transform, "tiled": True, "blockxsize": 256,
+               "blockysize": 256, "nodata": ignore, "compress": "zstd", "BIGTIFF": "IF_SAFER"}
+    warped = []
+    for info in sources.rasters:
+        src = rasterio.open(info.path)
+        nodata = sources.nodata[info.path]
+        warped.append((src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                      height=grid.height, resampling=Resampling.nearest,
+                                      src_nodata=nodata, nodata=nodata if nodata is not None else ignore), nodata))
+    try:
+        with rasterio.open(dst, "w", **profile) as out:
+            for r0 in range(0, grid.height, MOSAIC_WINDOW):
+                for c0 in range(0, grid.width, MOSAIC_WINDOW):
+                    win = Window(c0, r0, min(MOSAIC_WINDOW, grid.width - c0), min(MOSAIC_WINDOW, grid.height - r0))
+                    block = np.full((win.height, win.width), ignore, dtype=dtype)
+                    for _, vrt, nodata in warped:
+                        data = vrt.read(1, window=win)
+                        fill = (block == ignore) & (data != ignore)
+                        if nodata is not None:
+                            fill &= data != nodata
+                        block[fill] = data[fill]
+                    wt = window_transform(win, grid.transform)
+                    wbox = box(*rasterio.windows.bounds(win, grid.transform))
+                    for frame, tree in trees:
+                        idx = tree.query(wbox)
+                        if len(idx) == 0:
+                            continue
+                        sub = frame.iloc[np.sort(idx)]
+                        burned = rasterize(zip(sub.geometry, sub["class_id"].astype(int), strict=True),
+                                           out_shape=block.shape, transform=wt, fill=ignore, dtype=dtype)
+                        fill = (block == ignore) & (burned != ignore)
+                        block[fill] = burned[fill]
+                    out.write(block[None], window=win)
+    finally:
+        for src, vrt, _ in warped:
+            vrt.close()
+            src.close()

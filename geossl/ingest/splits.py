@@ -1,0 +1,112 @@
+"""Train / validation / test splits as polygons in the target CRS.
+
+``blocks``: the region's bounding box is cut into ``rows`` x ``cols`` equal blocks. Blocks holding labels
+(judged on a decimated read of the aligned label rasters) are shuffled with the seed; the first
+``round(val_fraction * n)`` go to ``val``, the next ``round(test_fraction * n)`` to ``test``, and of the
+remaining train blocks ``max(1, round(labeled_fraction * n_train))`` are ``labeled``; every other block
+(with or without labels) is ``unlabeled``. Blocks never overlap, so the splits are spatially disjoint.
+
+``regions``: boxes and vector files drawn by hand, one list per split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from shapely import box, unary_union
+from shapely.geometry import mapping
+
+from geossl.errors import InputError
+from geossl.io.cog import Grid
+from geossl.manifest import BlockSplits, RegionSplits
+
+SPLITS = ("labeled", "unlabeled", "val", "test")
+#: A block counts as labeled when at least this fraction of it carries labels.
+MIN_LABELED_SHARE = 0.05
+_PREVIEW = 512
+
+
+def region_bounds(grids: list[Grid]) -> tuple[float, float, float, float]:
+    """Bounding box of all scene grids (same CRS)."""
+    b = np.array([g.bounds for g in grids])
+    return (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+
+
+def labeled_share(label_paths: list[Path], ignore: int, bounds: tuple[float, float, float, float],
+                  rows: int, cols: int) -> np.ndarray:
+    """Fraction of each block covered by labels, from decimated reads of the label COGs' overviews."""
+    minx, miny, maxx, maxy = bounds
+    share = np.zeros((rows, cols))
+    for path in label_paths:
+        with rasterio.open(path) as src:
+            scale = max(1, int(max(src.width, src.height) / _PREVIEW))
+            h, w = max(1, src.height // scale), max(1, src.width // scale)
+            data = src.read(1, out_shape=(h, w), resampling=Resampling.nearest)
+            t = src.transform @ rasterio.Affine.scale(src.width / w, src.height / h)
+        ys = t.f + (np.arange(h) + 0.5) * t.e
+        xs = t.c + (np.arange(w) + 0.5) * t.a
+        br = np.clip(((maxy - ys) / (maxy - miny) * rows).astype(int), 0, rows - 1)
+        bc = np.clip(((xs - minx) / (maxx - minx) * cols).astype(int), 0, cols - 1)
+        # Each preview pixel stands for |a * e| of area; a block holds (maxx-minx)(maxy-miny)/(rows*cols).
+        weight = abs(t.a * t.e) * rows * cols / ((maxx - minx) * (maxy - miny))
+        labeled = (data != ignore).astype(float) * weight
+        np.add.at(share, (br[:, None].repeat(w, 1), bc[None, :].repeat(h, 0)), labeled)
+    return share
+
+
+def block_splits(cfg: BlockSplits, bounds: tuple[float, float, float, float], share: np.ndarray
+                 ) -> list[dict[str, Any]]:
+    """GeoJSON features, one per block, with properties ``split``, ``row``, ``col``."""
+    minx, miny, maxx, maxy = bounds
+    bw, bh = (maxx - minx) / cfg.cols, (maxy - miny) / cfg.rows
+    rng = np.random.default_rng(cfg.seed)
+    with_labels = [(r, c) for r in range(cfg.rows) for c in range(cfg.cols) if share[r, c] >= MIN_LABELED_SHARE]
+    order = [with_labels[i] for i in rng.permutation(len(with_labels))]
+    n = len(order)
+    n_val, n_test = round(cfg.val_fraction * n), round(cfg.test_fraction * n)
+    assign: dict[tuple[int, int], str] = {}
+    for rc in order[:n_val]:
+        assign[rc] = "val"
+    for rc in order[n_val : n_val + n_test]:
+        assign[rc] = "test"
+    train = order[n_val + n_test :]
+    n_train_blocks = cfg.rows * cfg.cols - n_val - n_test
+    n_labeled = min(len(train), max(1, round(cfg.labeled_fraction * n_train_blocks)))
+    for rc in train[:n_labeled]:
+        assign[rc] = "labeled"
+    features = []
+    for r in range(cfg.rows):
+        for c in range(cfg.cols):
+            geom = box(minx + c * bw, maxy - (r + 1) * bh, minx + (c + 1) * bw, maxy - r * bh)
+            split = assign.get((r, c), "unlabeled")
+            features.append({"type": "Feature", "geometry": mapping(geom),
+                             "properties": {"split": split, "row": r, "col": c}})
+    return features
+
+
+def region_splits(cfg: RegionSplits, files: dict[str, Path], crs: rasterio.crs.CRS) -> list[dict[str, Any]]:
+    """GeoJSON features, one per split, from boxes (target CRS) and vector files (reprojected)."""
+    features = []
+    for split in SPLITS:
+        geoms = []
+        for region in getattr(cfg, split):
+            if isinstance(region, list):
+                geoms.append(box(*region))
+                continue
+            path = files[region]
+            try:
+                frame = gpd.read_file(path)
+            except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+                raise InputError(path, f"cannot read split polygons: {str(exc).splitlines()[0]}") from exc
+            if frame.crs is None:
+                raise InputError(path, "split polygons have no CRS")
+            geoms.extend(frame.to_crs(crs).geometry.values)
+        if geoms:
+            features.append({"type": "Feature", "geometry": mapping(unary_union(geoms)),
+                             "properties": {"split": split}})
+    return features

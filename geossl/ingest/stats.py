@@ -1,0 +1,186 @@
+"""Per-band statistics over valid pixels, computed chunk by chunk on Dask and merged exactly.
+
+For integer rasters of up to 16 bits the histogram is exact (one bin per value), so the percentiles are the
+same as NumPy's ``percentile(..., method="inverted_cdf")`` over all valid pixels. Other types use a two-pass
+histogram of :data:`FLOAT_BINS` bins between the global minimum and maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask import delayed
+from distributed import Client
+
+from geossl.parallel import gather_progress
+
+FLOAT_BINS = 4096
+SUMMARY_BINS = 64
+
+
+def _exact_offset(dtype: np.dtype) -> int | None:
+    """Value offset for an exact bincount histogram, or None when the type is too wide for one."""
+    if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
+        return -int(np.iinfo(dtype).min)
+    return None
+
+
+def _chunk_moments(block: np.ndarray, nodata: float | None) -> dict[str, np.ndarray]:
+    """Count, sums, min and max of each band over the chunk's valid pixels."""
+    valid = _valid(block, nodata)
+    vals = block[:, valid].astype(np.float64)
+    n = vals.shape[1]
+    return {
+        "count": np.array(n, dtype=np.int64),
+        "sum": vals.sum(axis=1), "sumsq": (vals * vals).sum(axis=1),
+        "min": vals.min(axis=1) if n else np.full(block.shape[0], np.inf),
+        "max": vals.max(axis=1) if n else np.full(block.shape[0], -np.inf),
+    }
+
+
+def _chunk_hist(block: np.ndarray, nodata: float | None, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Histogram per band: exact bincount for small integers, else FLOAT_BINS bins in [lo, hi]."""
+    valid = _valid(block, nodata)
+    offset = _exact_offset(block.dtype)
+    if offset is not None:
+        size = 1 << (8 * block.dtype.itemsize)
+        return np.stack([np.bincount(b[valid].astype(np.int64) + offset, minlength=size) for b in block])
+    out = np.zeros((block.shape[0], FLOAT_BINS), dtype=np.int64)
+    for i, b in enumerate(block):
+        span = hi[i] - lo[i] if hi[i] > lo[i] else 1.0
+        idx = np.clip(((b[valid] - lo[i]) / span * FLOAT_BINS).astype(np.int64), 0, FLOAT_BINS - 1)
+        out[i] = np.bincount(idx, minlength=FLOAT_BINS)
+    return out
+
+
+def _valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    valid = np.ones(block.shape[1:], dtype=bool)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(block == nodata).any(axis=0)
+    if np.issubdtype(block.dtype, np.floating):
+        valid &= ~np.isnan(block).any(axis=0)
+    return valid
+
+
+def _chunk_both(block: np.ndarray, nodata: float | None) -> dict[str, np.ndarray]:
+    out = _chunk_moments(block, nodata)
+    out["hist"] = _chunk_hist(block, nodata, out["min"], out["max"])
+    return out
+
+
+@dataclass
+class BandStats:
+    """Statistics of one band over valid pixels."""
+
+    name: str
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    p2: float
+    p98: float
+    histogram: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+def _percentile(hist: np.ndarray, edges_lo: float, width: float, q: float) -> float:
+    """Value below which a fraction ``q`` of the histogram lies (inverted CDF, bin lower edge)."""
+    total = hist.sum()
+    if total == 0:
+        return float("nan")
+    rank = max(1, int(np.ceil(q * total)))
+    idx = int(np.searchsorted(np.cumsum(hist), rank))
+    return float(edges_lo + idx * width)
+
+
+def _summarise(names: list[str], acc: dict[str, np.ndarray], exact_offset: int | None) -> list[BandStats]:
+    out = []
+    n = int(acc["count"])
+    for i, name in enumerate(names):
+        hist = acc["hist"][i]
+        if exact_offset is not None:
+            lo, width = float(-exact_offset), 1.0
+        else:
+            lo = float(acc["min"][i])
+            width = (float(acc["max"][i]) - lo) / FLOAT_BINS if acc["max"][i] > acc["min"][i] else 1.0
+        mean = acc["sum"][i] / n if n else float("nan")
+        var = max(acc["sumsq"][i] / n - mean * mean, 0.0) if n else float("nan")
+        # A short histogram for the catalog: SUMMARY_BINS bins between min and max.
+        vmin, vmax = float(acc["min"][i]), float(acc["max"][i])
+        centres = lo + (np.arange(hist.size) + 0.5 * (exact_offset is None)) * width
+        edges = np.linspace(vmin, vmax if vmax > vmin else vmin + 1, SUMMARY_BINS + 1)
+        counts, _ = np.histogram(centres, bins=edges, weights=hist)
+        out.append(BandStats(
+            name=name, count=n, mean=float(mean), std=float(np.sqrt(var)), min=vmin, max=vmax,
+            p2=_percentile(hist, lo, width, 0.02), p98=_percentile(hist, lo, width, 0.98),
+            histogram={"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+        ))
+    return out
+
+
+def _merge(acc: dict[str, np.ndarray] | None, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if acc is None:
+        return {k: np.array(v, copy=True) for k, v in part.items()}
+    acc["count"] = acc["count"] + part["count"]
+    for k in ("sum", "sumsq"):
+        acc[k] = acc[k] + part[k]
+    acc["min"] = np.minimum(acc["min"], part["min"])
+    acc["max"] = np.maximum(acc["max"], part["max"])
+    if "hist" in part:
+        acc["hist"] = acc["hist"] + part["hist"]
+    return acc
+
+
+def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None, names: list[str],
+                    quiet: bool = False) -> list[BandStats]:
+    """Statistics per band over the valid pixels of all ``arrays`` (each ``(bands, rows, cols)``)."""
+    dtype = arrays[0].dtype
+    offset = _exact_offset(dtype)
+    chunks = [blk for arr in arrays for blk in arr.to_delayed().ravel()]
+    acc: dict[str, np.ndarray] | None = None
+    if offset is not None:
+        futures = client.compute([delayed(_chunk_both)(blk, nodata) for blk in chunks])
+        for _, part in gather_progress(futures, "band statistics", quiet):
+            acc = _merge(acc, part)
+    else:
+        futures = client.compute([delayed(_chunk_moments)(blk, nodata) for blk in chunks])
+        for _, part in gather_progress(futures, "band range", quiet):
+            acc = _merge(acc, part)
+        assert acc is not None
+        lo, hi = acc["min"], acc["max"]
+        futures = client.compute([delayed(_chunk_hist)(blk, nodata, lo, hi) for blk in chunks])
+        hist = None
+        for _, part in gather_progress(futures, "band histograms", quiet):
+            hist = part if hist is None else hist + part
+        acc["hist"] = hist
+    assert acc is not None
+    return _summarise(names, acc, offset)
+
+
+def _chunk_counts(block: np.ndarray) -> np.ndarray:
+    return np.bincount(block.ravel().astype(np.int64), minlength=1)
+
+
+def value_counts(client: Client, array: da.Array, desc: str = "label values", quiet: bool = False
+                 ) -> dict[int, int]:
+    """Pixel count of every value of an integer raster (e.g. class ids of a label raster)."""
+    if not np.issubdtype(array.dtype, np.integer) or array.dtype.itemsize > 2:
+        raise TypeError(f"value_counts needs an integer raster of up to 16 bits, got {array.dtype}")
+    if np.issubdtype(array.dtype, np.signedinteger):
+        array = array.astype(np.int32) + 32768
+        shift = -32768
+    else:
+        shift = 0
+    total = np.zeros(1, dtype=np.int64)
+    futures = client.compute([delayed(_chunk_counts)(blk) for blk in array.to_delayed().ravel()])
+    for _, part in gather_progress(futures, desc, quiet):
+        total = np.pad(total, (0, max(0, part.size - total.size)))
+        total[: part.size] += part
+    return {int(v) + shift: int(c) for v, c in enumerate(total) if c}

@@ -1,0 +1,1 @@
+"""Raster and file I/O shared by every step: lazy reads, COG writes, styles, atomic outputs."""

@@ -1,0 +1,161 @@
+"""Cloud-Optimized GeoTIFF writing through GDAL's COG driver.
+
+A source file is wrapped in a small VRT that sets what the analysis-ready copy must carry (band descriptions,
+nodata, palette, metadata), and GDAL's COG driver writes it, warping onto a target grid when one is given.
+GDAL streams the copy block by block, compresses on every core and builds overviews, so memory stays bounded
+by ``GDAL_CACHEMAX`` whatever the scene size.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS
+
+from geossl.io.atomic import atomic_file
+
+#: GDAL block cache for one COG write (bytes); the write's peak memory is about this plus the codec buffers.
+CACHE_BYTES = 256 * 1024 * 1024
+
+_GDAL_TYPES = {
+    "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+    "int32": "Int32", "float32": "Float32", "float64": "Float64", "uint64": "UInt64", "int64": "Int64",
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS, north-up transform and size."""
+
+    crs: CRS
+    transform: rasterio.Affine
+    width: int
+    height: int
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(minx, miny, maxx, maxy) of the grid."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        """Pixel size (x, y), both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @classmethod
+    def of(cls, dataset: Any) -> Grid:
+        """The grid of an open rasterio dataset."""
+        return cls(dataset.crs, dataset.transform, dataset.width, dataset.height)
+
+    def same_as(self, other: Grid, tol: float = 1e-6) -> bool:
+        """True when both grids are the same pixels (CRS equal, transform equal within ``tol`` pixels)."""
+        if self.width != other.width or self.height != other.height or self.crs != other.crs:
+            return False
+        return self.transform.almost_equals(other.transform, precision=tol * self.resolution[0])
+
+
+def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata: float | None = None,
+             colormap: dict[int, tuple[int, int, int, int]] | None = None,
+             band_metadata: dict[str, str] | None = None, metadata: dict[str, str] | None = None) -> str:
+    """A VRT (XML string) exposing ``path`` unchanged but with the given descriptions, nodata and palette.
+
+    GDAL copies these, and the metadata, into the output when the VRT is the source of a COG write.
+    """
+    with rasterio.open(path) as src:
+        width, height, count = src.width, src.height, src.count
+        dtypes, crs, transform = src.dtypes, src.crs, src.transform
+        block = src.block_shapes[0]
+    src_name = html.escape(str(Path(path).absolute()))
+    geo = ", ".join(repr(v) for v in transform.to_gdal())
+    parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+             f"<SRS>{html.escape(crs.to_wkt())}</SRS>" if crs else "",
+             f"<GeoTransform>{geo}</GeoTransform>", _metadata_xml(metadata)]
+    for b in range(1, count + 1):
+        dtype = _GDAL_TYPES[dtypes[b - 1]]
+        parts.append(f'<VRTRasterBand dataType="{dtype}" band="{b}">')
+        if descriptions:
+            parts.append(f"<Description>{html.escape(descriptions[b - 1])}</Description>")
+        if nodata is not None:
+            parts.append(f"<NoDataValue>{nodata!r}</NoDataValue>")
+        if colormap is not None and b == 1:
+            parts.append("<ColorInterp>Palette</ColorInterp><ColorTable>")
+            for i in range(max(colormap) + 1):
+                r, g, bl, a = colormap.get(i, (0, 0, 0, 0))
+                parts.append(f'<Entry c1="{r}" c2="{g}" c3="{bl}" c4="{a}"/>')
+            parts.append("</ColorTable>")
+        parts.append(_metadata_xml(band_metadata))
+        parts.append(
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{src_name}</SourceFilename>'
+            f"<SourceBand>{b}</SourceBand>"
+            f'<SourceProperties RasterXSize="{width}" RasterYSize="{height}" DataType="{dtype}" '
+            f'BlockXSize="{block[1]}" BlockYSize="{block[0]}"/>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+            f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>'
+        )
+        parts.append("</VRTRasterBand>")
+    parts.append("</VRTDataset>")
+    return "".join(parts)
+
+
+def _metadata_xml(items: dict[str, str] | None) -> str:
+    if not items:
+        return ""
+    body = "".join(f'<MDI key="{html.escape(k)}">{html.escape(v)}</MDI>' for k, v in items.items())
+    return f"<Metadata>{body}</Metadata>"
+
+
+@dataclass(frozen=True)
+class CogOptions:
+    """How COGs are written: codec, tiles, overview resampling, threads."""
+
+    compress: str = "ZSTD"
+    level: int = 1
+    blocksize: int = 256
+    overview_resampling: str = "AVERAGE"
+    warp_resampling: str = "bilinear"
+    predictor: bool = True
+    threads: str = "ALL_CPUS"
+
+    def creation_options(self) -> dict[str, str]:
+        """GDAL COG driver creation options."""
+        opts = {
+            "COMPRESS": self.compress, "BLOCKSIZE": str(self.blocksize), "BIGTIFF": "IF_SAFER",
+            "OVERVIEW_RESAMPLING": self.overview_resampling, "NUM_THREADS": self.threads,
+            "PREDICTOR": "YES" if self.predictor else "NO", "OVERVIEWS": "IGNORE_EXISTING",
+        }
+        if self.compress.upper() in ("ZSTD", "DEFLATE"):
+            opts["LEVEL"] = str(self.level)
+        return opts
+
+
+def warp_options(grid: Grid, resampling: str) -> dict[str, str]:
+    """COG driver options that warp the source onto ``grid``."""
+    minx, miny, maxx, maxy = grid.bounds
+    return {
+        "TARGET_SRS": grid.crs.to_wkt(), "RES": f"{grid.resolution[0]!r},{grid.resolution[1]!r}",
+        "EXTENT": f"{minx!r},{miny!r},{maxx!r},{maxy!r}", "WARP_RESAMPLING": resampling,
+    }
+
+
+def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | None = None) -> None:
+    """Copy ``source`` (a path or VRT XML) to a COG at ``dst``, warped onto ``target`` when given.
+
+    The file appears under ``dst`` only when complete (written under a temporary name, then renamed).
+    """
+    opts = options.creation_options()
+    if target is not None:
+        opts.update(warp_options(target, options.warp_resampling))
+    with rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES, GDAL_NUM_THREADS=options.threads), atomic_file(dst) as tmp:
+        rasterio.shutil.copy(source, tmp, driver="COG", **opts)
+
+
+def class_metadata(classes: list[dict[str, Any]]) -> dict[str, str]:
+    """Band metadata that names the classes of a class raster (read back by predict and vectorize)."""
+    return {"classes": json.dumps(classes, separators=(",", ":"))}

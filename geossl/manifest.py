@@ -1,0 +1,258 @@
+"""Data manifests: one region's classes, imagery, labels, target grid and splits.
+
+A manifest is YAML validated by :class:`Manifest`. Paths in it are relative to the manifest's folder, or to
+``--data-root`` when one is given; a relative path may not leave that folder.
+
+Example::
+
+    name: zion
+    classes:
+      - {id: 1, name: Water, color: "#476ba0"}
+      - {id: 4, name: Forest, color: "#68aa63"}
+    ignore_id: 0
+    imagery:
+      paths: ["zion/landsat8_*.tif"]
+      bands: [blue, green, red, nir]
+    labels:
+      rasters: ["zion/nlcd2011_zion_8class_original_EPSG26912.tif"]
+    grid: {crs: null, resolution: null}     # default: the first scene's
+    splits:
+      blocks: {rows: 8, cols: 8, val_fraction: 0.2, test_fraction: 0.2, labeled_fraction: 0.125, seed: 0}
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+
+from geossl.config import StrictModel, load_yaml_model
+from geossl.errors import InputError
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class ClassDef(StrictModel):
+    """One land-cover class: its raster id, display name and colour (``#rrggbb``)."""
+
+    id: Annotated[int, Field(ge=0, le=65535)]
+    name: Annotated[str, Field(min_length=1)]
+    color: str
+
+    @field_validator("color")
+    @classmethod
+    def _check_color(cls, value: str) -> str:
+        if not _COLOR.match(value):
+            raise ValueError(f"'{value}' is not a colour of the form #rrggbb")
+        return value.lower()
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        """The colour as an (r, g, b) tuple of 0-255 integers."""
+        return tuple(int(self.color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+class ImageryConfig(StrictModel):
+    """Imagery rasters (paths or globs), their band names and an optional nodata override."""
+
+    paths: Annotated[list[str], Field(min_length=1)]
+    bands: list[str] | None = None
+    nodata: float | None = None
+
+
+class LabelsConfig(StrictModel):
+    """Label rasters and/or vector polygons with a class attribute (rasterized at ingest)."""
+
+    rasters: list[str] = []
+    vectors: list[str] = []
+    class_field: str = "class"
+    nodata: int | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> LabelsConfig:
+        if not self.rasters and not self.vectors:
+            raise ValueError("give at least one of 'rasters' or 'vectors'")
+        return self
+
+
+class GridConfig(StrictModel):
+    """Target grid: CRS (any string rasterio understands) and pixel size in CRS units."""
+
+    crs: str | None = None
+    resolution: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("crs")
+    @classmethod
+    def _check_crs(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            CRS.from_user_input(value)
+        except CRSError as exc:
+            raise ValueError(f"'{value}' is not a known CRS") from exc
+        return value
+
+
+class BlockSplits(StrictModel):
+    """Spatially disjoint blocks: a ``rows`` x ``cols`` grid over the region, assigned with a seed.
+
+    ``val_fraction`` and ``test_fraction`` of the blocks go to validation and test; of the remaining train
+    blocks, ``labeled_fraction`` keep their labels and the rest are unlabeled.
+    """
+
+    rows: Annotated[int, Field(ge=1, le=1000)] = 8
+    cols: Annotated[int, Field(ge=1, le=1000)] = 8
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    labeled_fraction: Annotated[float, Field(gt=0, le=1)] = 0.125
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions(self) -> BlockSplits:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave some blocks for training")
+        return self
+
+
+Region = list[float] | str
+"""A region: a bounding box ``[minx, miny, maxx, maxy]`` in the target CRS, or a vector file path."""
+
+
+class RegionSplits(StrictModel):
+    """Splits drawn by hand: each a list of bounding boxes (target CRS) or vector files of polygons."""
+
+    labeled: Annotated[list[Region], Field(min_length=1)]
+    unlabeled: list[Region] = []
+    val: list[Region] = []
+    test: list[Region] = []
+
+    @field_validator("labeled", "unlabeled", "val", "test")
+    @classmethod
+    def _check_boxes(cls, regions: list[Region]) -> list[Region]:
+        for region in regions:
+            if isinstance(region, list):
+                if len(region) != 4 or region[0] >= region[2] or region[1] >= region[3]:
+                    raise ValueError(f"{region} is not a box [minx, miny, maxx, maxy] with min < max")
+        return regions
+
+
+class SplitsConfig(StrictModel):
+    """Exactly one of ``blocks`` (generated) or ``regions`` (drawn by hand)."""
+
+    blocks: BlockSplits | None = None
+    regions: RegionSplits | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SplitsConfig:
+        if (self.blocks is None) == (self.regions is None):
+            raise ValueError("give exactly one of 'blocks' or 'regions'")
+        return self
+
+
+class Manifest(StrictModel):
+    """One region: what to ingest, how to label it and how to split it."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    classes: Annotated[list[ClassDef], Field(min_length=1)]
+    ignore_id: Annotated[int, Field(ge=0, le=65535)] = 0
+    imagery: ImageryConfig
+    labels: LabelsConfig | None = None
+    grid: GridConfig = GridConfig()
+    splits: SplitsConfig = SplitsConfig(blocks=BlockSplits())
+
+    @model_validator(mode="after")
+    def _classes(self) -> Manifest:
+        ids = [c.id for c in self.classes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("class ids must be unique")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError("class names must be unique")
+        if self.ignore_id in ids:
+            raise ValueError(f"ignore_id {self.ignore_id} is also a class id")
+        return self
+
+    @property
+    def class_ids(self) -> list[int]:
+        """Class ids in manifest order."""
+        return [c.id for c in self.classes]
+
+
+@dataclass
+class ResolvedInputs:
+    """The manifest's files, resolved to existing absolute paths."""
+
+    imagery: list[Path]
+    label_rasters: list[Path] = field(default_factory=list)
+    label_vectors: list[Path] = field(default_factory=list)
+    region_files: dict[str, Path] = field(default_factory=dict)
+
+    def all_files(self) -> list[Path]:
+        """Every input file, for hashing."""
+        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.region_files.values()]
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest file."""
+    return load_yaml_model(Manifest, Path(path))
+
+
+def _resolve_one(pattern: str, base: Path, restrict: bool, manifest_path: Path) -> list[Path]:
+    """Resolve a path or glob against ``base``; refuse a path that escapes it when ``restrict``."""
+    if os.path.isabs(pattern):
+        if restrict:
+            raise InputError(pattern, f"absolute path is outside the data root {base}")
+        full = os.path.normpath(pattern)
+    else:
+        full = os.path.normpath(os.path.join(base, pattern))
+        if restrict and os.path.commonpath([full, str(base)]) != str(base):
+            raise InputError(pattern, f"path escapes the data root {base}")
+    if glob.has_magic(full):
+        matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if os.path.isfile(p))
+        if not matches:
+            raise InputError(pattern, f"no files match this pattern (manifest {manifest_path})")
+        return matches
+    if not os.path.isfile(full):
+        raise InputError(full, f"file not found (named in manifest {manifest_path})")
+    return [Path(full)]
+
+
+def resolve_inputs(manifest: Manifest, manifest_path: str | Path, data_root: str | Path | None) -> ResolvedInputs:
+    """Resolve the manifest's paths and globs to files.
+
+    Relative paths are taken from ``data_root`` when given, else from the manifest's folder, and must stay
+    inside it. Absolute paths are refused when a data root is given.
+    """
+    manifest_path = Path(manifest_path)
+    base = Path(os.path.normpath(os.path.abspath(data_root if data_root else manifest_path.parent)))
+    restrict_abs = data_root is not None
+    if data_root is not None and not base.is_dir():
+        raise InputError(data_root, "data root is not a folder")
+
+    def many(patterns: list[str]) -> list[Path]:
+        out: list[Path] = []
+        for pattern in patterns:
+            if os.path.isabs(pattern) and not restrict_abs:
+                out.extend(_resolve_one(pattern, base, False, manifest_path))
+            else:
+                out.extend(_resolve_one(pattern, base, True, manifest_path))
+        return out
+
+    resolved = ResolvedInputs(imagery=many(manifest.imagery.paths))
+    if manifest.labels is not None:
+        resolved.label_rasters = many(manifest.labels.rasters)
+        resolved.label_vectors = many(manifest.labels.vectors)
+    if manifest.splits.regions is not None:
+        for split in ("labeled", "unlabeled", "val", "test"):
+            for region in getattr(manifest.splits.regions, split):
+                if isinstance(region, str):
+                    resolved.region_files[region] = many([region])[0]
+    return resolved

@@ -1,0 +1,62 @@
+"""The Dask cluster every parallel step runs on: a LocalCluster by default, or an existing scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from distributed import Client, Future, LocalCluster, as_completed
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None, processes: bool = False
+                ) -> Iterator[Client]:
+    """Connect to ``scheduler`` (``tcp://host:port``) or start a LocalCluster for the duration.
+
+    The local cluster defaults to one worker with one thread per core, in this process: tasks here are
+    GDAL reads, codecs and NumPy kernels that release the GIL, so threads use every core without copying
+    arrays between processes. ``processes=True`` starts ``workers`` worker processes instead.
+    """
+    for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny",
+                 "distributed.core", "distributed.http.proxy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # A failed task is re-raised in the caller, which reports it once; the worker's own report would repeat it.
+    logging.getLogger("distributed.worker").setLevel(logging.CRITICAL)
+    if scheduler:
+        log.info("connecting to the Dask scheduler at %s", scheduler)
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cores = os.cpu_count() or 1
+    if processes:
+        kwargs: dict[str, Any] = {"n_workers": workers or cores, "threads_per_worker": 1}
+    else:
+        kwargs = {"n_workers": 1, "threads_per_worker": workers or cores}
+    with (
+        LocalCluster(processes=processes, dashboard_address=None, silence_logs=logging.WARNING, **kwargs) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def gather_progress(futures: Iterable[Future], desc: str, quiet: bool = False) -> Iterator[tuple[Future, Any]]:
+    """Yield ``(future, result)`` as futures finish, with a progress bar; each result is released after use.
+
+    A failed task re-raises its exception here, in the caller's process.
+    """
+    futures = list(futures)
+    with tqdm(total=len(futures), desc=desc, unit="task", disable=quiet or None, leave=False) as bar:
+        for future in as_completed(futures):
+            result = future.result()
+            bar.update()
+            yield future, result
+            future.release()
