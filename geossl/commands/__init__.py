@@ -1,0 +1,1 @@
+"""One module per ``geossl`` subcommand; :mod:`geossl.cli` registers them."""

@@ -1,0 +1,32 @@
+"""Options shared by several subcommands, defined once (as in rasterio's ``rio``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def scheduler_options(func: F) -> F:
+    """``--scheduler`` and ``--workers``, shared by every command that runs on Dask."""
+    func = click.option("--workers", type=click.IntRange(min=1), default=None,
+                        help="Threads (or processes) of the local Dask cluster [default: one per core].")(func)
+    func = click.option("--scheduler", metavar="ADDRESS", default=None,
+                        help="Use an existing dask.distributed scheduler (tcp://host:port) instead of a "
+                             "LocalCluster.")(func)
+    return func
+
+
+def data_root_option(func: F) -> F:
+    """``--data-root``: where the manifest's relative paths are resolved."""
+    return click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None,
+                        help="Resolve the manifest's paths under this folder instead of the manifest's own.")(func)
+
+
+def is_quiet(ctx: click.Context) -> bool:
+    """True when the user asked for less output (-q): progress bars off."""
+    return bool(ctx.find_root().obj and ctx.find_root().obj.get("verbosity", 0) < 0)

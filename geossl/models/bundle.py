@@ -1,0 +1,104 @@
+"""Self-describing model bundles: everything prediction needs, in one file loadable with ``weights_only``.
+
+A bundle file is a ``torch.save``d dict of plain types and tensors::
+
+    {"geossl": <ModelBundle as a dict>, "state_dict": <Segmenter state dict>}
+
+Lightning checkpoints written by ``geossl train`` carry the same two keys (the ``geossl`` entry is added on
+save), so either can be given to ``geossl predict``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import geossl
+from geossl.errors import InputError
+from geossl.io.atomic import atomic_file
+from geossl.manifest import ClassDef
+from geossl.models.config import ModelConfig
+from geossl.models.segmenter import Segmenter
+
+BUNDLE_KEY = "geossl"
+
+
+class ModelBundle(BaseModel):
+    """What a trained model is: classes, bands, normalisation, patch geometry, model config and strategy.
+
+    Output channel ``i`` of the model is class ``classes[i]``.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    format: str = "geossl-model"
+    version: int = 1
+    classes: list[ClassDef]
+    ignore_id: int = 0
+    bands: list[str]
+    mean: list[float]
+    std: list[float]
+    nodata: float | None = None
+    patch_size: int = Field(ge=32)
+    overlap: int = Field(ge=0)
+    resolution: list[float] = []
+    crs: str | None = None
+    model: ModelConfig
+    strategy: str = "supervised"
+    metrics: dict[str, Any] = {}
+    created: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    geossl_version: str = geossl.__version__
+
+    def normalize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(bands, h, w)`` raw pixels → float32 ``(x - mean) / std`` and the valid mask ``(h, w)``.
+
+        Pixels where any band is nodata (or NaN) are invalid and set to 0 in every band.
+        """
+        x = image.astype(np.float32)
+        valid = np.ones(image.shape[1:], dtype=bool)
+        if self.nodata is not None and not np.isnan(self.nodata):
+            valid &= ~(image == self.nodata).any(axis=0)
+        valid &= np.isfinite(x).all(axis=0)
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        x = (x - mean) / np.maximum(std, 1e-6)
+        x[:, ~valid] = 0.0
+        return x, valid
+
+
+def save_bundle(path: str | Path, bundle: ModelBundle, model: Segmenter) -> None:
+    """Write a bundle file atomically."""
+    payload = {BUNDLE_KEY: bundle.model_dump(mode="json"), "state_dict": model.state_dict()}
+    with atomic_file(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_bundle(path: str | Path) -> tuple[ModelBundle, Segmenter]:
+    """Load a bundle or a geossl Lightning checkpoint safely (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - anything torch refuses is not a geossl checkpoint
+        raise InputError(path, f"not a geossl checkpoint (torch cannot load it safely: "
+                               f"{str(exc).splitlines()[0][:120]})") from exc
+    if not isinstance(payload, dict) or BUNDLE_KEY not in payload or "state_dict" not in payload:
+        raise InputError(path, "not a geossl checkpoint (no geossl model description inside)")
+    try:
+        bundle = ModelBundle.model_validate(payload[BUNDLE_KEY])
+    except ValidationError as exc:
+        raise InputError(path, f"damaged geossl checkpoint: {str(exc).splitlines()[0]}") from exc
+    state = {k.removeprefix("model."): v for k, v in payload["state_dict"].items()
+             if not k.startswith(("ema_", "teacher."))}
+    model = Segmenter(bundle.model.model_copy(update={"weights": "none"}))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise InputError(path, f"checkpoint lacks {len(missing)} model tensors (e.g. {missing[0]})")
+    model.eval()
+    return bundle, model
