@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/geossl ingest data_manifests/synthetic.yaml --data-root $(DEMO_OUT)/scene --out $(DEMO_OUT)/ingest
 
 bench: $(STAMP)
-	$(PY) bench/ingest.py --data-root $(DATA_ROOT)
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf $(DEMO_OUT) bench/out .pytest_cache

@@ -42,18 +42,34 @@ def _chunk_moments(block: np.ndarray, nodata: float | None) -> dict[str, np.ndar
 
 
 def _chunk_hist(block: np.ndarray, nodata: float | None, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Histogram per band: exact bincount for small integers, else FLOAT_BINS bins in [lo, hi]."""
+    """Histogram per band of FLOAT_BINS bins in [lo, hi] over valid pixels (types without exact histograms)."""
     valid = _valid(block, nodata)
-    offset = _exact_offset(block.dtype)
-    if offset is not None:
-        size = 1 << (8 * block.dtype.itemsize)
-        return np.stack([np.bincount(b[valid].astype(np.int64) + offset, minlength=size) for b in block])
     out = np.zeros((block.shape[0], FLOAT_BINS), dtype=np.int64)
     for i, b in enumerate(block):
         span = hi[i] - lo[i] if hi[i] > lo[i] else 1.0
         idx = np.clip(((b[valid] - lo[i]) / span * FLOAT_BINS).astype(np.int64), 0, FLOAT_BINS - 1)
         out[i] = np.bincount(idx, minlength=FLOAT_BINS)
     return out
+
+
+def _chunk_exact(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Exact histogram per band (one bin per value, bin ``v + offset``) over valid pixels.
+
+    Whole bands are counted without masking, then the few pixels where some band is nodata are counted
+    again and subtracted: much faster than indexing the valid pixels out of every band.
+    """
+    offset = _exact_offset(block.dtype)
+    assert offset is not None
+    size = 1 << (8 * block.dtype.itemsize)
+    unsigned = block.view(np.uint8 if block.dtype.itemsize == 1 else np.uint16)
+    if offset:
+        unsigned = unsigned ^ np.array(offset, dtype=unsigned.dtype)  # two's complement → offset binary
+    hist = np.stack([np.bincount(b.ravel(), minlength=size) for b in unsigned])
+    if nodata is not None and not np.isnan(nodata):
+        invalid = (block == nodata).any(axis=0)
+        if invalid.any():
+            hist -= np.stack([np.bincount(b[invalid], minlength=size) for b in unsigned])
+    return hist
 
 
 def _valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -63,12 +79,6 @@ def _valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
     if np.issubdtype(block.dtype, np.floating):
         valid &= ~np.isnan(block).any(axis=0)
     return valid
-
-
-def _chunk_both(block: np.ndarray, nodata: float | None) -> dict[str, np.ndarray]:
-    out = _chunk_moments(block, nodata)
-    out["hist"] = _chunk_hist(block, nodata, out["min"], out["max"])
-    return out
 
 
 @dataclass
@@ -125,6 +135,20 @@ def _summarise(names: list[str], acc: dict[str, np.ndarray], exact_offset: int |
     return out
 
 
+def _moments_from_exact(hist: np.ndarray, offset: int) -> dict[str, np.ndarray]:
+    """Count, sums, min and max per band, computed from exact histograms (bin ``i`` is value ``i - offset``)."""
+    values = np.arange(hist.shape[1], dtype=np.float64) - offset
+    count = hist[0].sum()
+    nonzero = [np.flatnonzero(h) for h in hist]
+    return {
+        "count": np.array(count, dtype=np.int64),
+        "sum": hist @ values, "sumsq": hist @ (values * values),
+        "min": np.array([values[nz[0]] if nz.size else np.inf for nz in nonzero]),
+        "max": np.array([values[nz[-1]] if nz.size else -np.inf for nz in nonzero]),
+        "hist": hist,
+    }
+
+
 def _merge(acc: dict[str, np.ndarray] | None, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if acc is None:
         return {k: np.array(v, copy=True) for k, v in part.items()}
@@ -133,8 +157,6 @@ def _merge(acc: dict[str, np.ndarray] | None, part: dict[str, np.ndarray]) -> di
         acc[k] = acc[k] + part[k]
     acc["min"] = np.minimum(acc["min"], part["min"])
     acc["max"] = np.maximum(acc["max"], part["max"])
-    if "hist" in part:
-        acc["hist"] = acc["hist"] + part["hist"]
     return acc
 
 
@@ -146,9 +168,12 @@ def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None
     chunks = [blk for arr in arrays for blk in arr.to_delayed().ravel()]
     acc: dict[str, np.ndarray] | None = None
     if offset is not None:
-        futures = client.compute([delayed(_chunk_both)(blk, nodata) for blk in chunks])
+        futures = client.compute([delayed(_chunk_exact)(blk, nodata) for blk in chunks])
+        hist = None
         for _, part in gather_progress(futures, "band statistics", quiet):
-            acc = _merge(acc, part)
+            hist = part if hist is None else hist + part
+        assert hist is not None
+        acc = _moments_from_exact(hist, offset)
     else:
         futures = client.compute([delayed(_chunk_moments)(blk, nodata) for blk in chunks])
         for _, part in gather_progress(futures, "band range", quiet):
