@@ -42,7 +42,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, proces
     else:
         kwargs = {"n_workers": 1, "threads_per_worker": workers or cores}
     with (
-        LocalCluster(processes=processes, dashboard_address=None, silence_logs=logging.WARNING, **kwargs) as cluster,
+        LocalCluster(processes=processes, dashboard_address=":0", silence_logs=logging.WARNING, **kwargs) as cluster,
         Client(cluster) as client,
     ):
         yield client

@@ -130,3 +130,18 @@ def test_zion_labels_align_exactly_with_the_reference_grid(zion_root, tmp_path):
         assert (lab.read(1) == ref.read(1)).mean() > 0.999
     assert catalog.class_counts["1"] == 1334 and catalog.class_counts["4"] == 848057
     assert catalog.crs and "32612" in rasterio.crs.CRS.from_wkt(catalog.crs).to_string()
+
+
+def test_ingest_on_an_existing_dask_scheduler_gives_the_same_outputs(synth_dir, tmp_path):
+    from distributed import LocalCluster
+
+    ingest(synth_dir / "manifest.yaml", IngestOptions(out=tmp_path / "local", quiet=True))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        result = run_cli("ingest", synth_dir / "manifest.yaml", "--out", tmp_path / "remote",
+                         "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    local, remote = load_catalog(tmp_path / "local"), load_catalog(tmp_path / "remote")
+    assert local.band_stats == remote.band_stats and local.class_counts == remote.class_counts
+    for rel in ("images/scene.tif", "labels/scene.tif"):
+        with rasterio.open(tmp_path / "local" / rel) as a, rasterio.open(tmp_path / "remote" / rel) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
