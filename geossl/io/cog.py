@@ -21,7 +21,7 @@ from rasterio.crs import CRS
 from geossl.io.atomic import atomic_file
 
 #: GDAL block cache for one COG write (bytes); the write's peak memory is about this plus the codec buffers.
-CACHE_BYTES = 256 * 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024
 
 _GDAL_TYPES = {
     "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
