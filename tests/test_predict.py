@@ -223,14 +223,16 @@ def test_dask_blocks_and_scenes_identical_to_single_process(scene, checkpoint, t
 
 
 def test_tta_and_overrides(scene, checkpoint, tmp_path):
-    r = run_cli("predict", checkpoint, scene, "--out", tmp_path / "out", "--tta", "--patch-size", "96", "--overlap",
+    small = crop_scene(scene, tmp_path / "small.tif", 160, 128)
+    r = run_cli("predict", checkpoint, small, "--out", tmp_path / "out", "--tta", "--patch-size", "96", "--overlap",
                 "32", "--batch-size", "3", "--scheduler", "synchronous")
     assert r.exit_code == 0, r.output
-    item = json.loads((tmp_path / "out" / "scene.json").read_text())
+    item = json.loads((tmp_path / "out" / "small.json").read_text())
     pred = item["properties"]["geossl:prediction"]
     assert pred["tta"] and pred["patch_size"] == 96 and pred["overlap"] == 32 and pred["batch_size"] == 3
-    valid = _valid(scene)
-    assert (read(tmp_path / "out" / "scene_classes.tif")[0][valid] > 0).all()
+    assert pred["windows"] == 4  # rows start at 0 and 64, columns at 0 and 32
+    valid = _valid(small)
+    assert (read(tmp_path / "out" / "small_classes.tif")[0][valid] > 0).all()
 
 
 def test_existing_output_folder_keeps_other_files(scene, checkpoint, tmp_path):
@@ -242,3 +244,29 @@ def test_existing_output_folder_keeps_other_files(scene, checkpoint, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == [
         "notes.txt", "scene.json", "scene_classes.qml", "scene_classes.tif", "scene_confidence.tif"]
+
+
+@pytest.mark.parametrize("marking", ["nan", "mask"])
+def test_nan_and_mask_are_nodata(tmp_path, marking):
+    """Float scenes mark nodata with NaN, others with a per-dataset mask: both become nodata in the outputs."""
+    src = make_scene(tmp_path / "full", size=128, border=False)
+    with rasterio.open(src) as s:
+        profile, data, desc = s.profile, s.read(), s.descriptions
+    hole = np.zeros(data.shape[1:], dtype=bool)
+    hole[30:60, 70:100] = True
+    profile.pop("nodata")
+    if marking == "nan":
+        data = data.astype("float32")
+        data[:, hole] = np.nan
+        profile.update(dtype="float32", predictor=1)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp_path / "x.tif", "w", **profile) as d:
+        d.write(data)
+        d.descriptions = desc
+        if marking == "mask":
+            d.write_mask(np.where(hole, 0, 255).astype("uint8"))
+    bundle = make_bundle(patch_size=64, overlap=16).model_copy(update={"nodata": None})
+    predict_with(bundle, ModuleModel(SignatureClassifier(bundle).eval()), [tmp_path / "x.tif"],
+                 PredictOptions(out=tmp_path / "out", scheduler="synchronous", quiet=True))
+    cls, conf = read(tmp_path / "out" / "x_classes.tif")[0], read(tmp_path / "out" / "x_confidence.tif")[0]
+    assert (cls[hole] == 0).all() and (conf[hole] == 0).all()
+    assert (cls[~hole] > 0).all() and (conf[~hole] > 0).all()

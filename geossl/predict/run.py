@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from geossl.config import StrictModel
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.style import raster_qml
-from geossl.models import ModelBundle, load_bundle
+from geossl.models import ModelBundle
 from geossl.parallel import dask_client, gather_progress
 from geossl.predict import encode
 from geossl.predict.block import CANCEL_MARK, BlockStats, BlockTask, predict_block
@@ -126,7 +127,7 @@ def plan(scenes: list[Scene], bundle: ModelBundle, size: int, overlap: int, opti
         files["metadata"] = f"{scene.id}.json"
         prediction = {"patch_size": size, "overlap": overlap, "blend": "hann", "tta": options.tta,
                       "batch_size": options.batch_size, "windows": len(grid), "blocks": len(blocks),
-                      "nodata": scene.nodata}
+                      "nodata": None if scene.nodata is None or math.isnan(scene.nodata) else scene.nodata}
         jobs.append(SceneJob(scene=scene, blocks=blocks, kinds=kinds, files=files, stage=stage,
                              compress=options.compress, model=model, prediction=prediction))
     return jobs
@@ -156,8 +157,9 @@ def finish_scene(job: SceneJob, stats: list[BlockStats]) -> dict[str, Any]:
 def predict(checkpoint: str | Path, scenes: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
     """Predict ``scenes`` with a geossl checkpoint; return each scene's STAC Item. Raises :class:`InputError`."""
     checkpoint = Path(checkpoint)
-    bundle, model = load_bundle(checkpoint)
-    return predict_with(bundle, CheckpointModel(str(checkpoint.absolute())), scenes, options,
+    source = CheckpointModel(str(checkpoint.absolute()))
+    bundle, model = source.open()
+    return predict_with(bundle, source, scenes, options,
                         stride=getattr(model, "stride", 1), model_info=model_description(bundle, checkpoint))
 
 

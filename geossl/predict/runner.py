@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from geossl.models import ModelBundle, load_bundle
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +26,7 @@ class ModelSource(Protocol):
         ...
 
 
-_CACHE: dict[tuple[str, int], nn.Module] = {}
+_CACHE: dict[tuple[str, int], tuple[ModelBundle, nn.Module]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -34,16 +36,18 @@ class CheckpointModel:
 
     path: str
 
-    def load(self) -> nn.Module:
-        """Load (or reuse) the checkpoint's network."""
-        from geossl.models import load_bundle
-
-        key = (self.path, Path(self.path).stat().st_mtime_ns)
+    def open(self) -> tuple[ModelBundle, nn.Module]:
+        """Load (or reuse) the checkpoint: its bundle and network (:func:`geossl.models.load_bundle`)."""
+        key = (self.path, Path(self.path).stat().st_mtime_ns) if Path(self.path).is_file() else (self.path, 0)
         with _CACHE_LOCK:
             if key not in _CACHE:
                 _CACHE.clear()
-                _CACHE[key] = load_bundle(self.path)[1]
+                _CACHE[key] = load_bundle(self.path)
             return _CACHE[key]
+
+    def load(self) -> nn.Module:
+        """The checkpoint's network."""
+        return self.open()[1]
 
 
 @dataclass(frozen=True)
