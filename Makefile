@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/predict.py
 
 clean:
 	rm -rf $(DEMO_OUT) bench/out .pytest_cache

@@ -7,13 +7,35 @@ For a side of ``n`` pixels, windows of ``size`` with ``overlap`` advance by ``st
 so the last window ends exactly on the edge and every pixel is covered; a side shorter than one window gets
 a single window starting at 0 that reaches past the edge (the caller pads it, e.g. by reflection). Training,
 prediction and vectorization all ask this module.
+
+Blending (prediction). Overlapping windows are averaged with a weight that falls smoothly to (almost) zero
+towards the window's sides, so no seam shows where one window ends. Along one axis, with ``m = min(overlap,
+size // 2)`` the ramp length, the weight of pixel ``i`` of a window is::
+
+    ramp(i) = sin^2(pi * (i + 0.5) / (2 m))      for i < m             (rising side)
+    1                                            for m <= i < size - m
+    ramp(size - 1 - i)                           for i >= size - m     (falling side)
+
+and the 2-D weight is the outer product of the row and column profiles. ``ramp(i) + ramp(m - 1 - i) = 1``
+(``sin^2 + cos^2``), so where two windows ``stride = size - overlap`` apart overlap by exactly ``m`` pixels
+their weights already sum to 1; elsewhere (the last, shifted window) the blend divides by the weight sum. A
+window side that lies on the raster's edge has no neighbour to blend with and keeps weight 1 up to the edge,
+so every pixel of the raster gets a positive weight sum.
+
+Blocks (prediction fan-out). A wide raster is cut into column blocks that are predicted independently. A
+border is put at the centre column ``c_j + size // 2`` of a window ``j``: with ``overlap < size / 2`` only
+window ``j`` covers both sides of it, so only that window column is computed twice (once per block), and the
+blended value of every pixel is the same whatever the blocks (same windows, same weights).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 from rasterio.windows import Window
 
 
@@ -67,3 +89,70 @@ class WindowGrid:
     def __iter__(self) -> Iterator[Window]:
         for i in range(len(self.row_starts)):
             yield from self.row(i)
+
+    def col_starts_between(self, col0: int, col1: int) -> list[int]:
+        """Starts of the window columns that cover at least one of the columns ``[col0, col1)``."""
+        return [c for c in self.col_starts if c < col1 and c + self.size > col0]
+
+    def weight(self, window: Window) -> np.ndarray:
+        """Blending weight ``(size, size)`` float32 of a window of this grid (see the module docstring).
+
+        Sides on the raster's edge keep weight 1; the others ramp down over ``min(overlap, size // 2)`` pixels.
+        """
+        r, c = int(window.row_off), int(window.col_off)
+        rows = blend_profile(self.size, self.overlap, lead=r > 0, trail=r + self.size < self.height)
+        cols = blend_profile(self.size, self.overlap, lead=c > 0, trail=c + self.size < self.width)
+        return np.outer(rows, cols)
+
+
+def hann_ramp(length: int) -> np.ndarray:
+    """The rising half of a Hann window sampled at pixel centres: ``sin^2(pi (i + 0.5) / (2 length))``."""
+    i = np.arange(length, dtype=np.float64)
+    return np.sin(math.pi * (i + 0.5) / (2 * length)) ** 2
+
+
+@lru_cache(maxsize=64)
+def _profile(size: int, ramp: int, lead: bool, trail: bool) -> np.ndarray:
+    out = np.ones(size, dtype=np.float64)
+    if ramp > 0:
+        up = hann_ramp(ramp)
+        if lead:
+            out[:ramp] *= up
+        if trail:
+            out[size - ramp :] *= up[::-1]
+    out = out.astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def blend_profile(size: int, overlap: int, lead: bool = True, trail: bool = True) -> np.ndarray:
+    """1-D blending weight of a window side of ``size`` px (read-only float32).
+
+    Args:
+        size: window side.
+        overlap: overlap between neighbouring windows; the ramps are ``min(overlap, size // 2)`` long.
+        lead: ramp up at the start (False when the window starts on the raster's edge).
+        trail: ramp down at the end (False when the window ends on the raster's edge).
+    """
+    return _profile(size, min(overlap, size // 2), lead, trail)
+
+
+def column_blocks(grid: WindowGrid, block_width: int) -> list[tuple[int, int]]:
+    """Cut the grid's columns into blocks about ``block_width`` wide; borders at window centres.
+
+    Returns ``[(col0, col1), ...]`` covering ``[0, width)`` without gaps. With ``n = ceil(width /
+    block_width)`` blocks, border ``k`` is the centre ``c_j + size // 2`` of the window whose centre is nearest to
+    ``k * width / n`` (see the module docstring for why only that window is computed twice).
+    """
+    if block_width < grid.size:
+        raise ValueError(f"block width {block_width} is smaller than the window size {grid.size}")
+    n = math.ceil(grid.width / block_width)
+    centres = [c + grid.size // 2 for c in grid.col_starts]
+    borders = [0]
+    for k in range(1, n):
+        target = k * grid.width / n
+        best = min(centres, key=lambda x: (abs(x - target), x))
+        if borders[-1] < best < grid.width:
+            borders.append(best)
+    borders.append(grid.width)
+    return list(zip(borders[:-1], borders[1:], strict=True))

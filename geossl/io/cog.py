@@ -63,10 +63,12 @@ class Grid:
 
 def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata: float | None = None,
              colormap: dict[int, tuple[int, int, int, int]] | None = None,
-             band_metadata: dict[str, str] | None = None, metadata: dict[str, str] | None = None) -> str:
+             band_metadata: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
+             scale: float | None = None) -> str:
     """A VRT (XML string) exposing ``path`` unchanged but with the given descriptions, nodata and palette.
 
     GDAL copies these, and the metadata, into the output when the VRT is the source of a COG write.
+    ``scale`` sets every band's GDAL scale (value = pixel x scale), e.g. ``1/255`` for probabilities stored as bytes.
     """
     with rasterio.open(path) as src:
         width, height, count = src.width, src.height, src.count
@@ -84,6 +86,8 @@ def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata:
             parts.append(f"<Description>{html.escape(descriptions[b - 1])}</Description>")
         if nodata is not None:
             parts.append(f"<NoDataValue>{nodata!r}</NoDataValue>")
+        if scale is not None:
+            parts.append(f"<Offset>0</Offset><Scale>{scale!r}</Scale>")
         if colormap is not None and b == 1:
             parts.append("<ColorInterp>Palette</ColorInterp><ColorTable>")
             for i in range(max(colormap) + 1):
@@ -144,15 +148,17 @@ def warp_options(grid: Grid, resampling: str) -> dict[str, str]:
     }
 
 
-def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | None = None) -> None:
+def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | None = None,
+              cache_bytes: int = CACHE_BYTES) -> None:
     """Copy ``source`` (a path or VRT XML) to a COG at ``dst``, warped onto ``target`` when given.
 
     The file appears under ``dst`` only when complete (written under a temporary name, then renamed).
+    ``cache_bytes`` is GDAL's block cache for the copy (the write's memory bound).
     """
     opts = options.creation_options()
     if target is not None:
         opts.update(warp_options(target, options.warp_resampling))
-    with rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES, GDAL_NUM_THREADS=options.threads), atomic_file(dst) as tmp:
+    with rasterio.Env(GDAL_CACHEMAX=cache_bytes, GDAL_NUM_THREADS=options.threads), atomic_file(dst) as tmp:
         rasterio.shutil.copy(source, tmp, driver="COG", **opts)
 
 

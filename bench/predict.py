@@ -1,0 +1,243 @@
+"""Benchmark of `geossl predict` (issue 3), every figure measured side by side in one run.
+
+(a) overhead: end-to-end `predict` (checkpoint load, checks, Dask, reads, blending, writes, COGs) against the
+    bare model forward over the same windows with the same batch size, in the same process; target <= 1.10.
+(b) memory: peak RSS of a prediction process on a 16384^2 scene against a 4096^2 scene, same options;
+    target <= 1.2. Each runs in its own child process and reports its kernel-measured peak (ru_maxrss).
+(c) seams: disagreement rate of neighbouring pixels across window borders divided by the rate elsewhere
+    (1.0 = borders invisible), for the blended prediction and for plain tiling (overlap 0) of the same model.
+
+Scenes come from geossl.synth (cached under bench/out/predict). Usage:
+    python bench/predict.py [--quick]      # --quick: 1024^2 / 2048^2 scenes, a smaller overhead scene
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import rasterio
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from geossl.manifest import ClassDef  # noqa: E402
+from geossl.models import ModelBundle, ModelConfig, Segmenter, save_bundle  # noqa: E402
+from geossl.predict.run import PredictOptions, predict, predict_with  # noqa: E402
+from geossl.predict.runner import ModuleModel, available_cores  # noqa: E402
+from geossl.synth import SYNTH_CLASSES, SynthConfig, write_scene  # noqa: E402
+from geossl.windows import WindowGrid  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "predict"
+BANDS = ["blue", "green", "red", "nir"]
+
+
+def scene(size: int) -> Path:
+    """A synthetic scene of ``size``^2 px (written once, then reused)."""
+    folder = OUT / f"scene{size}"
+    if not (folder / "scene.tif").is_file():
+        t0 = time.perf_counter()
+        write_scene(folder, SynthConfig(size=size, tile=512, seed=1))
+        print(f"  wrote {size}^2 scene in {time.perf_counter() - t0:.0f} s", flush=True)
+    return folder / "scene.tif"
+
+
+def band_stats() -> dict:
+    """Mean and std of the bands of the 1024^2 scene (computed once, cached beside the scenes)."""
+    path = OUT / "band_stats.json"
+    if not path.is_file():
+        with rasterio.open(scene(1024)) as src:
+            data = src.read().reshape(4, -1).astype(np.float64)
+        valid = (data != 0).all(axis=0)
+        path.write_text(json.dumps({"mean": data[:, valid].mean(axis=1).tolist(),
+                                    "std": data[:, valid].std(axis=1).tolist()}))
+    return json.loads(path.read_text())
+
+
+def bundle(model: ModelConfig, patch: int = 256, overlap: int = 64) -> ModelBundle:
+    return ModelBundle(classes=[ClassDef(id=i, name=n, color=c) for i, n, c, _ in SYNTH_CLASSES], bands=BANDS,
+                       **band_stats(), nodata=0, patch_size=patch, overlap=overlap, model=model)
+
+
+class TinyNet(nn.Module):
+    """Two 3x3 convolutions (4 -> 8 -> 6 channels): a model cheap enough to stream a 16384^2 scene on 2 cores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# ---------------------------------------------------------------------------------------------- (a) overhead
+def window_batches(b: ModelBundle, src: Path, batch: int) -> list[torch.Tensor]:
+    """The normalized windows `predict` runs, batched as it batches them (per window row, all-nodata skipped)."""
+    with rasterio.open(src) as s:
+        x, valid = b.normalize(s.read())
+    grid = WindowGrid(x.shape[1], x.shape[2], b.patch_size, b.overlap)
+    batches = []
+    for r in grid.row_starts:
+        tiles = [x[:, r : r + b.patch_size, c : c + b.patch_size] for c in grid.col_starts
+                 if valid[r : r + b.patch_size, c : c + b.patch_size].any()]
+        batches += [torch.from_numpy(np.stack(tiles[i : i + batch])) for i in range(0, len(tiles), batch)]
+    return batches
+
+
+def overhead(size: int, batch: int) -> dict:
+    cfg = ModelConfig(arch="unet", encoder="tu-resnet18", in_channels=4, num_classes=len(SYNTH_CLASSES))
+    b = bundle(cfg)
+    torch.manual_seed(0)
+    net = Segmenter(cfg).eval()
+    ckpt = OUT / "unet_resnet18.pt"
+    save_bundle(ckpt, b, net)
+    src = scene(size)
+    batches = window_batches(b, src, batch)
+
+    def forward_only() -> float:
+        torch.set_num_threads(available_cores())
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for x in batches:
+                net(x)
+        return time.perf_counter() - t0
+
+    def end_to_end() -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        (item,) = predict(ckpt, [src], PredictOptions(out=OUT / "overhead", batch_size=batch, quiet=True))
+        return time.perf_counter() - t0, item["properties"]["geossl:prediction"]
+
+    end_to_end()  # warm-up: imports, first Dask cluster, file cache
+    rounds = []
+    for _ in range(3):  # alternate, so that load from other work on the machine hits both sides alike
+        fwd = forward_only()
+        e2e, pred = end_to_end()
+        rounds.append((e2e, fwd))
+    assert pred["windows_run"] == sum(len(x) for x in batches)
+    e2e, fwd = (float(np.median([r[i] for r in rounds])) for i in (0, 1))
+    return {"scene": f"{size}^2", "model": "unet tu-resnet18 (14.3 M parameters), windows 256 overlap 64",
+            "batch": batch, "windows": pred["windows"], "windows_run": pred["windows_run"],
+            "windows_skipped_nodata": pred["windows_skipped_nodata"], "predict_s": round(e2e, 2),
+            "forward_s": round(fwd, 2), "ratio": round(e2e / fwd, 3),
+            "rounds_predict_forward_s": [[round(a, 2), round(f, 2)] for a, f in rounds]}
+
+
+# ------------------------------------------------------------------------------------------------ (b) memory
+def memory_child(src: str, out: str, block_width: int) -> None:
+    """Run in a child process: predict ``src`` with the tiny network; print the peak RSS as JSON."""
+    b = bundle(ModelConfig(arch="unet", encoder="tu-resnet18", in_channels=4, num_classes=6))
+    torch.manual_seed(0)
+    net = TinyNet()
+    before = psutil.Process().memory_info().rss  # interpreter, torch, Dask, GDAL loaded: the fixed part
+    t0 = time.perf_counter()
+    (item,) = predict_with(b, ModuleModel(net), [Path(src)],
+                           PredictOptions(out=Path(out), block_width=block_width, quiet=True))
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_rss": peak, "rss_before": before, "seconds": seconds,
+                      **item["properties"]["geossl:prediction"]}))
+
+
+def memory(small: int, large: int, block_width: int) -> dict:
+    res = {}
+    for size in (small, large):
+        src = scene(size)
+        cmd = [sys.executable, __file__, "--memory-child", str(src), str(OUT / f"mem{size}"), str(block_width)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if proc.returncode:
+            raise RuntimeError(proc.stderr[-2000:])
+        res[size] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {size}^2: peak RSS {res[size]['peak_rss'] / 2**20:.0f} MiB "
+              f"({(res[size]['peak_rss'] - res[size]['rss_before']) / 2**20:.0f} MiB above the loaded process) "
+              f"in {res[size]['seconds']:.0f} s "
+              f"({res[size]['blocks']} blocks, {res[size]['windows_run']} windows)", flush=True)
+    return {"model": "TinyNet (2 conv 3x3, 4->8->6), windows 256 overlap 64", "block_width": block_width,
+            **{f"{s}^2": {"peak_rss_mib": round(r["peak_rss"] / 2**20, 1),
+                          "working_set_mib": round((r["peak_rss"] - r["rss_before"]) / 2**20, 1),
+                          "seconds": round(r["seconds"], 1),
+                          "blocks": r["blocks"], "windows_run": r["windows_run"],
+                          "megapixels_per_s": round(s * s / r["seconds"] / 1e6, 2)} for s, r in res.items()},
+            "ratio": round(res[large]["peak_rss"] / res[small]["peak_rss"], 3),
+            "working_set_ratio": round((res[large]["peak_rss"] - res[large]["rss_before"])
+                                       / (res[small]["peak_rss"] - res[small]["rss_before"]), 3)}
+
+
+# ------------------------------------------------------------------------------------------------- (c) seams
+def seam_rate(classes: np.ndarray, valid: np.ndarray, borders: list[int], axis: int) -> tuple[float, float]:
+    """Rates of class changes between neighbours along ``axis``: across ``borders`` and elsewhere."""
+    a = classes if axis == 1 else classes.T
+    v = valid if axis == 1 else valid.T
+    change = a[:, 1:] != a[:, :-1]
+    both = v[:, 1:] & v[:, :-1]
+    on = np.zeros(change.shape[1], dtype=bool)
+    on[[x - 1 for x in borders if 0 < x < a.shape[1]]] = True  # pair (x-1, x) straddles border x
+    at, away = change[:, on][both[:, on]], change[:, ~on][both[:, ~on]]
+    return float(at.mean()), float(away.mean())
+
+
+def seams(size: int) -> dict:
+    ckpt = OUT / "unet_resnet18.pt"
+    src = scene(size)
+    with rasterio.open(src) as s:
+        valid = (s.read() != 0).all(axis=0)
+    res = {}
+    for name, overlap in (("blended (overlap 64, Hann)", 64), ("tiled (overlap 0)", 0)):
+        out = OUT / f"seams{overlap}"
+        predict(ckpt, [src], PredictOptions(out=out, overlap=overlap, quiet=True))
+        with rasterio.open(out / "scene_classes.tif") as c:
+            classes = c.read(1)
+        grid = WindowGrid(size, size, 256, overlap)
+        lines = sorted({s for s in grid.col_starts} | {s + 256 for s in grid.col_starts})
+        rows = sorted({s for s in grid.row_starts} | {s + 256 for s in grid.row_starts})
+        on_c, off_c = seam_rate(classes, valid, lines, axis=1)
+        on_r, off_r = seam_rate(classes, valid, rows, axis=0)
+        on, off = (on_c + on_r) / 2, (off_c + off_r) / 2
+        res[name] = {"border_rate": round(on, 4), "elsewhere_rate": round(off, 4), "score": round(on / off, 3)}
+    return {"scene": f"{size}^2", "model": "unet tu-resnet18, untrained (seed 0)", **res}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--memory-child", nargs=3, metavar=("SCENE", "OUT", "BLOCK_WIDTH"))
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child[0], args.memory_child[1], int(args.memory_child[2]))
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    sizes = (1024, 2048, 1024) if args.quick else (4096, 16384, 1536)
+    print(f"geossl predict benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+          f"{os.cpu_count()} CPUs", flush=True)
+    band_stats()
+    print("(b) memory", flush=True)
+    mem = memory(sizes[0], sizes[1], block_width=2048 if args.quick else 4096)
+    print(f"  peak RSS ratio {sizes[1]}^2 / {sizes[0]}^2 = {mem['ratio']:.3f} (target <= 1.2); "
+          f"working set ratio {mem['working_set_ratio']:.3f}", flush=True)
+    print("(a) overhead", flush=True)
+    ovh = overhead(sizes[2], batch=8)
+    print(f"  predict {ovh['predict_s']:.1f} s vs forward {ovh['forward_s']:.1f} s over {ovh['windows_run']} "
+          f"windows: ratio {ovh['ratio']:.3f} (target <= 1.10)", flush=True)
+    print("(c) seams", flush=True)
+    sea = seams(sizes[2])
+    for name, r in sea.items():
+        if isinstance(r, dict):
+            print(f"  {name}: border {r['border_rate']:.4f} vs elsewhere {r['elsewhere_rate']:.4f} -> "
+                  f"score {r['score']:.3f} (1.0 = no seam)", flush=True)
+    (OUT / "results.json").write_text(json.dumps({"memory": mem, "overhead": ovh, "seams": sea}, indent=1))
+    print(f"results in {OUT / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

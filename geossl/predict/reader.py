@@ -1,0 +1,65 @@
+"""Reading a block of a scene one row band at a time: raw pixels → normalized float32 and a valid mask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from geossl.errors import InputError
+from geossl.ingest.inspect import RASTER_ERRORS
+from geossl.models import ModelBundle
+from geossl.predict.scene import Scene
+
+
+@dataclass(frozen=True)
+class RowBand:
+    """Scene rows ``[row0, row0 + h)`` × columns ``[col0, col0 + w)``, normalized (0 where invalid)."""
+
+    row0: int
+    col0: int
+    data: np.ndarray
+    valid: np.ndarray
+
+    def tile(self, row0: int, col0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The window at scene ``(row0, col0)``: data ``(bands, size, size)`` and valid mask of its in-scene part.
+
+        A window reaching past the scene's edge (a scene smaller than one window) is padded by reflection.
+        """
+        r, c = row0 - self.row0, col0 - self.col0
+        data = self.data[:, r : r + size, c : c + size]
+        valid = self.valid[r : r + size, c : c + size]
+        h, w = valid.shape
+        if h < size or w < size:
+            data = np.pad(data, ((0, 0), (0, size - h), (0, size - w)), mode="reflect")
+        return data, valid
+
+
+class RowBandReader:
+    """Reads row bands ``size`` rows tall over columns ``[col0, col1)`` of an open scene."""
+
+    def __init__(self, src: DatasetReader, scene: Scene, bundle: ModelBundle, col0: int, col1: int,
+                 size: int) -> None:
+        self.src, self.scene, self.col0, self.col1, self.size = src, scene, col0, col1, size
+        # Normalise with the checkpoint's statistics, but mark nodata as the scene declares it.
+        self.bundle = bundle.model_copy(update={"nodata": scene.nodata})
+
+    def read(self, row0: int) -> RowBand:
+        """Read, normalize and mask rows ``[row0, row0 + size)`` (fewer at the scene's bottom)."""
+        height = min(self.size, self.scene.height - row0)
+        window = Window(self.col0, row0, self.col1 - self.col0, height)
+        try:
+            raw = self.src.read(window=window)
+            mask = self.src.dataset_mask(window=window) if self.scene.dataset_mask else None
+        except RASTER_ERRORS as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        else:
+            data, valid = self.bundle.normalize(raw)
+            if mask is not None:
+                valid &= mask > 0
+                data[:, ~valid] = 0.0
+            return RowBand(row0=row0, col0=self.col0, data=data, valid=valid)
+        # Raised outside the except block: GDAL's exception must not travel back from a Dask worker as our cause.
+        raise InputError(self.scene.path, f"cannot read scene: {reason}")

@@ -1,0 +1,122 @@
+"""The model side of prediction: where the network comes from, and batched forward passes with optional TTA."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from geossl.models import ModelBundle, load_bundle
+
+log = logging.getLogger(__name__)
+
+
+class ModelSource(Protocol):
+    """Something that gives the network in the process that runs a block (a Dask worker or this one)."""
+
+    def load(self) -> nn.Module:
+        """The network, in eval mode."""
+        ...
+
+
+_CACHE: dict[tuple[str, int], tuple[ModelBundle, nn.Module]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class CheckpointModel:
+    """A geossl checkpoint on a path every worker can read; loaded once per process and shared by its tasks."""
+
+    path: str
+
+    def open(self) -> tuple[ModelBundle, nn.Module]:
+        """Load (or reuse) the checkpoint: its bundle and network (:func:`geossl.models.load_bundle`)."""
+        key = (self.path, Path(self.path).stat().st_mtime_ns) if Path(self.path).is_file() else (self.path, 0)
+        with _CACHE_LOCK:
+            if key not in _CACHE:
+                _CACHE.clear()
+                _CACHE[key] = load_bundle(self.path)
+            return _CACHE[key]
+
+    def load(self) -> nn.Module:
+        """The checkpoint's network."""
+        return self.open()[1]
+
+
+@dataclass(frozen=True)
+class ModuleModel:
+    """A network held in memory (benchmarks and tests, or a caller that built its own)."""
+
+    module: nn.Module = field(compare=False)
+
+    def load(self) -> nn.Module:
+        """The network itself, in eval mode."""
+        return self.module.eval()
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def tasks_at_once() -> int:
+    """How many prediction tasks this process runs at once: the Dask worker's threads, or 1 outside Dask."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+class ModelRunner:
+    """Softmax probabilities for batches of normalized windows, averaged over flips when ``tta``.
+
+    The flips are the identity, left-right, up-down and both (each prediction is flipped back before averaging).
+    On the CPU the tasks of a process share its cores: each uses ``cores // tasks`` intra-op threads.
+    """
+
+    FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+    def __init__(self, model: nn.Module, device: str = "auto", tta: bool = False) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.flips = self.FLIPS if tta else self.FLIPS[:1]
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, available_cores() // tasks_at_once()))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, bands, S, S)`` float32 → class probabilities ``(N, K, S, S)`` float32."""
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            total: torch.Tensor | None = None
+            for dims in self.flips:
+                xi = torch.flip(x, dims) if dims else x
+                logits = self.model(xi)
+                if logits.shape[-2:] != x.shape[-2:]:
+                    raise RuntimeError(f"the model returned {tuple(logits.shape[-2:])} pixels for "
+                                       f"{tuple(x.shape[-2:])}")
+                prob = torch.softmax(logits.float(), dim=1)
+                prob = torch.flip(prob, dims) if dims else prob
+                total = prob if total is None else total + prob
+            assert total is not None
+            if len(self.flips) > 1:
+                total = total / len(self.flips)
+            return total.cpu().numpy()
