@@ -14,6 +14,7 @@ import click
 from geossl import __version__
 from geossl.commands.ingest import ingest
 from geossl.commands.synth import synth
+from geossl.commands.vectorize import vectorize
 from geossl.errors import InputError
 
 log = logging.getLogger("geossl")
@@ -64,6 +65,7 @@ def main(ctx: click.Context, verbose: int, quiet: int) -> None:
 # Each subcommand lives in its own module under geossl/commands; a new command is one line here.
 main.add_command(synth)
 main.add_command(ingest)
+main.add_command(vectorize)
 
 
 if __name__ == "__main__":
