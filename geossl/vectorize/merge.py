@@ -140,22 +140,26 @@ class BorderMerger:
 
 def split_holes(polygons: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Each polygon's shell (a polygon of its exterior ring) and its holes (an array of rings)."""
+    if len(polygons) == 0:
+        return polygons, []
     shells = shapely.polygons(shapely.get_exterior_ring(polygons))
     rings = shapely.get_rings(polygons)
     n_holes = shapely.get_num_interior_rings(polygons)
     is_hole = np.ones(len(rings), dtype=bool)
     is_hole[np.concatenate([[0], np.cumsum(n_holes + 1)[:-1]]).astype(np.int64)] = False
-    holes = rings[is_hole] if len(rings) else rings
-    return shells, np.split(holes, np.cumsum(n_holes)[:-1]) if len(polygons) else []
+    return shells, np.split(rings[is_hole], np.cumsum(n_holes)[:-1])
 
 
 def dissolve(shells: list[shapely.Geometry]) -> shapely.Geometry:
     """One polygon from edge-matched shells of a region (pixel coordinates), checked; see the module docstring."""
     area = float(np.sum(shapely.area(shells)))
-    merged = shapely.coverage_union_all(shells)
-    if merged.geom_type == "Polygon" and abs(shapely.area(merged) - area) <= 1e-9 * area:
-        return merged
-    return shapely.union_all(shells)  # pragma: no cover - shells not edge-matched (e.g. a sieve disagreement)
+    try:
+        merged = shapely.coverage_union_all(shells)
+        if merged.geom_type == "Polygon" and abs(shapely.area(merged) - area) <= 1e-9 * area:
+            return merged
+    except shapely.errors.GEOSException:  # pragma: no cover - not edge-matched: cannot happen for traced tiles
+        pass
+    return shapely.union_all(shells)  # pragma: no cover
 
 
 def with_holes(shell: shapely.Geometry, holes: list[np.ndarray]) -> shapely.Geometry:

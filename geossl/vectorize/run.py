@@ -1,8 +1,9 @@
 """``geossl vectorize``: a class raster → one polygon layer with class, area and confidence, styled for QGIS.
 
 Flow: check inputs → cut the raster into tiles on its Dask chunk grid (:class:`geossl.windows.Tiling`) →
-per tile on the Dask cluster: read with a halo, sieve, trace polygons (:mod:`.tile`) → in this process,
-in tile order: write finished polygons in batches, join border pieces row by row (:mod:`.merge`) →
+with ``--min-area``, sieve tile by tile into a temporary raster (:mod:`.sieve`) → per tile on the Dask
+cluster: trace polygons (:mod:`.tile`) → in this process, in tile order: write finished polygons in
+batches, join border pieces row by row (:mod:`.merge`) →
 optionally simplify the whole coverage at once (:mod:`.simplify`) → style (GeoPackage ``layer_styles`` and a
 ``.qml`` sidecar) → move the files into place. Nothing appears under ``--out`` unless everything succeeded.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from distributed import Client
 
 from geossl.config import StrictModel
 from geossl.errors import InputError
@@ -25,6 +27,7 @@ from geossl.io.style import vector_qml
 from geossl.manifest import ClassDef
 from geossl.parallel import dask_client, ordered_results
 from geossl.vectorize.merge import BorderMerger
+from geossl.vectorize.sieve import sieve_raster
 from geossl.vectorize.simplify import simplify_coverage
 from geossl.vectorize.source import (
     ClassRaster,
@@ -34,7 +37,7 @@ from geossl.vectorize.source import (
     min_area_pixels,
     open_class_raster,
 )
-from geossl.vectorize.tile import Attributes, TileSpec, polygonize_tile, tile_halo
+from geossl.vectorize.tile import Attributes, TileSpec, polygonize_tile
 from geossl.vectorize.write import Batch, Format, LayerWriter, resolve_format
 from geossl.windows import Tiling
 
@@ -87,7 +90,6 @@ def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
     threshold = min_area_pixels(options.min_area, raster.pixel_area)
     rows, cols = block_aligned_chunks(raster.grid.height, raster.grid.width, raster.block, options.tile_pixels)
     tiling = Tiling(raster.grid.height, raster.grid.width, rows[0], cols[0])
-    specs = _tile_specs(raster, tiling, threshold, options.confidence, conf_nodata)
     fields = ["class_id", "class_name", area_field(raster.grid.crs)] + (
         ["mean_confidence"] if options.confidence else [])
     log.info("vectorizing %s: %d x %d px in %d tiles, sieve below %d px, simplify %g -> %s (%s)",
@@ -96,7 +98,13 @@ def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
 
     with staging_dir(out) as stage:
         staged = stage / out.name
-        seen, count = _polygonize(raster, tiling, specs, fmt, staged, fields, options)
+        with dask_client(options.scheduler, options.workers) as client:
+            source = raster.path
+            if threshold > 1:
+                source = stage / "sieved.tif"
+                sieve_raster(client, raster, tiling, threshold, source, options.quiet)
+            specs = _tile_specs(source, raster, tiling, options.confidence, conf_nodata)
+            seen, count = _polygonize(client, raster, tiling, specs, fmt, staged, fields, options)
         classes = complete_classes(raster.classes, seen, raster.colormap)
         qml = vector_qml(classes)
         (stage / style_path.name).write_text(qml)
@@ -106,20 +114,18 @@ def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
     return Summary(path=out, style=style_path, polygons=count, classes=classes)
 
 
-def _tile_specs(raster: ClassRaster, tiling: Tiling, threshold: int, confidence: Path | None,
+def _tile_specs(source: Path, raster: ClassRaster, tiling: Tiling, confidence: Path | None,
                 conf_nodata: float | None) -> list[TileSpec]:
     n_rows, n_cols = tiling.shape
-    halo = tile_halo(threshold)
     transform = tuple(raster.grid.transform)[:6]
-    return [TileSpec(path=str(raster.path), window=tiling.tile(i, j), read=tiling.with_halo(tiling.tile(i, j), halo),
+    return [TileSpec(path=str(source), window=tiling.tile(i, j), read=tiling.with_halo(tiling.tile(i, j), 1),
                      shared=(i > 0, i < n_rows - 1, j > 0, j < n_cols - 1), transform=transform,  # type: ignore[arg-type]
-                     sieve_threshold=threshold, confidence_path=str(confidence) if confidence else None,
-                     confidence_nodata=conf_nodata)
+                     confidence_path=str(confidence) if confidence else None, confidence_nodata=conf_nodata)
             for i, j in tiling]
 
 
-def _polygonize(raster: ClassRaster, tiling: Tiling, specs: list[TileSpec], fmt: Format, staged: Path,
-                fields: list[str], options: VectorizeOptions) -> tuple[set[int], int]:
+def _polygonize(client: Client, raster: ClassRaster, tiling: Tiling, specs: list[TileSpec], fmt: Format,
+                staged: Path, fields: list[str], options: VectorizeOptions) -> tuple[set[int], int]:
     """Run the tiles and write the layer at ``staged``; return the class ids seen and the polygon count."""
     names = {c.id: c.name for c in raster.classes}
     id_type = np.int64 if np.dtype(raster.dtype).itemsize >= 4 and raster.dtype != "int32" else np.int32
@@ -139,15 +145,14 @@ def _polygonize(raster: ClassRaster, tiling: Tiling, specs: list[TileSpec], fmt:
             writer.write(_batch(wkb, attrs, bounds, names, raster.pixel_area, None, options.confidence is not None,
                                 id_type))
 
-    with dask_client(options.scheduler, options.workers) as client:
-        workers = max(1, sum(client.nthreads().values()))
-        results = ordered_results(client, polygonize_tile, specs, max_in_flight=2 * workers,
-                                  desc="vectorize", quiet=options.quiet)
-        for (i, j), result in zip(tiling, results, strict=True):
-            emit(result.wkb, result.attrs, result.bounds)
-            merger.add(i, j, result)
-            if j == n_cols - 1:
-                emit(*merger.finish_row(i))
+    workers = max(1, sum(client.nthreads().values()))
+    results = ordered_results(client, polygonize_tile, specs, max_in_flight=2 * workers, desc="vectorize",
+                              quiet=options.quiet)
+    for (i, j), result in zip(tiling, results, strict=True):
+        emit(result.wkb, result.attrs, result.bounds)
+        merger.add(i, j, result)
+        if j == n_cols - 1:
+            emit(*merger.finish_row(i))
     if options.simplify > 0:
         _write_simplified(writer, held, options, names, raster.pixel_area, id_type)
     writer.close(vector_qml(complete_classes(raster.classes, seen, raster.colormap)))

@@ -1,8 +1,10 @@
 """Sieve: regions smaller than a threshold are merged into a neighbour before polygonizing.
 
 The sieve is GDAL's (``rasterio.features.sieve``, 4-connected, nodata excluded: a small region next to nodata
-only is kept), run on each tile read with a halo of ``threshold`` pixels. What this gives, compared with one
-sieve over the whole raster:
+only is kept), run on each tile read with a halo of ``threshold`` pixels; each tile keeps its own pixels and
+the tiles are written to one temporary raster, which is then polygonized. So the sieved map is one
+well-defined raster and the polygons are exactly its polygons, edge-matched across tiles. What this gives,
+compared with one sieve over the whole raster:
 
 - The same regions are removed. A region of fewer than ``threshold`` pixels that reaches the tile spans less
   than ``threshold`` pixels in every direction, so it lies whole inside the halo and its size is exact. A region
@@ -10,19 +12,38 @@ sieve over the whole raster:
   ``threshold`` of its pixels are inside: it is never mistaken for a small one.
 - Where a removed region goes can differ: GDAL gives it to its neighbour with the most pixels, and a large
   neighbour is only counted inside the halo. When two large neighbours are both cut by the halo the choice
-  can differ from the whole-raster one, and a small region cut by a tile border may then end up split between
-  two classes. ``bench/vectorize.py`` measures how many pixels differ on real data (see bench/RESULTS.md).
+  can differ from the whole-raster one (ties between equal neighbours too: GDAL breaks them in scan order,
+  which starts elsewhere in each tile), and a small region cut by a tile border may then end up split between
+  two classes. ``bench/vectorize.py`` counts the pixels that differ on real data (see bench/RESULTS.md).
 
-This keeps memory bounded by the tile (a whole-raster GDAL sieve needs the full raster as an array) and runs
-in parallel with the polygonizing.
+This keeps memory bounded by the tile (rasterio's whole-raster sieve needs the full raster as an array) and
+runs on every core.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from rasterio.features import sieve
+from dataclasses import dataclass
+from pathlib import Path
 
-from geossl.vectorize.source import NATIVE_TYPES
+import numpy as np
+import rasterio
+from distributed import Client
+from rasterio.features import sieve
+from rasterio.windows import Window
+
+from geossl.parallel import ordered_results
+from geossl.vectorize.source import NATIVE_TYPES, ClassRaster
+from geossl.windows import Tiling
+
+
+@dataclass(frozen=True)
+class SieveTask:
+    """Sieve one tile: read ``read`` (the tile and its halo), keep ``window``."""
+
+    path: str
+    window: Window
+    read: Window
+    threshold: int
 
 
 def sieve_halo(threshold: int) -> int:
@@ -40,3 +61,33 @@ def sieve_array(values: np.ndarray, valid: np.ndarray, threshold: int) -> np.nda
     work = values if values.dtype.name in NATIVE_TYPES else values.astype(np.int32)
     out = sieve(work, size=threshold, mask=valid.astype(np.uint8), connectivity=4)
     return out.astype(values.dtype, copy=False)
+
+
+def sieve_tile(task: SieveTask) -> tuple[np.ndarray, np.ndarray]:
+    """The sieved values and the validity of the tile's own pixels (runs on a Dask worker)."""
+    with rasterio.open(task.path) as src:
+        values = src.read(1, window=task.read)
+        valid = src.read_masks(1, window=task.read) > 0
+    values = sieve_array(values, valid, task.threshold)
+    r0, c0 = task.window.row_off - task.read.row_off, task.window.col_off - task.read.col_off
+    core = (slice(r0, r0 + task.window.height), slice(c0, c0 + task.window.width))
+    return values[core], valid[core]
+
+
+def sieve_raster(client: Client, raster: ClassRaster, tiling: Tiling, threshold: int, dst: Path,
+                 quiet: bool = False) -> None:
+    """Sieve ``raster`` tile by tile on ``client`` into the temporary GeoTIFF ``dst`` (same grid and nodata)."""
+    tasks = [SieveTask(str(raster.path), tiling.tile(i, j), tiling.with_halo(tiling.tile(i, j), sieve_halo(threshold)),
+                       threshold) for i, j in tiling]
+    block = 256 if min(tiling.tile_height, tiling.tile_width) >= 256 else 16
+    profile = {"driver": "GTiff", "width": raster.grid.width, "height": raster.grid.height, "count": 1,
+               "dtype": raster.dtype, "crs": raster.grid.crs, "transform": raster.grid.transform,
+               "nodata": raster.nodata, "tiled": True, "blockxsize": block, "blockysize": block,
+               "compress": "ZSTD", "zstd_level": 1, "sparse_ok": True}
+    workers = max(1, sum(client.nthreads().values()))
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(dst, "w", **profile) as out:
+        for task, (values, valid) in zip(tasks, ordered_results(client, sieve_tile, tasks, max_in_flight=2 * workers,
+                                                                 desc="sieve", quiet=quiet), strict=True):
+            out.write(values, 1, window=task.window)
+            if raster.nodata is None:
+                out.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=task.window)

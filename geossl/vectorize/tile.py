@@ -1,4 +1,4 @@
-"""One tile of the class raster → polygons: read with a halo, sieve, trace, split finished and border pieces.
+"""One tile of the class raster → polygons: read with a one-pixel halo, trace, split finished and border pieces.
 
 A *piece* is a region of the tile. Pieces that touch a border shared with another tile may continue there:
 they are returned in pixel coordinates with the piece ids along each shared border, for
@@ -18,7 +18,6 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from geossl.vectorize.sieve import sieve_array, sieve_halo
 from geossl.vectorize.trace import Regions, Rings, label_regions, trace
 
 
@@ -26,9 +25,9 @@ from geossl.vectorize.trace import Regions, Rings, label_regions, trace
 class TileSpec:
     """What one task needs to polygonize a tile.
 
-    ``read`` is the tile grown by its halo and clipped to the raster; ``shared`` tells whether the top, bottom,
-    left and right sides border another tile; ``transform`` is the raster's affine ``(a, b, c, d, e, f)`` as in
-    :class:`affine.Affine` (``x = a*col + b*row + c``, ``y = d*col + e*row + f``).
+    ``read`` is the tile grown by one pixel and clipped to the raster; ``shared`` tells whether the top, bottom,
+    left and right sides border another tile; ``transform`` is the raster's affine ``(a, b, c, d, e, f)`` as
+    in :class:`affine.Affine` (``x = a*col + b*row + c``, ``y = d*col + e*row + f``).
     """
 
     path: str
@@ -36,7 +35,6 @@ class TileSpec:
     read: Window
     shared: tuple[bool, bool, bool, bool]
     transform: tuple[float, float, float, float, float, float]
-    sieve_threshold: int = 0
     confidence_path: str | None = None
     confidence_nodata: float | None = None
 
@@ -90,18 +88,12 @@ class TileResult:
     edges: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def tile_halo(sieve_threshold: int) -> int:
-    """Pixels to read around a tile: what the sieve needs, plus one to see the neighbours' edge pixels."""
-    return sieve_halo(sieve_threshold) + 1
-
-
 def polygonize_tile(spec: TileSpec) -> TileResult:
-    """Sieve and polygonize one tile (see the module docstring)."""
+    """Polygonize one tile (see the module docstring)."""
     w, read = spec.window, spec.read
     with rasterio.open(spec.path) as src:
         values = src.read(1, window=read)
         valid = src.read_masks(1, window=read) > 0  # GDAL's mask: nodata value, internal masks
-    values = sieve_array(values, valid, spec.sieve_threshold)
     # Core (the tile itself) and a one-pixel ring around it, in the read array's frame.
     r0, c0 = w.row_off - read.row_off, w.col_off - read.col_off
     core = (slice(r0, r0 + w.height), slice(c0, c0 + w.width))
