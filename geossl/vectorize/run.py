@@ -104,9 +104,10 @@ def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
                 source = stage / "sieved.tif"
                 sieve_raster(client, raster, tiling, threshold, source, options.quiet)
             specs = _tile_specs(source, raster, tiling, options.confidence, conf_nodata)
-            seen, count = _polygonize(client, raster, tiling, specs, fmt, staged, fields, options)
+            writer, seen = _polygonize(client, raster, tiling, specs, fmt, staged, fields, options)
         classes = complete_classes(raster.classes, seen, raster.colormap)
         qml = vector_qml(classes)
+        count = writer.close(qml)
         (stage / style_path.name).write_text(qml)
         os.replace(staged, out)
         os.replace(stage / style_path.name, style_path)
@@ -125,8 +126,8 @@ def _tile_specs(source: Path, raster: ClassRaster, tiling: Tiling, confidence: P
 
 
 def _polygonize(client: Client, raster: ClassRaster, tiling: Tiling, specs: list[TileSpec], fmt: Format,
-                staged: Path, fields: list[str], options: VectorizeOptions) -> tuple[set[int], int]:
-    """Run the tiles and write the layer at ``staged``; return the class ids seen and the polygon count."""
+                staged: Path, fields: list[str], options: VectorizeOptions) -> tuple[LayerWriter, set[int]]:
+    """Run the tiles and write the polygons at ``staged``; return the writer (to close) and the class ids seen."""
     names = {c.id: c.name for c in raster.classes}
     id_type = np.int64 if np.dtype(raster.dtype).itemsize >= 4 and raster.dtype != "int32" else np.int32
     writer = LayerWriter(staged, fmt, options.out.stem, raster.grid.crs.to_wkt(), fields, id_type)
@@ -155,8 +156,7 @@ def _polygonize(client: Client, raster: ClassRaster, tiling: Tiling, specs: list
             emit(*merger.finish_row(i))
     if options.simplify > 0:
         _write_simplified(writer, held, options, names, raster.pixel_area, id_type)
-    writer.close(vector_qml(complete_classes(raster.classes, seen, raster.colormap)))
-    return seen, writer.count
+    return writer, seen
 
 
 def _write_simplified(writer: LayerWriter, held: list[tuple[np.ndarray, Attributes]], options: VectorizeOptions,
