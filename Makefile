@@ -31,6 +31,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/predict.py
+	$(PY) bench/vectorize.py --data-root $(DATA_ROOT)
 
 clean:
 	rm -rf $(DEMO_OUT) bench/out .pytest_cache

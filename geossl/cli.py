@@ -15,6 +15,7 @@ from geossl import __version__
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
 from geossl.commands.synth import synth
+from geossl.commands.vectorize import vectorize
 from geossl.errors import InputError
 
 log = logging.getLogger("geossl")
@@ -66,6 +67,7 @@ def main(ctx: click.Context, verbose: int, quiet: int) -> None:
 main.add_command(synth)
 main.add_command(ingest)
 main.add_command(predict)
+main.add_command(vectorize)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -60,3 +61,26 @@ def gather_progress(futures: Iterable[Future], desc: str, quiet: bool = False) -
             bar.update()
             yield future, result
             future.release()
+
+
+def ordered_results(client: Client, func: Any, items: Iterable[Any], *, max_in_flight: int, desc: str,
+                    quiet: bool = False) -> Iterator[Any]:
+    """Yield ``func(item)`` for each item, computed on ``client``, in the items' order.
+
+    At most ``max_in_flight`` tasks run or wait ahead of the one the caller consumes, so results the caller
+    has not used yet never pile up in memory (a slow consumer holds the workers back). A failed task
+    re-raises its exception here, in the caller's process.
+    """
+    queue = deque(items)
+    pending: deque[Future] = deque()
+    with tqdm(total=len(queue), desc=desc, unit="task", disable=quiet or None, leave=False) as bar:
+        while queue or pending:
+            while queue and len(pending) < max(1, max_in_flight):
+                pending.append(client.submit(func, queue.popleft(), pure=False))
+            future = pending.popleft()
+            result = future.result()
+            future.release()
+            if queue:  # keep the workers busy while the caller uses this result
+                pending.append(client.submit(func, queue.popleft(), pure=False))
+            bar.update()
+            yield result

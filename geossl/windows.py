@@ -156,3 +156,64 @@ def column_blocks(grid: WindowGrid, block_width: int) -> list[tuple[int, int]]:
             borders.append(best)
     borders.append(grid.width)
     return list(zip(borders[:-1], borders[1:], strict=True))
+
+def partition(n: int, size: int) -> list[tuple[int, int]]:
+    """Cut a side of ``n`` pixels into consecutive ``[start, stop)`` pieces of ``size`` (the last one shorter).
+
+    Unlike :func:`starts`, pieces never overlap: every pixel belongs to exactly one piece.
+    """
+    if size <= 0:
+        raise ValueError("size must be positive")
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A ``height`` x ``width`` raster cut into non-overlapping tiles of ``tile_height`` x ``tile_width``.
+
+    Tile ``(i, j)`` covers rows ``partition(height, tile_height)[i]`` and columns
+    ``partition(width, tile_width)[j]``; the tiles form a partition of the raster (each pixel in exactly one
+    tile), in row-major order. Processing that needs context reads a tile with a ``halo`` of extra pixels on
+    each side, clipped at the raster's edge (:meth:`with_halo`), and keeps only the tile's own pixels.
+    """
+
+    height: int
+    width: int
+    tile_height: int
+    tile_width: int
+
+    @property
+    def rows(self) -> list[tuple[int, int]]:
+        """``[start, stop)`` of each tile row."""
+        return partition(self.height, self.tile_height)
+
+    @property
+    def cols(self) -> list[tuple[int, int]]:
+        """``[start, stop)`` of each tile column."""
+        return partition(self.width, self.tile_width)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Number of tile rows and tile columns."""
+        return len(self.rows), len(self.cols)
+
+    def __len__(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def tile(self, i: int, j: int) -> Window:
+        """The pixels of tile ``(i, j)``."""
+        (r0, r1), (c0, c1) = self.rows[i], self.cols[j]
+        return Window(c0, r0, c1 - c0, r1 - r0)
+
+    def with_halo(self, window: Window, halo: int) -> Window:
+        """``window`` grown by ``halo`` pixels on every side, clipped to the raster."""
+        r0, c0 = max(0, window.row_off - halo), max(0, window.col_off - halo)
+        r1 = min(self.height, window.row_off + window.height + halo)
+        c1 = min(self.width, window.col_off + window.width + halo)
+        return Window(c0, r0, c1 - c0, r1 - r0)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        n_rows, n_cols = self.shape
+        for i in range(n_rows):
+            for j in range(n_cols):
+                yield i, j

@@ -53,3 +53,56 @@ def raster_qml(classes: Sequence[ClassLike], band: int = 1, opacity: float = 1.0
   <blendMode>0</blendMode>
 </qgis>
 """
+
+
+def _rgb(color: str) -> str:
+    return ",".join(str(int(color[i:i + 2], 16)) for i in (1, 3, 5))
+
+
+def _darker(color: str, factor: float = 0.7) -> str:
+    return ",".join(str(int(int(color[i:i + 2], 16) * factor)) for i in (1, 3, 5))
+
+
+def vector_qml(classes: Sequence[ClassLike], field: str = "class_id") -> str:
+    """A QGIS style for class polygons: categorized renderer on ``field``, one fill per class with its label.
+
+    Symbol properties are written both as ``<Option>`` maps (QGIS ≥ 3.26) and ``<prop>`` pairs (older QGIS).
+    """
+    categories, symbols = [], []
+    for i, c in enumerate(classes):
+        label = html.escape(c.name, quote=True)
+        categories.append(f'      <category value="{c.id}" symbol="{i}" label="{label}" render="true"/>')
+        props = {"color": f"{_rgb(c.color)},255", "outline_color": f"{_darker(c.color)},255",
+                 "outline_style": "solid", "outline_width": "0.1", "outline_width_unit": "MM", "style": "solid",
+                 "joinstyle": "bevel", "offset": "0,0", "offset_unit": "MM"}
+        options = "\n".join(f'            <Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
+        legacy = "\n".join(f'          <prop k="{k}" v="{v}"/>' for k, v in props.items())
+        symbols.append(f"""      <symbol type="fill" name="{i}" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <Option type="Map">
+{options}
+          </Option>
+{legacy}
+        </layer>
+      </symbol>""")
+    cats = "\n".join(categories)
+    syms = "\n".join(symbols)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28.0" styleCategories="Symbology">
+  <renderer-v2 type="categorizedSymbol" attr="{html.escape(field, quote=True)}" symbollevels="0" enableorderby="0"
+               forceraster="0" referencescale="-1">
+    <categories>
+{cats}
+    </categories>
+    <symbols>
+{syms}
+    </symbols>
+    <rotation/>
+    <sizescale/>
+  </renderer-v2>
+  <blendMode>0</blendMode>
+  <featureBlendMode>0</featureBlendMode>
+  <layerOpacity>1</layerOpacity>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""
