@@ -12,8 +12,10 @@ from typing import Any
 import click
 
 from geossl import __version__
+from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.synth import synth
+from geossl.commands.train import train
 from geossl.errors import InputError
 
 log = logging.getLogger("geossl")
@@ -64,6 +66,8 @@ def main(ctx: click.Context, verbose: int, quiet: int) -> None:
 # Each subcommand lives in its own module under geossl/commands; a new command is one line here.
 main.add_command(synth)
 main.add_command(ingest)
+main.add_command(train)
+main.add_command(evaluate)
 
 
 if __name__ == "__main__":
