@@ -11,12 +11,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from geossl.config import StrictModel
 from geossl.data.normalize import IGNORE
-from geossl.data.views import ViewConfig, cutmix_boxes, mix_permutation, paste, photometric
+from geossl.data.views import ViewConfig, cutmix_boxes, feature_dropout, mix_permutation, paste, photometric
 from geossl.models import Segmenter
 
 Batch = dict[str, Tensor]
@@ -96,6 +97,19 @@ class Strategy(ABC):
         box = cutmix_boxes(n, h, w, self.views, weak.device)
         source = mix_permutation(n, weak.device)
         return StrongView(image=paste(image, image[source], box), box=box, source=source)
+
+    def decode_with_dropout(self, features: list[Tensor], start: int, rates: tuple[float, ...]
+                            ) -> tuple[Tensor, list[Tensor]]:
+        """Clean logits of all images and, for each rate, logits of images ``start:`` with feature dropout.
+
+        Everything goes through the decoder in ONE pass on the concatenated features (as UniMatch's official
+        ``model(x, need_fp=True)``): fewer, larger operations, and the decoder's batch statistics see both.
+        """
+        streams = [feature_dropout([f[start:] for f in features], p) for p in rates]
+        joined = [torch.cat([f, *(s[i] for s in streams)]) for i, f in enumerate(features)]
+        logits = self.model.head(self.model.decode(joined))
+        n, m = features[0].shape[0], features[0].shape[0] - start
+        return logits[:n], [logits[n + j * m : n + (j + 1) * m] for j in range(len(rates))]
 
     @abstractmethod
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:

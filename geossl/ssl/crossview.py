@@ -5,7 +5,8 @@ cross-view designs: CrossMatch for medical images (Zhao et al., JBHI 2024, offic
 and CCVC (CVPR 2023). Views: weak ``x_w``, strong ``x_s1``, ``x_s2`` (with CutMix) and two feature-dropout
 decoder streams, "weak drop" (Dropout2d 0.25) and "strong drop" (0.75) on all encoder features. One forward on
 ``cat(x_l, x_w)`` gives the clean predictions and both streams of ``x_w``; one on ``cat(x_s1, x_s2)`` gives the
-clean strong predictions and both streams of ``x_s2`` (as in the official loop). The teacher is the clean weak
+clean strong predictions and both streams of ``x_s2`` (as in the official loop); each forward decodes the clean
+features and the dropout streams in one decoder pass. The teacher is the clean weak
 prediction: labels ``ŷ``, confidences ``q``, thresholds ``τ_c`` (τ, or class-adaptive ``min(τ, ema_c)``).
 
 - ``L_s1``, ``L_s2``: thresholded CE of the strong views against the mixed teacher labels, over all valid pixels.
@@ -35,7 +36,6 @@ from torch import Tensor
 
 from geossl.config import StrictModel
 from geossl.data.overlap import partner_in_own_frame
-from geossl.data.views import feature_dropout
 from geossl.models import Segmenter
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
 from geossl.ssl.losses import class_thresholds, pseudo_labels, soft_consistency, update_confidence_ema, weighted_ce
@@ -117,10 +117,6 @@ class CrossView(Strategy):
         """Spatial cross-view needs overlapping window pairs."""
         return self.config.spatial
 
-    def _streams(self, features: list[Tensor]) -> list[Tensor]:
-        cfg, model = self.config, self.model
-        return [model.head(model.decode(feature_dropout(features, p))) for p in (cfg.weak_drop, cfg.strong_drop)]
-
     def thresholds(self, device: torch.device) -> Tensor:
         """Per-class thresholds: τ everywhere, or ``min(τ, ema_c)`` when adaptive."""
         tau = self.config.threshold
@@ -136,9 +132,9 @@ class CrossView(Strategy):
         x_w, valid = batch_u["image"], batch_u["valid"]
         n_l, n_u = batch_l["image"].shape[0], x_w.shape[0]
 
-        feats = model.features(torch.cat([batch_l["image"], x_w]))
-        logits_l, logits_w = split(model.head(model.decode(feats)), n_l)
-        streams_w = self._streams([f[n_l:] for f in feats])
+        rates = (cfg.weak_drop, cfg.strong_drop)
+        logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates)
+        logits_l, logits_w = split(logits, n_l)
         probs_w, conf, labels = pseudo_labels(logits_w)
         if cfg.adaptive_threshold:
             self.confidence_ema = update_confidence_ema(self.confidence_ema.to(conf.device), conf, labels, valid,
@@ -146,9 +142,8 @@ class CrossView(Strategy):
         tau = self.thresholds(conf.device)
 
         s1, s2 = self.strong_view(x_w, valid), self.strong_view(x_w, valid)
-        feats_s = model.features(torch.cat([s1.image, s2.image]))
-        logits_s1, logits_s2 = split(model.head(model.decode(feats_s)), n_u)
-        streams_s2 = self._streams([f[n_u:] for f in feats_s])
+        logits_s, streams_s2 = self.decode_with_dropout(model.features(torch.cat([s1.image, s2.image])), n_u, rates)
+        logits_s1, logits_s2 = split(logits_s, n_u)
 
         loss_s = self.supervised_loss(logits_l, batch_l["mask"])
         used = (conf >= tau[labels]) & valid

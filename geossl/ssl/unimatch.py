@@ -11,8 +11,8 @@ valid pixels (all of them, not only the confident ones)::
 
 Choice: the CutMix source of each image is another image of the same unlabeled batch, whose pseudo-labels come
 from the same (train-mode) weak forward; the official code predicts a separate mixing batch in eval mode, one
-more forward per step. The feature-perturbed stream is decoded for the unlabeled half only (the labeled half's
-is never used).
+more forward per step. The feature-perturbed stream is made for the unlabeled half only (the labeled half's is
+never used), and decoded in the same decoder pass as the clean features.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import torch
 from pydantic import Field
 
 from geossl.config import StrictModel
-from geossl.data.views import feature_dropout
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
 from geossl.ssl.losses import pseudo_labels, weighted_ce
 
@@ -51,9 +50,9 @@ class UniMatch(Strategy):
         cfg, model = self.config, self.model
         x_w, valid = batch_u["image"], batch_u["valid"]
         n_l = batch_l["image"].shape[0]
-        feats = model.features(torch.cat([batch_l["image"], x_w]))
-        logits_l, logits_w = split(model.head(model.decode(feats)), n_l)
-        logits_fp = model.head(model.decode(feature_dropout([f[n_l:] for f in feats], cfg.feature_dropout)))
+        logits, (logits_fp,) = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l,
+                                                         (cfg.feature_dropout,))
+        logits_l, logits_w = split(logits, n_l)
         _, conf, labels = pseudo_labels(logits_w)
         s1, s2 = self.strong_view(x_w, valid), self.strong_view(x_w, valid)
         logits_s1, logits_s2 = split(model(torch.cat([s1.image, s2.image])), x_w.shape[0])
