@@ -82,6 +82,11 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
         model = Segmenter(model_config(cfg, cat)).train()
         params = {"warmup_steps": 0} if name == "dwl" else {}
         strategy = STRATEGIES[name](model, STRATEGIES[name].Config(**params))
+        if name == "dwl":  # time it in steady state: a full class memory (50 batches)
+            with torch.no_grad():
+                probs = model(batches[False][1]["image"]).softmax(dim=1)
+            for _ in range(strategy.config.memory_batches):
+                strategy.memory.update(probs, probs.argmax(dim=1), batches[False][1]["valid"])
         setups[name] = (model, strategy, torch.optim.AdamW(model.parameters(), lr=1e-3))
     times: dict[str, list[float]] = {n: [] for n in setups}
     for r in range(rounds + 1):

@@ -48,7 +48,7 @@ def test_class_memory_fifo_bins_and_ranks():
     bins = memory.bins(4)
     # class 0: 6 sorted values, indices round(linspace(0, 5, 5))[1:] = round([1.25, 2.5, 3.75, 5]) = [1, 2, 4, 5]
     np.testing.assert_allclose(bins[0].numpy(), [0.5, 0.6, 0.8, 0.9], rtol=1e-6)
-    # class 1: values 0.4, 0.7, 0.8, 0.9 → indices round(linspace(0, 3, 5))[1:] = round([.75, 1.5, 2.25, 3]) = [1, 2, 2, 3]
+    # class 1: values 0.4, 0.7, 0.8, 0.9 → indices round([.75, 1.5, 2.25, 3]) = [1, 2, 2, 3] (halves to even)
     np.testing.assert_allclose(bins[1].numpy(), [0.7, 0.8, 0.8, 0.9], rtol=1e-6)
     assert bins[2] is None
     conf = torch.tensor([0.55, 0.95, 0.45, 0.85, 0.99])
@@ -221,3 +221,4 @@ def test_photometric_noise_keeps_invalid_pixels_at_zero():
     y = photometric(x * valid[:, None], valid, cfg)
     assert torch.all(y[~valid[:, None].expand_as(y)] == 0)
     assert not torch.allclose(y, x * valid[:, None])
+
