@@ -6,6 +6,7 @@ Output folder::
     checkpoints/best.ckpt    best validation mIoU (Lightning checkpoint carrying the geossl bundle)
     checkpoints/last.ckpt    the latest epoch (what --resume continues)
     logs/metrics.csv         per-step losses, per-epoch validation metrics and pseudo-label diagnostics
+    logs/resume-N/           the logs of the N-th --resume
     model.pt                 the best model as a clean bundle (what ``geossl predict`` takes)
     metrics.json             the bundle's validation metrics
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +113,10 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     _, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
     check_config(config, catalog)
     last = out / "checkpoints" / "last.ckpt"
+    launched = _launched_by_lightning()
     if resume and not last.is_file():
         raise InputError(out, "--resume given but there is no checkpoints/last.ckpt to resume from")
-    if not resume and (out / "checkpoints").exists():
+    if not resume and not launched and (out / "checkpoints").exists():
         raise InputError(out, "already holds a training run; pass --resume to continue it or choose another --out")
     if resume:
         _check_resume(last, config, out)
@@ -139,11 +142,17 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
         log.warning("the catalog has no validation region: no validation; the exported model is the last epoch")
 
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best",
-                                 monitor="val_miou" if has_val else None, mode="max", save_last=True,
-                                 save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
-    loggers: list[Any] = [CSVLogger(out, name="logs", version="")]
+    if not launched:
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    # two callbacks: Lightning 2.6 writes save_last only when the monitored checkpoint was written too
+    best_ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_miou", mode="max",
+                                save_top_k=1 if has_val else 0, auto_insert_metric_name=False,
+                                enable_version_counter=False, save_on_train_epoch_end=False)
+    last_ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                                enable_version_counter=False, save_on_train_epoch_end=not has_val)
+    # a resumed run logs beside the first one (Lightning's CSV logger would overwrite logs/metrics.csv)
+    version = f"resume-{len(list((out / 'logs').glob('resume-*'))) + 1}" if resume else ""
+    loggers: list[Any] = [CSVLogger(out, name="logs", version=version)]
     if importlib.util.find_spec("tensorboard") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -153,15 +162,17 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
         accelerator=config.accelerator, devices=devices,
         strategy="ddp" if isinstance(devices, int) and devices > 1 else "auto",
         precision=_precision(config),  # type: ignore[arg-type]
-        max_steps=config.total_steps, max_epochs=config.epochs, logger=loggers, callbacks=[checkpoint],
+        max_steps=config.total_steps, max_epochs=config.epochs, logger=loggers, callbacks=[best_ckpt, last_ckpt],
         enable_progress_bar=not quiet, enable_model_summary=not quiet, use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=None if has_val else 0,
         log_every_n_steps=min(10, config.steps_per_epoch), default_root_dir=out,
     )
     trainer.fit(task, datamodule=data, ckpt_path=last if resume else None)
+    if torch.load(last, map_location="cpu", weights_only=True)["global_step"] != trainer.global_step:
+        trainer.save_checkpoint(last)  # max_steps stopped the run mid-epoch: keep its final state too
     if not trainer.is_global_zero:
         return out / "model.pt"
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
+    best = Path(best_ckpt.best_model_path) if best_ckpt.best_model_path else last
     if not has_val or not best.is_file():
         best = last
     saved, model = load_bundle(best)
@@ -170,6 +181,11 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     log.info("trained %s (%s): best checkpoint %s, val mIoU %s; model bundle %s", config.strategy,
              config.encoder, best.name, saved.metrics.get("val", {}).get("miou"), out / "model.pt")
     return out / "model.pt"
+
+
+def _launched_by_lightning() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run this command as rank > 0)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 def _check_resume(last: Path, config: TrainConfig, out: Path) -> None:
