@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py --data-root $(DATA_ROOT)
+	$(PY) bench/ssl_accuracy.py --data-root $(DATA_ROOT)
 
 clean:
 	rm -rf $(DEMO_OUT) bench/out .pytest_cache

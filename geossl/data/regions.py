@@ -92,7 +92,7 @@ def region_class_counts(label_paths: list[Path], regions: list[Region], ids: lis
                 scale = max(1, math.ceil(math.sqrt(window.width * window.height / MAX_COUNT_PIXELS)))
                 shape_out = (max(1, int(window.height) // scale), max(1, int(window.width) // scale))
                 data = src.read(1, window=window, out_shape=shape_out, resampling=Resampling.nearest)
-                transform = src.window_transform(window) * rasterio.Affine.scale(
+                transform = src.window_transform(window) @ rasterio.Affine.scale(
                     window.width / shape_out[1], window.height / shape_out[0])
                 inside = rasterio.features.geometry_mask([region.geometry], shape_out, transform, invert=True)
                 cls = lut[data[inside].astype(np.int64)]
