@@ -96,14 +96,12 @@ class ClassMemory:
 
 def rank_fraction(conf: Tensor, labels: Tensor, bins: list[Tensor | None]) -> Tensor:
     """``r = count(bins[ŷ] < q) / n_bins`` per pixel (0 for a class without bins)."""
-    r = torch.zeros_like(conf, dtype=torch.float32)
-    for c, b in enumerate(bins):
-        sel = labels == c
-        if b is None or not sel.any():
-            continue
-        b = b.to(conf.device, conf.dtype)
-        r[sel] = (b[None, :] < conf[sel][:, None]).sum(dim=1).float() / len(b)
-    return r
+    n_bins = next((len(b) for b in bins if b is not None), 1)
+    table = torch.stack([b.to(conf.device, torch.float32) if b is not None
+                         else torch.full((n_bins,), float("inf"), device=conf.device) for b in bins])
+    # for each pixel, its class's bins; searchsorted(left) = how many of them are < q
+    below = torch.searchsorted(table[labels.reshape(-1)], conf.reshape(-1, 1).float().contiguous())
+    return below.reshape(conf.shape).float() / n_bins
 
 
 def sharpness(step: int, total_steps: int, k_start: float = 2.0, k_end: float = 22.0) -> float:

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
 
     from geossl.train.task import SegmentationTask
 
+    _quiet_lightning()
     _, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
     check_config(config, catalog)
     last = out / "checkpoints" / "last.ckpt"
@@ -178,9 +180,20 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     saved, model = load_bundle(best)
     save_bundle(out / "model.pt", saved, model)
     write_text_atomic(out / "metrics.json", json.dumps(saved.metrics, indent=2))
-    log.info("trained %s (%s): best checkpoint %s, val mIoU %s; model bundle %s", config.strategy,
-             config.encoder, best.name, saved.metrics.get("val", {}).get("miou"), out / "model.pt")
+    miou = saved.metrics.get("val", {}).get("miou")
+    log.info("trained %s (%s) for %d steps: %s checkpoint (step %s, val mIoU %s) exported to %s", config.strategy,
+             config.encoder, trainer.global_step, best.stem, saved.metrics.get("step"),
+             "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
     return out / "model.pt"
+
+
+def _quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO when imported; keep them at WARNING unless geossl logs debug."""
+    level = logging.DEBUG if log.getEffectiveLevel() <= logging.DEBUG else logging.WARNING
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(level)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def _launched_by_lightning() -> bool:
