@@ -56,6 +56,19 @@ def test_bad_config_file_is_named(synth_catalog, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("content", "named"), [
+    ({"decoder_channels": [16, 8]}, "decoder_channels"),
+    ({"strategy": "dwl", "strategy_params": {"merge_alpha": 2.0}}, "merge_alpha"),
+])
+def test_bad_model_or_strategy_settings(synth_catalog, tmp_path, content, named):
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({"encoder": "tu-test_resnet", "patch_size": 64, **content}))
+    out = tmp_path / "run"
+    result = run_cli("train", MANIFEST, "--catalog", synth_catalog, "--out", out, "--config", config)
+    assert_one_line_error(result, named)
+    assert not out.exists()
+
+
 def test_labeled_split_without_labeled_pixels(synth_catalog, tmp_path):
     catalog_dir = tmp_path / "catalog"
     shutil.copytree(synth_catalog, catalog_dir)

@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from geossl.catalog import Catalog
+from geossl.config import validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
@@ -45,8 +46,6 @@ def check_config(config: TrainConfig, catalog: Catalog) -> None:
         raise InputError("--strategy", f"unknown strategy '{config.strategy}' (choose from "
                                        f"{', '.join(STRATEGIES)})")
     strategy = STRATEGIES[config.strategy]
-    from geossl.config import validate_model
-
     validate_model(strategy.Config, config.strategy_params, "strategy_params")
     Segmenter(model_config(config, catalog))
     largest = max(min(s.width, s.height) for s in catalog.scenes)
@@ -60,10 +59,11 @@ def check_config(config: TrainConfig, catalog: Catalog) -> None:
 
 def model_config(config: TrainConfig, catalog: Catalog) -> ModelConfig:
     """The model a config asks for, with the catalog's bands in and classes out."""
-    return ModelConfig(arch=config.arch, encoder=config.encoder, weights=config.weights,
-                       in_channels=len(catalog.bands), num_classes=len(catalog.classes),
-                       pseudo_head=STRATEGIES[config.strategy].needs_pseudo_head,
-                       decoder_channels=config.decoder_channels)
+    return validate_model(ModelConfig, {
+        "arch": config.arch, "encoder": config.encoder, "weights": config.weights,
+        "in_channels": len(catalog.bands), "num_classes": len(catalog.classes),
+        "pseudo_head": STRATEGIES[config.strategy].needs_pseudo_head, "decoder_channels": config.decoder_channels,
+    }, "model options")
 
 
 def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
