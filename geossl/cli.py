@@ -12,9 +12,11 @@ from typing import Any
 import click
 
 from geossl import __version__
+from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
 from geossl.commands.synth import synth
+from geossl.commands.train import train
 from geossl.commands.vectorize import vectorize
 from geossl.errors import InputError
 
@@ -68,6 +70,8 @@ main.add_command(synth)
 main.add_command(ingest)
 main.add_command(predict)
 main.add_command(vectorize)
+main.add_command(train)
+main.add_command(evaluate)
 
 
 if __name__ == "__main__":

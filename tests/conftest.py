@@ -35,3 +35,14 @@ def zion_root() -> Path:
 def run_cli(*args: str) -> Result:
     """Run ``geossl ARGS`` in-process and return click's result (stdout and stderr kept apart)."""
     return CliRunner().invoke(main, ["-q", *[str(a) for a in args]], catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def synth_catalog(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic scene ingested with data_manifests/synthetic.yaml (4 x 4 blocks): the catalog folder."""
+    from geossl.ingest.run import IngestOptions, ingest
+
+    out = tmp_path_factory.mktemp("synth_catalog") / "catalog"
+    ingest(ROOT / "data_manifests" / "synthetic.yaml", IngestOptions(out=out, data_root=synth_dir, workers=1,
+                                                                      quiet=True))
+    return out

@@ -30,3 +30,16 @@ def data_root_option(func: F) -> F:
 def is_quiet(ctx: click.Context) -> bool:
     """True when the user asked for less output (-q): progress bars off."""
     return bool(ctx.find_root().obj and ctx.find_root().obj.get("verbosity", 0) < 0)
+
+
+def catalog_option(func: F) -> F:
+    """``--catalog``: the ingest output folder to train or evaluate on (ingested first when empty)."""
+    return click.option("--catalog", "catalog", type=click.Path(path_type=Path, file_okay=False), required=True,
+                        help="Ingest output folder (catalog.json); the MANIFEST is ingested there first when "
+                             "it holds no catalog yet.")(func)
+
+
+def threads_option(func: F) -> F:
+    """``--threads``: torch's CPU threads (1 is often fastest on a machine busy with other work)."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="torch CPU threads [torch's default: one per core].")(func)

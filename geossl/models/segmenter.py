@@ -28,9 +28,13 @@ class Segmenter(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        extra: dict[str, object] = {}
+        if config.decoder_channels is not None:
+            extra["decoder_channels"] = (list(config.decoder_channels) if config.arch == "unet"
+                                         else config.decoder_channels[0])
         try:
             self.net = smp.create_model(config.arch, encoder_name=config.encoder, encoder_weights=None,
-                                        in_channels=config.in_channels, classes=config.num_classes)
+                                        in_channels=config.in_channels, classes=config.num_classes, **extra)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise InputError("--encoder", f"unknown encoder '{config.encoder}' for {config.arch}: "
                                           f"{str(exc).splitlines()[0]}") from exc
@@ -62,6 +66,12 @@ class Segmenter(nn.Module):
     def head(self, decoded: Tensor) -> Tensor:
         """Main classifier: logits ``(N, K, H, W)``."""
         return self.net.segmentation_head(decoded)
+
+    def pseudo(self, decoded: Tensor) -> Tensor:
+        """The pseudo head (decoupled weighting): logits ``(N, K, H, W)``."""
+        if self.pseudo_head is None:
+            raise RuntimeError("this model was built without a pseudo head")
+        return self.pseudo_head(decoded)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of the main head."""

@@ -1,0 +1,208 @@
+"""Semi-supervised accuracy on the real Zion scene: which strategy closes the gap to full labels?
+
+Spatially disjoint 8x8 blocks (data_manifests/zion.yaml: 20% val, 20% test); the labeled set is 1/8 of the
+train blocks, the rest of train is unlabeled. Same model (U-Net, small timm encoder), steps and batch size for
+supervised (1/8 labels), fixmatch, unimatch, crossview, dwl and supervised with every train label (the upper
+bound). Prints test macro mIoU, per-class IoU and the gap closure (ssl - sup_1/8) / (sup_full - sup_1/8), and
+the time of one training step of each strategy against one supervised step on the same batch (measured side by
+side, round robin, in one process, on the same real batches; data loading excluded).
+
+    python bench/ssl_accuracy.py --data-root ../shared/data            # the table (one seed)
+    python bench/ssl_accuracy.py --data-root ../shared/data --probe    # step times only (sizing)
+
+Targets: crossview and dwl each >= supervised-1/8 + 3 mIoU points and gap closure >= 0.5; one SSL step
+<= 2.5x one supervised step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RUNS = [  # (run name, strategy, extra train flags)
+    ("supervised_1/8", "supervised", []),
+    ("fixmatch", "fixmatch", []),
+    ("unimatch", "unimatch", []),
+    ("crossview", "crossview", []),
+    ("dwl", "dwl", []),
+    ("supervised_full", "supervised", ["--label-fraction", "1.0"]),
+]
+TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
+
+
+def cli(*args: str, log: Path | None = None) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "geossl.cli", "-q", *map(str, args)]
+    with open(log, "w") if log else open(os.devnull, "w") as out:
+        result = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"failed ({result.returncode}): {' '.join(cmd)}" + (f"; see {log}" if log else ""))
+
+
+def model_flags(a: argparse.Namespace) -> list[str]:
+    return ["--encoder", a.encoder, "--patch-size", str(a.patch_size), "--batch-size", str(a.batch_size),
+            "--threads", str(a.threads)]
+
+
+def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, float]:
+    """Median seconds of one training step per strategy, measured round robin on the same real batches."""
+    import torch
+
+    from geossl.catalog import load_catalog
+    from geossl.data.module import SslDataModule, plan_splits
+    from geossl.models import Segmenter
+    from geossl.ssl import STRATEGIES
+    from geossl.train.config import TrainConfig
+    from geossl.train.run import model_config
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    cat = load_catalog(catalog)
+    plan = plan_splits(cat, catalog, None, 0)
+    batches = {}
+    for pairs in (False, True):
+        dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size, a.batch_size, 2, True, pairs=pairs)
+        loaders = dm.train_dataloader()
+        batches[pairs] = (next(iter(loaders["labeled"])), next(iter(loaders["unlabeled"])))
+    setups = {}
+    for name in ("supervised", "fixmatch", "unimatch", "crossview", "dwl"):
+        cfg = TrainConfig(strategy=name, encoder=a.encoder, patch_size=a.patch_size, batch_size=a.batch_size,
+                          decoder_channels=a.decoder_channels)
+        model = Segmenter(model_config(cfg, cat)).train()
+        params = {"warmup_steps": 0} if name == "dwl" else {}
+        strategy = STRATEGIES[name](model, STRATEGIES[name].Config(**params))
+        if name == "dwl":  # time it in steady state: a full class memory (50 batches)
+            with torch.no_grad():
+                probs = model(batches[False][1]["image"]).softmax(dim=1)
+            for _ in range(strategy.config.memory_batches):
+                strategy.memory.update(probs, probs.argmax(dim=1), batches[False][1]["valid"])
+        setups[name] = (model, strategy, torch.optim.AdamW(model.parameters(), lr=1e-3))
+    times: dict[str, list[float]] = {n: [] for n in setups}
+    for r in range(rounds + 1):
+        for name, (_, strategy, opt) in setups.items():
+            batch_l, batch_u = batches[strategy.paired]
+            batch_u = {k: v for k, v in batch_u.items() if k != "truth"}
+            t0 = time.perf_counter()
+            out = strategy.training_step(batch_l, batch_u, 100, 1000)
+            opt.zero_grad()
+            out.loss.backward()
+            opt.step()
+            if r:  # round 0 warms up
+                times[name].append(time.perf_counter() - t0)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ssl_accuracy")
+    p.add_argument("--encoder", default="tu-mobilenetv3_small_100")
+    p.add_argument("--decoder-channels", type=int, nargs=5, default=[64, 32, 16, 16, 16])
+    p.add_argument("--patch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--evals", type=int, default=5, help="validations (and checkpoints) per run")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--timing-rounds", type=int, default=8)
+    p.add_argument("--probe", action="store_true", help="step times only")
+    p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview")
+    a = p.parse_args()
+    if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
+        raise SystemExit(f"Zion data not found under {a.data_root}/zion")
+    a.out.mkdir(parents=True, exist_ok=True)
+    manifest = ROOT / "data_manifests" / "zion.yaml"
+    catalog = a.out / "catalog"
+    cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
+    started = time.time()
+    header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
+              "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
+              "decoder_channels": a.decoder_channels, "patch_size": a.patch_size, "batch_size": a.batch_size,
+              "steps": a.steps, "threads": a.threads}
+    times = step_times(a, catalog, a.timing_rounds)
+    print(f"step time (s, median of {a.timing_rounds}, batch {a.batch_size} labeled + {a.batch_size} unlabeled, "
+          f"patch {a.patch_size}, {a.encoder}):")
+    for name, t in times.items():
+        ratio = t / times["supervised"]
+        verdict = "" if name == "supervised" else (" ok" if ratio <= TARGET_STEP_RATIO else " MISSES target")
+        print(f"  {name:<11} {t:7.3f}  x{ratio:4.2f} supervised (target <= {TARGET_STEP_RATIO}){verdict}")
+    results_path = a.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() and a.only else {}
+    results.update({"header": header, "step_times": times})
+    results_path.write_text(json.dumps(results, indent=2))
+    if a.probe:
+        return
+    config = a.out / "bench_config.yaml"
+    config.write_text(f"decoder_channels: {a.decoder_channels}\nsteps_per_epoch: {max(1, a.steps // a.evals)}\n"
+                      "pseudo_truth: true\n")
+    runs = results.setdefault("runs", {})
+    for seed in range(a.seeds):
+        for name, strategy, extra in RUNS:
+            if a.only and name.split("_")[0] not in a.only and name not in a.only:
+                continue
+            key = f"{name}@{seed}"
+            run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
+            if run_dir.exists():
+                subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+            t0 = time.time()
+            cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", config, "--strategy", strategy,
+                *model_flags(a), "--max-steps", a.steps, "--seed", seed, *extra,
+                log=a.out / f"{key.replace('/', '_')}.log")
+            train_s = time.time() - t0
+            cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
+                "--out", run_dir / "eval-test", "--threads", a.threads)
+            metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
+            val = json.loads((run_dir / "metrics.json").read_text()).get("val", {})
+            runs[key] = {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"],
+                         "kappa": metrics["kappa"], "val_miou": val.get("miou"), "train_seconds": train_s,
+                         "best_step": json.loads((run_dir / "metrics.json").read_text()).get("step")}
+            results["elapsed_s"] = time.time() - started
+            results_path.write_text(json.dumps(results, indent=2))
+            print(f"{key:<22} test mIoU {100 * metrics['miou']:5.1f}  (val {100 * (val.get('miou') or 0):5.1f}, "
+                  f"{train_s / 60:5.1f} min)", flush=True)
+    results["header"]["load_after"] = os.getloadavg()
+    results_path.write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    runs = results["runs"]
+    names = [n for n, _, _ in RUNS]
+    seeds = sorted({int(k.split("@")[1]) for k in runs})
+    classes = list(next(iter(runs.values()))["iou"])
+
+    def mean(name: str, get) -> float | None:
+        vals = [get(runs[f"{name}@{s}"]) for s in seeds if f"{name}@{s}" in runs]
+        vals = [v for v in vals if v is not None]
+        return statistics.mean(vals) if vals else None
+
+    def fmt(v: float | None) -> str:
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    lines = ["| method | test mIoU | gap closure | " + " | ".join(classes) + " |",
+             "|---|---|---|" + "---|" * len(classes)]
+    sup, full = mean("supervised_1/8", lambda r: r["miou"]), mean("supervised_full", lambda r: r["miou"])
+    for name in names:
+        m = mean(name, lambda r: r["miou"])
+        if m is None:
+            continue
+        closure = "" if sup is None or full is None or full == sup or name.startswith("supervised") else \
+            f"{(m - sup) / (full - sup):+.2f}"
+        ious = [fmt(mean(name, lambda r, c=c: r["iou"][c])) for c in classes]
+        lines.append(f"| {name} | {fmt(m)} | {closure} | " + " | ".join(ious) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The training data: which regions are labeled, and the loaders Lightning asks for.
+
+Training batches are dicts ``{"labeled": batch, "unlabeled": batch}`` (only ``labeled`` for strategies that
+use no unlabeled data); validation and test batches are labeled patches on a grid. In a distributed run each
+rank draws its own random windows (seed + rank) and takes every ``world_size``-th grid window, so Lightning's
+distributed sampler replacement is not needed (``use_distributed_sampler=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+from torch.utils.data import DataLoader
+
+from geossl.catalog import Catalog
+from geossl.data.normalize import LabelEncoder, Normalizer
+from geossl.data.patches import PatchDataset, collate_patches
+from geossl.data.rasters import catalog_rasters, with_labels
+from geossl.data.regions import Region, reassign_labeled, region_class_counts, split_regions
+from geossl.data.samplers import RegionGridSampler, RegionSampler
+from geossl.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitPlan:
+    """The regions of each split after ``label_fraction``, and the labeled pixels per class of the labeled split."""
+
+    regions: list[Region]
+    labeled_counts: np.ndarray
+
+    def of(self, split: str) -> list[Region]:
+        """The regions of one split."""
+        return [r for r in self.regions if r.split == split]
+
+
+def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed: int) -> SplitPlan:
+    """Regions per split, after redrawing the labeled train regions when ``label_fraction`` is given.
+
+    See :func:`geossl.data.regions.reassign_labeled`. Raises :class:`InputError` when the labeled split holds
+    no labeled pixel.
+    """
+    catalog_file = root / "catalog.json"
+    regions = split_regions(catalog)
+    label_paths = [catalog.path_of(root, s.labels) for s in catalog.scenes if s.labels]
+    if not label_paths:
+        raise InputError(catalog_file, "the catalog has no labels to train on")
+    ids = [c.id for c in catalog.classes]
+    wanted = [r for r in regions if r.split in (("labeled", "unlabeled") if label_fraction is not None
+                                                else ("labeled",))]
+    counts = region_class_counts(label_paths, wanted, ids)
+    if label_fraction is not None:
+        regions = reassign_labeled(regions, counts, label_fraction, seed)
+    labeled = [r for r in regions if r.split == "labeled"]
+    total = sum((counts[r.key] for r in labeled), np.zeros(len(ids), dtype=np.int64))
+    if not labeled or total.sum() == 0:
+        raise InputError(catalog_file, "the labeled split holds no labeled pixel (every label there is the "
+                                       f"ignore id {catalog.ignore_id} or the split is empty)")
+    log.info("labeled split: %d region(s), %d labeled pixels (%s)", len(labeled), int(total.sum()),
+             ", ".join(f"{c.name} {int(n)}" for c, n in zip(catalog.classes, total, strict=True)))
+    return SplitPlan(regions=regions, labeled_counts=total)
+
+
+class SslDataModule(pl.LightningDataModule):
+    """Labeled and unlabeled training patches, and grid patches of the validation split."""
+
+    def __init__(self, catalog: Catalog, root: Path, plan: SplitPlan, patch_size: int, batch_size: int,
+                 unlabeled_batch_size: int, steps_per_epoch: int, use_unlabeled: bool, pairs: bool = False,
+                 overlap: tuple[float, float] = (0.25, 0.75), seed: int = 0, workers: int = 0,
+                 pseudo_truth: bool = True) -> None:
+        super().__init__()
+        self.catalog, self.root, self.plan = catalog, root, plan
+        self.patch_size = patch_size
+        self.batch_size, self.unlabeled_batch_size = batch_size, unlabeled_batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.use_unlabeled = use_unlabeled
+        self.pairs, self.overlap = pairs, overlap
+        self.seed, self.workers = seed, workers
+        self.pseudo_truth = pseudo_truth
+        self.normalizer = Normalizer.from_catalog(catalog)
+        self.encoder = LabelEncoder(catalog.classes)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
+                drop_last: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate_patches,
+                          num_workers=self.workers, drop_last=drop_last, persistent_workers=self.workers > 0)
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        """``labeled`` (and ``unlabeled``) loaders of ``steps_per_epoch`` batches each."""
+        rank, _ = self._rank()
+        images, labels = catalog_rasters(self.catalog, self.root)
+        assert labels is not None
+        labeled = PatchDataset(with_labels(images, labels), self.plan.of("labeled"), self.patch_size,
+                               self.normalizer, self.encoder, "mask", augment=True)
+        seed = self.seed * 1000 + rank
+        loaders = {"labeled": self._loader(
+            labeled, RegionSampler(labeled.source, labeled.regions, self.patch_size,
+                                   self.steps_per_epoch * self.batch_size, seed=seed),
+            self.batch_size, drop_last=True)}
+        if self.use_unlabeled:
+            regions = self.plan.of("unlabeled")
+            if not regions:
+                raise InputError("--label-fraction", "no unlabeled region is left for a semi-supervised strategy")
+            truth = self.pseudo_truth and labels is not None
+            source = with_labels(images, labels) if truth else images
+            unlabeled = PatchDataset(source, regions, self.patch_size, self.normalizer,
+                                     self.encoder if truth else None, "truth", augment=True)
+            per_item = 2 if self.pairs else 1
+            n = self.unlabeled_batch_size // per_item
+            sampler = RegionSampler(unlabeled.source, regions, self.patch_size, self.steps_per_epoch * n,
+                                    seed=seed + 500, pairs=self.pairs, overlap=self.overlap)
+            loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)
+        return loaders
+
+    def val_dataloader(self) -> DataLoader:
+        """Grid patches over the validation regions."""
+        rank, world = self._rank()
+        return split_loader(self.catalog, self.root, self.plan.of("val"), self.patch_size, self.batch_size,
+                            rank, world, self.workers)
+
+
+def split_loader(catalog: Catalog, root: Path, regions: list[Region], patch_size: int, batch_size: int,
+                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader:
+    """Labeled grid patches over ``regions``: each pixel of the regions exactly once.
+
+    See :class:`RegionGridSampler`.
+    """
+    images, labels = catalog_rasters(catalog, root)
+    if labels is None:
+        raise InputError(root / "catalog.json", "the catalog has no labels to evaluate against")
+    dataset = PatchDataset(with_labels(images, labels), regions, patch_size, Normalizer.from_catalog(catalog),
+                           LabelEncoder(catalog.classes), "mask")
+    sampler = RegionGridSampler(dataset.source, regions, patch_size, rank, world_size)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_patches,
+                      num_workers=workers)

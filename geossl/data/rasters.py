@@ -1,0 +1,69 @@
+"""torchgeo datasets over an ingested catalog: one for the image COGs, one for the label COGs.
+
+Every COG of a catalog is on the same target grid (ingest aligned them), so both datasets share one CRS and
+resolution and a query reads pixels without resampling as long as it is snapped to that grid
+(:func:`snap_bounds`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torchgeo.datasets import IntersectionDataset, RasterDataset
+
+from geossl.catalog import Catalog
+from geossl.errors import InputError
+
+
+class _CatalogRasters(RasterDataset):
+    """A :class:`RasterDataset` whose bounds are computed once.
+
+    torchgeo recomputes ``bounds`` from its GeoDataFrame index on every query (twice per sample); the index
+    of a catalog never changes after construction (one CRS and resolution), so the value is cached, and
+    dropped when the CRS is changed.
+    """
+
+    filename_glob = "*.tif"
+
+    @property
+    def bounds(self) -> tuple[slice, slice, slice]:
+        """Bounding x, y and t slices of the index (cached)."""
+        cached = self.__dict__.get("_bounds")
+        if cached is None or cached[0] is not self.index:
+            cached = (self.index, RasterDataset.bounds.fget(self))  # type: ignore[attr-defined]
+            self.__dict__["_bounds"] = cached
+        return cached[1]
+
+
+class ImageRasters(_CatalogRasters):
+    """The catalog's analysis-ready image COGs (all bands, raw values as float32)."""
+
+    is_image = True
+
+
+class LabelRasters(_CatalogRasters):
+    """The catalog's label COGs (raw class ids as int64; the ignore id is their nodata)."""
+
+    is_image = False
+
+
+def catalog_rasters(catalog: Catalog, root: Path) -> tuple[ImageRasters, LabelRasters | None]:
+    """The image dataset and, when the catalog has labels, the label dataset, on the catalog's grid."""
+    images = [catalog.path_of(root, s.image) for s in catalog.scenes]
+    for path in images:
+        if not path.is_file():
+            raise InputError(path, "image named in the catalog is missing; run `geossl ingest` again")
+    image_ds = ImageRasters(paths=[str(p) for p in images], res=tuple(catalog.resolution), cache=True)
+    labels = [catalog.path_of(root, s.labels) for s in catalog.scenes if s.labels is not None]
+    if not labels:
+        return image_ds, None
+    for path in labels:
+        if not path.is_file():
+            raise InputError(path, "labels named in the catalog are missing; run `geossl ingest` again")
+    label_ds = LabelRasters(paths=[str(p) for p in labels], crs=image_ds.crs, res=image_ds.res, cache=True)
+    return image_ds, label_ds
+
+
+def with_labels(images: ImageRasters, labels: LabelRasters) -> IntersectionDataset:
+    """Images and labels read together (``image`` and ``mask`` in one sample)."""
+    return IntersectionDataset(images, labels)

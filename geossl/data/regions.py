@@ -1,0 +1,136 @@
+"""Split regions: the catalog's split polygons as separate parts, and their labeled pixels.
+
+The catalog stores one GeoJSON feature per block (``blocks`` splits) or per split (``regions`` splits, possibly
+multipolygons). Samplers need each connected part on its own: torchgeo's samplers clip their index to ONE
+polygon and then draw from its bounding box, so the bounding box of scattered blocks would include the blocks
+between them. :func:`split_regions` therefore explodes every feature into its polygons.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.features
+from rasterio.enums import Resampling
+from shapely import Polygon
+from shapely.geometry import shape
+
+from geossl.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("labeled", "unlabeled", "val", "test")
+#: Regions larger than this are counted on a decimated read (counts are scaled back to full resolution).
+MAX_COUNT_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Region:
+    """One polygon of one split, in the catalog CRS."""
+
+    key: str
+    split: str
+    geometry: Polygon
+
+
+@dataclass(frozen=True)
+class PixelGrid:
+    """The catalog's pixel grid: top-left corner and pixel size; rows grow southwards.
+
+    A window of ``size`` pixels at ``(row, col)`` covers ``x in [left + col*xres, left + (col+size)*xres]`` and
+    ``y in [top - (row+size)*yres, top - row*yres]``.
+    """
+
+    left: float
+    top: float
+    xres: float
+    yres: float
+
+    def window_bounds(self, row: int, col: int, size: int) -> tuple[float, float, float, float]:
+        """``(xmin, ymin, xmax, ymax)`` of the window."""
+        xmin = self.left + col * self.xres
+        ymax = self.top - row * self.yres
+        return xmin, ymax - size * self.yres, xmin + size * self.xres, ymax
+
+    def snap(self, xmin: float, ymax: float) -> tuple[int, int]:
+        """``(row, col)`` of the pixel corner nearest to ``(xmin, ymax)``."""
+        return round((self.top - ymax) / self.yres), round((xmin - self.left) / self.xres)
+
+
+def split_regions(catalog: Catalog) -> list[Region]:
+    """Every polygon of every split feature, keyed ``<split>-<feature>-<part>`` (or ``r<row>c<col>`` for blocks)."""
+    regions = []
+    for i, feature in enumerate(catalog.splits.get("features", [])):
+        props = feature.get("properties", {})
+        split = props.get("split")
+        if split not in SPLITS:
+            continue
+        geom = shape(feature["geometry"])
+        parts = list(getattr(geom, "geoms", [geom]))
+        base = f"r{props['row']}c{props['col']}" if "row" in props and "col" in props else f"{split}-{i}"
+        for j, part in enumerate(p for p in parts if isinstance(p, Polygon) and not p.is_empty):
+            regions.append(Region(key=base if len(parts) == 1 else f"{base}-{j}", split=split, geometry=part))
+    return regions
+
+
+def region_class_counts(label_paths: list[Path], regions: list[Region], ids: list[int]) -> dict[str, np.ndarray]:
+    """Pixels of each class (in ``ids`` order) inside each region, summed over the label COGs."""
+    counts = {r.key: np.zeros(len(ids), dtype=np.int64) for r in regions}
+    lut = np.full(65536, -1, dtype=np.int64)
+    lut[np.asarray(ids)] = np.arange(len(ids))
+    for path in label_paths:
+        with rasterio.open(path) as src:
+            for region in regions:
+                window = _pixel_window(region.geometry.bounds, src)
+                if window is None:
+                    continue
+                scale = max(1, math.ceil(math.sqrt(window.width * window.height / MAX_COUNT_PIXELS)))
+                shape_out = (max(1, int(window.height) // scale), max(1, int(window.width) // scale))
+                data = src.read(1, window=window, out_shape=shape_out, resampling=Resampling.nearest)
+                transform = src.window_transform(window) @ rasterio.Affine.scale(
+                    window.width / shape_out[1], window.height / shape_out[0])
+                inside = rasterio.features.geometry_mask([region.geometry], shape_out, transform, invert=True)
+                cls = lut[data[inside].astype(np.int64)]
+                counts[region.key] += np.bincount(cls[cls >= 0], minlength=len(ids)) * scale * scale
+    return counts
+
+
+def _pixel_window(bounds: tuple[float, float, float, float], src: rasterio.io.DatasetReader
+                  ) -> rasterio.windows.Window | None:
+    """The whole pixels of ``src`` that ``bounds`` touches (clipped to the raster), or None."""
+    t = src.transform
+    minx, miny, maxx, maxy = bounds
+    col0 = max(0, math.floor(round((minx - t.c) / t.a, 6)))
+    col1 = min(src.width, math.ceil(round((maxx - t.c) / t.a, 6)))
+    row0 = max(0, math.floor(round((t.f - maxy) / -t.e, 6)))
+    row1 = min(src.height, math.ceil(round((t.f - miny) / -t.e, 6)))
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fraction: float, seed: int
+                     ) -> list[Region]:
+    """Redraw which train regions keep their labels: ``max(1, round(fraction * n_train))`` of them.
+
+    Train regions are those of the ``labeled`` and ``unlabeled`` splits; only those with labeled pixels can
+    be chosen, in a seeded random order; the other train regions become ``unlabeled``. Validation and test
+    regions are untouched.
+    """
+    train = [r for r in regions if r.split in ("labeled", "unlabeled")]
+    candidates = [r for r in train if counts.get(r.key, np.zeros(1)).sum() > 0]
+    order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
+    n_labeled = min(len(order), max(1, round(fraction * len(train))))
+    chosen = {r.key for r in order[:n_labeled]}
+    out = []
+    for r in regions:
+        if r.split in ("labeled", "unlabeled"):
+            r = Region(key=r.key, split="labeled" if r.key in chosen else "unlabeled", geometry=r.geometry)
+        out.append(r)
+    log.info("label fraction %.3g: %d of %d train regions labeled", fraction, n_labeled, len(train))
+    return out

@@ -1,0 +1,143 @@
+"""Where patches come from: torchgeo samplers run per split region, snapped to the catalog's pixel grid.
+
+torchgeo 0.8's samplers take ONE polygon as ``roi``, clip the dataset index to it and draw windows inside the
+clipped footprint's bounding box (a tile smaller than the patch is skipped). So each region (one block, or one
+part of a drawn region; see :mod:`geossl.data.regions`) gets its own sampler, on a box that is the region's
+bounding box grown to at least one patch (and kept inside the imagery); the pixels of a patch that fall outside
+its region are masked later (:class:`geossl.data.patches.PatchDataset`). A query is a :class:`PatchQuery`: the
+window's top-left pixel on the catalog grid and the index of its region.
+
+Spatial pairs (cross-view): the partner of a window at ``(row, col)`` sits at ``(row + dy, col + dx)`` with
+``|dy| = round((1 - fy) * size)``, ``|dx| = round((1 - fx) * size)``, where the overlap share of the area
+``f ~ U(overlap)``, ``fy ~ U(f, 1)``, ``fx = f / fy`` and the signs are random; the partner is then moved
+(if needed) to stay inside the region's box, which can only enlarge the overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import shapely
+import torch
+from torch.utils.data import Sampler
+from torchgeo.datasets import GeoDataset
+from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
+
+from geossl.data.regions import PixelGrid, Region
+
+
+@dataclass(frozen=True)
+class PatchQuery:
+    """A square window of the catalog grid (top-left ``row``, ``col``) and the index of its region."""
+
+    row: int
+    col: int
+    region: int
+
+
+def dataset_grid(dataset: GeoDataset) -> PixelGrid:
+    """The pixel grid of a torchgeo dataset: its bounds' top-left corner and its resolution."""
+    x, y, _ = dataset.bounds
+    return PixelGrid(left=float(x.start), top=float(y.stop), xres=float(dataset.res[0]), yres=float(dataset.res[1]))
+
+
+def sampling_box(region: Region, dataset: GeoDataset, size: int) -> shapely.Polygon:
+    """The region's bounding box grown (centred) to at least ``size`` pixels per side, shifted inside the data."""
+    x, y, _ = dataset.bounds
+    xres, yres = dataset.res
+    box = []
+    for lo, hi, dlo, dhi, span in ((0, 2, x.start, x.stop, size * xres), (1, 3, y.start, y.stop, size * yres)):
+        a, b = region.geometry.bounds[lo], region.geometry.bounds[hi]
+        grow = max(0.0, span - (b - a)) / 2
+        a, b = a - grow, b + grow
+        if a < dlo:
+            a, b = dlo, b + (dlo - a)
+        if b > dhi:
+            a, b = a - (b - dhi), dhi
+        box.append((max(a, dlo), min(b, dhi)))
+    return shapely.box(box[0][0], box[1][0], box[0][1], box[1][1])
+
+
+class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
+    """Random windows over a set of regions.
+
+    A region is drawn with probability proportional to its area, then a window inside it by that region's
+    :class:`torchgeo.samplers.RandomGeoSampler`.
+
+    With ``pairs`` each item is a (window, partner) pair overlapping by a random share (module docstring).
+    """
+
+    def __init__(self, dataset: GeoDataset, regions: list[Region], size: int, length: int, seed: int = 0,
+                 pairs: bool = False, overlap: tuple[float, float] = (0.25, 0.75)) -> None:
+        self.grid = dataset_grid(dataset)
+        self.size = size
+        self.length = length
+        self.pairs = pairs
+        self.overlap = overlap
+        self.generator = torch.Generator().manual_seed(seed)
+        self.regions: list[int] = []
+        self.samplers: list[RandomGeoSampler] = []
+        self.boxes: list[tuple[int, int, int, int]] = []
+        for i, region in enumerate(regions):
+            roi = sampling_box(region, dataset, size)
+            sampler = RandomGeoSampler(dataset, size, length=length, roi=roi, generator=self.generator)
+            if not sampler.bounds:
+                continue
+            r0, c0 = self.grid.snap(roi.bounds[0], roi.bounds[3])
+            r1, c1 = self.grid.snap(roi.bounds[2], roi.bounds[1])
+            self.regions.append(i)
+            self.samplers.append(sampler)
+            self.boxes.append((r0, c0, r1, c1))
+        self.weights = torch.tensor([regions[i].geometry.area for i in self.regions], dtype=torch.float64)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[PatchQuery | tuple[PatchQuery, PatchQuery]]:
+        iters = [iter(s) for s in self.samplers]
+        for _ in range(self.length):
+            j = int(torch.multinomial(self.weights, 1, generator=self.generator))
+            x, y, _ = next(iters[j])
+            row, col = self.grid.snap(x.start, y.stop)
+            query = PatchQuery(row, col, self.regions[j])
+            yield (query, self._partner(query, self.boxes[j])) if self.pairs else query
+
+    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int]) -> PatchQuery:
+        g, lo, hi = self.generator, *self.overlap
+        f = lo + (hi - lo) * float(torch.rand((), generator=g))
+        fy = f + (1 - f) * float(torch.rand((), generator=g))
+        fx = f / fy
+        sy, sx = (1 if float(torch.rand((), generator=g)) < 0.5 else -1 for _ in range(2))
+        row = query.row + sy * round((1 - fy) * self.size)
+        col = query.col + sx * round((1 - fx) * self.size)
+        r0, c0, r1, c1 = box
+        row = min(max(row, r0), max(r0, r1 - self.size))
+        col = min(max(col, c0), max(c0, c1 - self.size))
+        return PatchQuery(row, col, query.region)
+
+
+class RegionGridSampler(Sampler[PatchQuery]):
+    """Non-overlapping windows covering every region (``GridGeoSampler`` with stride = size, per region).
+
+    Windows of neighbouring regions may overlap, but each pixel is later counted only within its own region, so
+    every pixel of a split is evaluated exactly once. With ``world_size > 1`` rank ``r`` takes windows
+    ``r, r + world_size, ...``.
+    """
+
+    def __init__(self, dataset: GeoDataset, regions: list[Region], size: int, rank: int = 0,
+                 world_size: int = 1) -> None:
+        grid = dataset_grid(dataset)
+        queries: dict[tuple[int, int, int], PatchQuery] = {}
+        for i, region in enumerate(regions):
+            roi = sampling_box(region, dataset, size)
+            for x, y, _ in GridGeoSampler(dataset, size, stride=size, roi=roi):
+                row, col = grid.snap(x.start, y.stop)
+                queries.setdefault((i, row, col), PatchQuery(row, col, i))
+        self.queries = list(queries.values())[rank::world_size]
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __iter__(self) -> Iterator[PatchQuery]:
+        return iter(self.queries)

@@ -1,0 +1,154 @@
+"""Augmented views for semi-supervised training (see ``notes/ssl_methods.md``, "Views").
+
+- weak: geometry only, one of the 8 symmetries of the square (:func:`dihedral`), applied to image, labels
+  and masks alike; the random crop is the sampler's random window.
+- strong: the weak view plus photometric noise that suits multispectral data (:func:`photometric`: per-band
+  brightness/contrast, gaussian blur, band dropout or a grayscale-like band mix) and CutMix
+  (:func:`cutmix_boxes`, :func:`paste`) from another image of the batch, whose pseudo-labels, confidences and
+  masks are pasted with the same box.
+- feature perturbation: channel dropout on the encoder features (:func:`feature_dropout`).
+
+Strong views and feature dropout work on whole batches on the model's device, inside the training step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from geossl.config import StrictModel
+
+
+class ViewConfig(StrictModel):
+    """Strength of the strong views. Defaults follow UniMatch's, adapted to multispectral bands."""
+
+    jitter_prob: Annotated[float, Field(ge=0, le=1)] = 0.8
+    brightness: Annotated[float, Field(ge=0)] = 0.4
+    contrast: Annotated[float, Field(ge=0, lt=1)] = 0.4
+    blur_prob: Annotated[float, Field(ge=0, le=1)] = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    band_drop_prob: Annotated[float, Field(ge=0, le=1)] = 0.2
+    band_mix_prob: Annotated[float, Field(ge=0, le=1)] = 0.2
+    cutmix_prob: Annotated[float, Field(ge=0, le=1)] = 0.5
+    cutmix_area: tuple[float, float] = (0.02, 0.4)
+    cutmix_aspect: tuple[float, float] = (0.3, 1 / 0.3)
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+def dihedral(x: Tensor, rot: int, flip: bool) -> Tensor:
+    """Apply one symmetry of the square to the last two axes.
+
+    Mirror left-right if ``flip``, then rotate by ``rot`` quarter turns counter-clockwise.
+    """
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, rot % 4, dims=(-2, -1)) if rot % 4 else x
+
+
+def undo_dihedral(x: Tensor, rot: int, flip: bool) -> Tensor:
+    """Inverse of :func:`dihedral` with the same arguments."""
+    if rot % 4:
+        x = torch.rot90(x, -(rot % 4), dims=(-2, -1))
+    return x.flip(-1) if flip else x
+
+
+def random_dihedral(generator: torch.Generator | None = None) -> tuple[int, bool]:
+    """One of the 8 symmetries, uniformly."""
+    k = int(torch.randint(0, 8, (1,), generator=generator))
+    return k % 4, bool(k // 4)
+
+
+# ---------------------------------------------------------------------------------------------- photometric
+def _gaussian_kernel(sigma: float) -> Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable gaussian blur of one image ``(C, H, W)`` (reflect padding at the borders)."""
+    k = _gaussian_kernel(sigma).to(x)
+    c, r = x.shape[0], (len(k) - 1) // 2
+    y = F.pad(x[None], (r, r, 0, 0), mode="reflect" if r < x.shape[-1] else "replicate")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    y = F.pad(y, (0, 0, r, r), mode="reflect" if r < x.shape[-2] else "replicate")
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)[0]
+
+
+def photometric(x: Tensor, valid: Tensor, cfg: ViewConfig) -> Tensor:
+    """Independent photometric noise for each image of a normalised batch ``(N, C, H, W)``.
+
+    Per image: with ``jitter_prob`` each band gets its own brightness shift ``U(-b, b)`` (in standard
+    deviations) and contrast factor ``U(1-c, 1+c)`` around its mean; with ``blur_prob`` a gaussian blur of
+    sigma ``U(blur_sigma)``; then with ``band_drop_prob`` one random band is set to 0 (its mean), or else with
+    ``band_mix_prob`` every band is pulled towards the band average by ``U(0.5, 1)``. Invalid pixels stay 0.
+    """
+    n, c = x.shape[:2]
+    dev = x.device
+    out = x.clone()
+    mask = valid[:, None].to(x.dtype)
+    jitter = (torch.rand(n, device=dev) < cfg.jitter_prob)[:, None, None, None]
+    mean = (out * mask).sum((2, 3), keepdim=True) / mask.sum((2, 3), keepdim=True).clamp_min(1)
+    shift = (torch.rand(n, c, 1, 1, device=dev) * 2 - 1) * cfg.brightness
+    scale = 1 + (torch.rand(n, c, 1, 1, device=dev) * 2 - 1) * cfg.contrast
+    out = torch.where(jitter, (out - mean) * scale + mean + shift, out)
+    lo, hi = cfg.blur_sigma
+    for i in torch.nonzero(torch.rand(n) < cfg.blur_prob).flatten().tolist():
+        out[i] = blur(out[i], float(lo + (hi - lo) * torch.rand(())))
+    drop = torch.rand(n) < cfg.band_drop_prob
+    for i in torch.nonzero(drop).flatten().tolist():
+        out[i, int(torch.randint(0, c, ()))] = 0
+    mix = (~drop) & (torch.rand(n) < cfg.band_mix_prob)
+    for i in torch.nonzero(mix).flatten().tolist():
+        a = 0.5 + 0.5 * float(torch.rand(()))
+        out[i] = (1 - a) * out[i] + a * out[i].mean(0, keepdim=True)
+    return out * mask
+
+
+# ---------------------------------------------------------------------------------------------- cutmix
+def cutmix_boxes(n: int, h: int, w: int, cfg: ViewConfig, device: torch.device | str = "cpu") -> Tensor:
+    """CutMix boxes as boolean masks ``(N, H, W)``.
+
+    For each image, with ``cutmix_prob``, one box of ``U(cutmix_area)`` of the image's area and aspect ratio
+    ``U(cutmix_aspect)`` at a random place (clipped to the image).
+    """
+    boxes = torch.zeros(n, h, w, dtype=torch.bool, device=device)
+    for i in range(n):
+        if float(torch.rand(())) >= cfg.cutmix_prob:
+            continue
+        area = h * w * float(torch.empty(()).uniform_(*cfg.cutmix_area))
+        aspect = float(torch.empty(()).uniform_(*cfg.cutmix_aspect))
+        bh = max(1, min(h, round(math.sqrt(area * aspect))))
+        bw = max(1, min(w, round(math.sqrt(area / aspect))))
+        top = int(torch.randint(0, h - bh + 1, ()))
+        left = int(torch.randint(0, w - bw + 1, ()))
+        boxes[i, top : top + bh, left : left + bw] = True
+    return boxes
+
+
+def mix_permutation(n: int, device: torch.device | str = "cpu") -> Tensor:
+    """For each image, another image of the batch to paste from (never itself when ``n > 1``)."""
+    if n < 2:
+        return torch.zeros(n, dtype=torch.long, device=device)
+    return (torch.arange(n, device=device) + torch.randint(1, n, (1,), device=device)) % n
+
+
+def paste(dst: Tensor, src: Tensor, boxes: Tensor) -> Tensor:
+    """``dst`` with ``src`` inside ``boxes`` (``(N, H, W)``; ``dst``/``src`` ``(N, H, W)`` or ``(N, C, H, W)``)."""
+    m = boxes if dst.dim() == 3 else boxes[:, None]
+    return torch.where(m, src, dst)
+
+
+# ---------------------------------------------------------------------------------------------- features
+def feature_dropout(features: list[Tensor], p: float) -> list[Tensor]:
+    """Channel dropout (Dropout2d) with rate ``p`` on every encoder feature.
+
+    The first entry of smp's feature list is the input image itself and is passed through unchanged.
+    """
+    return [features[0], *(F.dropout2d(f, p, training=True) for f in features[1:])]

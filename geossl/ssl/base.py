@@ -1,0 +1,139 @@
+"""The common interface of the semi-supervised strategies (one per file in this package).
+
+A strategy owns no weights: it gets the :class:`~geossl.models.Segmenter` and computes one training step's loss
+from a labeled and an unlabeled batch (see :mod:`geossl.data.patches` for the batch keys). Unlabeled batches
+never carry labels to a strategy: the task removes the hidden truth before the call.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from geossl.config import StrictModel
+from geossl.data.normalize import IGNORE
+from geossl.data.views import ViewConfig, cutmix_boxes, feature_dropout, mix_permutation, paste, photometric
+from geossl.models import Segmenter
+
+Batch = dict[str, Tensor]
+
+
+@dataclass
+class PseudoLabels:
+    """What a step did with the unlabeled batch, in the batch's (weak view) frame, for diagnostics.
+
+    ``weight`` is how much each pixel's pseudo-label counted in the loss (0: unused).
+    """
+
+    labels: Tensor
+    weight: Tensor
+    valid: Tensor
+
+
+@dataclass
+class StepOutput:
+    """The loss to minimise, its terms (detached, for logs) and the pseudo-labels used."""
+
+    loss: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    pseudo: PseudoLabels | None = None
+
+
+@dataclass
+class StrongView:
+    """A strong view of a weak batch: the image, and the CutMix box and source used to build it."""
+
+    image: Tensor
+    box: Tensor
+    source: Tensor
+
+    def mix(self, t: Tensor) -> Tensor:
+        """Paste ``t`` (a per-pixel quantity of the weak batch) the way the image was pasted."""
+        return paste(t, t[self.source], self.box)
+
+
+class Strategy(ABC):
+    """Base of every strategy.
+
+    Subclasses set :attr:`name` and :attr:`Config` and implement :meth:`training_step`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrictModel]]
+    #: False for strategies that train on labeled patches only.
+    uses_unlabeled: ClassVar[bool] = True
+    #: True when the model needs the second (pseudo) classifier.
+    needs_pseudo_head: ClassVar[bool] = False
+
+    def __init__(self, model: Segmenter, config: StrictModel, views: ViewConfig | None = None,
+                 class_weights: Tensor | None = None) -> None:
+        self.model = model
+        self.config = config
+        self.views = views or ViewConfig()
+        self.class_weights = class_weights
+
+    @property
+    def paired(self) -> bool:
+        """True when unlabeled windows must come in overlapping pairs (spatial cross-view)."""
+        return False
+
+    def supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy on the labeled pixels (class-weighted when the task was given weights)."""
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device, logits.dtype)
+        if not (target != IGNORE).any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.float(), target, weight=None if weight is None else weight.float(),
+                               ignore_index=IGNORE)
+
+    def strong_view(self, weak: Tensor, valid: Tensor) -> StrongView:
+        """Photometric noise on a copy of the weak batch, then CutMix from another image of the batch."""
+        n, _, h, w = weak.shape
+        image = photometric(weak, valid, self.views)
+        box = cutmix_boxes(n, h, w, self.views, weak.device)
+        source = mix_permutation(n, weak.device)
+        return StrongView(image=paste(image, image[source], box), box=box, source=source)
+
+    def decode_with_dropout(self, features: list[Tensor], start: int, rates: tuple[float, ...]
+                            ) -> tuple[Tensor, list[Tensor]]:
+        """Clean logits of all images and, for each rate, logits of images ``start:`` with feature dropout.
+
+        Everything goes through the decoder in ONE pass on the concatenated features (as UniMatch's official
+        ``model(x, need_fp=True)``): fewer, larger operations, and the decoder's batch statistics see both.
+        """
+        streams = [feature_dropout([f[start:] for f in features], p) for p in rates]
+        joined = [torch.cat([f, *(s[i] for s in streams)]) for i, f in enumerate(features)]
+        logits = self.model.head(self.model.decode(joined))
+        n, m = features[0].shape[0], features[0].shape[0] - start
+        return logits[:n], [logits[n + j * m : n + (j + 1) * m] for j in range(len(rates))]
+
+    @abstractmethod
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+        """The loss of one step; ``step`` counts from 0 to ``total_steps``."""
+
+    def on_train_epoch_end(self) -> None:
+        """Called after every training epoch (DWL merges its heads here); nothing by default."""
+        return
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to checkpoint besides the model's weights (tensors and plain types only)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; nothing by default."""
+        return
+
+
+def split(t: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """``t[:n]``, ``t[n:]``."""
+    return t[:n], t[n:]
+
+
+def no_unlabeled(name: str) -> ValueError:
+    """The error of a semi-supervised strategy called without an unlabeled batch."""
+    return ValueError(f"strategy {name} needs an unlabeled batch")
+

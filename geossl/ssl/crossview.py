@@ -1,0 +1,179 @@
+"""``crossview``: cross-view matching with feature-dropout streams and a spatial cross-view term.
+
+The remote-sensing CrossMatch paper (Liu et al. 2024, TGRS) could not be read; this follows the verified
+cross-view designs: CrossMatch for medical images (Zhao et al., JBHI 2024, official ``train_cross_match.py``)
+and CCVC (CVPR 2023). Views: weak ``x_w``, strong ``x_s1``, ``x_s2`` (with CutMix) and two feature-dropout
+decoder streams, "weak drop" (Dropout2d 0.25) and "strong drop" (0.75) on all encoder features. One forward on
+``cat(x_l, x_w)`` gives the clean predictions and both streams of ``x_w``; one on ``cat(x_s1, x_s2)`` gives the
+clean strong predictions and both streams of ``x_s2`` (as in the official loop); each forward decodes the clean
+features and the dropout streams in one decoder pass. The teacher is the clean weak
+prediction: labels ``ŷ``, confidences ``q``, thresholds ``τ_c`` (τ, or class-adaptive ``min(τ, ema_c)``).
+
+- ``L_s1``, ``L_s2``: thresholded CE of the strong views against the mixed teacher labels, over all valid pixels.
+- teacher-to-view ``L_tkd``: mean of the thresholded CE of the four dropout streams (both streams of ``x_w`` and
+  of ``x_s2``) against the (mixed) teacher labels; where a stream's own label disagrees with the teacher's the
+  pixel is weighted ``conflict_weight`` (CCVC's conflict weighting; 1 = off).
+- view-to-view ``L_dkd``: each stream's weak-view prediction teaches the same stream's ``x_s2`` prediction,
+  where that stream is confident, as ``KL(stream_w ‖ stream_s2)`` (mean of the two streams).
+- spatial ``L_ov`` (with overlapping window pairs): in the pixels two windows share, each window's confident
+  weak prediction teaches its partner's ``x_s1`` prediction (both directions, CutMix boxes excluded), as KL over
+  the shared valid pixels.
+- ``L_kd = (1−η)·L_tkd + η·L_dkd + λ_ov·L_ov``; ``L = (L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_kd) / 2``.
+
+Choices: consistency between two predictions of the student (``L_dkd``, ``L_ov``) is measured by KL against the
+teacher's distribution (soft-target cross-entropy minus its entropy) rather than CE against its argmax, so a
+pair that agrees contributes exactly nothing; the official code uses hard labels with a Dice loss. CutMix
+sources are other images of the same batch (see :mod:`geossl.ssl.unimatch`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from geossl.config import StrictModel
+from geossl.data.overlap import partner_in_own_frame
+from geossl.models import Segmenter
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.losses import class_thresholds, pseudo_labels, soft_consistency, update_confidence_ema, weighted_ce
+
+
+class CrossViewConfig(StrictModel):
+    """Defaults from CrossMatch (η = 0.3, dropout 0.25 / 0.75) and the notes (spatial weight 0.5)."""
+
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
+    eta: Annotated[float, Field(ge=0, le=1)] = 0.3
+    weak_drop: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    strong_drop: Annotated[float, Field(ge=0, lt=1)] = 0.75
+    weight_strong: Annotated[float, Field(ge=0)] = 0.25
+    weight_kd: Annotated[float, Field(ge=0)] = 0.5
+    adaptive_threshold: bool = False
+    threshold_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.99
+    conflict_weight: Annotated[float, Field(ge=0)] = 1.0
+    spatial: bool = True
+    spatial_weight: Annotated[float, Field(ge=0)] = 0.5
+    overlap: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.25, 0.75)
+
+
+def teacher_to_view(teacher_labels: Tensor, teacher_used: Tensor, students: list[Tensor], valid: Tensor,
+                    conflict_weight: float = 1.0) -> Tensor:
+    """Mean over ``students`` of ``Σ w·CE(student, ŷ) / N_valid``.
+
+    ``w = 1[used]``, times ``conflict_weight`` where the student's own argmax differs from ``ŷ``.
+    """
+    losses = []
+    for logits in students:
+        w = teacher_used.float()
+        if conflict_weight != 1.0:
+            conflict = logits.detach().argmax(dim=1) != teacher_labels
+            w = w * torch.where(conflict, conflict_weight, 1.0)
+        losses.append(weighted_ce(logits, teacher_labels, w, valid.sum()))
+    return torch.stack(losses).mean()
+
+
+def view_to_view(teacher_streams: list[Tensor], student_streams: list[Tensor], thresholds: Tensor,
+                 valid: Tensor) -> Tensor:
+    """Mean over streams of ``Σ 1[q_t ≥ τ_c(ŷ_t)]·KL(p_t ‖ p_s) / N_valid``: zero when the streams agree."""
+    losses = []
+    for teacher, student in zip(teacher_streams, student_streams, strict=True):
+        conf, labels = teacher.max(dim=1)
+        used = (conf >= thresholds[labels]) & valid
+        losses.append(soft_consistency(teacher, student, used.float(), valid.sum()))
+    return torch.stack(losses).mean()
+
+
+def spatial_overlap(weak_probs: Tensor, strong_logits: Tensor, valid: Tensor, no_paste: Tensor, origin: Tensor,
+                    geom: Tensor, partner: Tensor, thresholds: Tensor) -> tuple[Tensor, Tensor]:
+    """Each view's strong prediction taught by its partner's confident weak prediction where they overlap.
+
+    Returns the loss ``Σ 1[q_partner ≥ τ]·KL(p_partner ‖ p_strong) / N_shared`` (over the pixels both windows
+    share and both see as valid, outside this view's CutMix box) and ``N_shared``.
+    """
+    partner_probs, inside = partner_in_own_frame(weak_probs, origin, geom, partner)
+    partner_valid, _ = partner_in_own_frame(valid, origin, geom, partner)
+    shared = inside & valid & partner_valid & no_paste
+    conf, labels = partner_probs.max(dim=1)
+    used = shared & (conf >= thresholds[labels])
+    n_shared = shared.sum()
+    return soft_consistency(partner_probs, strong_logits, used.float(), n_shared), n_shared
+
+
+class CrossView(Strategy):
+    """Cross-view matching (module docstring)."""
+
+    name = "crossview"
+    Config = CrossViewConfig
+    config: CrossViewConfig
+
+    def __init__(self, model: Segmenter, config: StrictModel, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, config, *args, **kwargs)
+        self.confidence_ema = torch.full((model.config.num_classes,), self.config.threshold)
+
+    @property
+    def paired(self) -> bool:
+        """Spatial cross-view needs overlapping window pairs."""
+        return self.config.spatial
+
+    def thresholds(self, device: torch.device) -> Tensor:
+        """Per-class thresholds: τ everywhere, or ``min(τ, ema_c)`` when adaptive."""
+        tau = self.config.threshold
+        if not self.config.adaptive_threshold:
+            return torch.full_like(self.confidence_ema, tau).to(device)
+        return class_thresholds(self.confidence_ema, tau).to(device)
+
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+        """``(L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_kd) / 2``."""
+        if batch_u is None:
+            raise no_unlabeled(self.name)
+        cfg, model = self.config, self.model
+        x_w, valid = batch_u["image"], batch_u["valid"]
+        n_l, n_u = batch_l["image"].shape[0], x_w.shape[0]
+
+        rates = (cfg.weak_drop, cfg.strong_drop)
+        logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates)
+        logits_l, logits_w = split(logits, n_l)
+        probs_w, conf, labels = pseudo_labels(logits_w)
+        if cfg.adaptive_threshold:
+            self.confidence_ema = update_confidence_ema(self.confidence_ema.to(conf.device), conf, labels, valid,
+                                                        cfg.threshold_momentum)
+        tau = self.thresholds(conf.device)
+
+        s1, s2 = self.strong_view(x_w, valid), self.strong_view(x_w, valid)
+        logits_s, streams_s2 = self.decode_with_dropout(model.features(torch.cat([s1.image, s2.image])), n_u, rates)
+        logits_s1, logits_s2 = split(logits_s, n_u)
+
+        loss_s = self.supervised_loss(logits_l, batch_l["mask"])
+        used = (conf >= tau[labels]) & valid
+        loss_strong = []
+        for view, logits in ((s1, logits_s1), (s2, logits_s2)):
+            v = view.mix(valid)
+            loss_strong.append(weighted_ce(logits, view.mix(labels), (view.mix(used) & v).float(), v.sum()))
+        v2 = s2.mix(valid)
+        loss_tkd = (teacher_to_view(labels, used, streams_w, valid, cfg.conflict_weight)
+                    + teacher_to_view(s2.mix(labels), s2.mix(used) & v2, streams_s2, v2, cfg.conflict_weight)) / 2
+        teachers = [s2.mix(stream.detach().float().softmax(dim=1)) for stream in streams_w]
+        loss_dkd = view_to_view(teachers, streams_s2, tau, v2)
+        loss_kd = (1 - cfg.eta) * loss_tkd + cfg.eta * loss_dkd
+        terms = {"loss_s": loss_s, "loss_s1": loss_strong[0], "loss_s2": loss_strong[1], "loss_tkd": loss_tkd,
+                 "loss_dkd": loss_dkd}
+        if cfg.spatial and "partner" in batch_u and bool((batch_u["partner"] >= 0).any()):
+            loss_ov, n_shared = spatial_overlap(probs_w, logits_s1, valid, ~s1.box, batch_u["origin"],
+                                                batch_u["geom"], batch_u["partner"], tau)
+            loss_kd = loss_kd + cfg.spatial_weight * loss_ov
+            terms["loss_overlap"] = loss_ov
+            terms["overlap_share"] = n_shared.float() / valid.sum().clamp_min(1)
+        loss = (loss_s + cfg.weight_strong * (loss_strong[0] + loss_strong[1]) + cfg.weight_kd * loss_kd) / 2
+        return StepOutput(loss=loss, terms={k: v.detach() for k, v in terms.items()},
+                          pseudo=PseudoLabels(labels=labels, weight=used.float(), valid=valid))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The class-confidence EMA (class-adaptive thresholds)."""
+        return {"confidence_ema": self.confidence_ema.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the class-confidence EMA."""
+        if "confidence_ema" in state:
+            self.confidence_ema = state["confidence_ema"].clone()

@@ -1,0 +1,158 @@
+"""The Lightning task: torchgeo's :class:`~torchgeo.trainers.BaseTask` template filled in for geossl.
+
+``configure_models`` builds the :class:`~geossl.models.Segmenter` and the strategy, ``configure_metrics`` the
+confusion matrices and pseudo-label statistics; a training step hands the labeled and unlabeled batches to the
+strategy. The unlabeled batch's hidden truth (when the unlabeled area has labels) is taken out of the batch
+before the strategy sees it and only feeds :class:`~geossl.train.metrics.PseudoLabelStats`.
+
+Checkpoints carry the model bundle (``geossl``: classes, bands, normalisation, patch size, model config,
+strategy, validation metrics) next to Lightning's ``state_dict`` (model weights under ``model.``), so
+:func:`geossl.models.load_bundle` reads them with ``weights_only=True``; ``ssl_state`` holds the strategy's
+own state (DWL's class memory) for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
+from torchgeo.trainers import BaseTask
+
+from geossl.models import ModelBundle, Segmenter
+from geossl.ssl import STRATEGIES
+from geossl.train.config import TrainConfig
+from geossl.train.metrics import ConfusionMatrix, PseudoLabelStats, segmentation_metrics
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationTask(BaseTask):
+    """Semi-supervised semantic segmentation with one of :data:`geossl.ssl.STRATEGIES`."""
+
+    monitor = "val_miou"
+    mode = "max"
+
+    def __init__(self, config: dict[str, Any], bundle: dict[str, Any], class_weights: list[float] | None = None
+                 ) -> None:
+        """Build from plain dumps of a :class:`TrainConfig` and a :class:`ModelBundle`.
+
+        Plain types keep Lightning's saved hyperparameters loadable with ``weights_only``.
+        """
+        super().__init__()
+
+    # ------------------------------------------------------------------ template methods of BaseTask
+    def configure_models(self) -> None:
+        """The segmentation network and the strategy that trains it."""
+        self.train_config = TrainConfig.model_validate(self.hparams["config"])
+        self.bundle = ModelBundle.model_validate(self.hparams["bundle"])
+        self.model = Segmenter(self.bundle.model)
+        strategy = STRATEGIES[self.train_config.strategy]
+        weights = self.hparams.get("class_weights")
+        self.ssl = strategy(self.model, strategy.Config.model_validate(self.train_config.strategy_params),
+                            self.train_config.views, None if weights is None else torch.tensor(weights))
+
+    def configure_metrics(self) -> None:
+        """Confusion matrices (validation, test) and pseudo-label statistics."""
+        k = self.bundle.model.num_classes
+        self.val_cm = ConfusionMatrix(k)
+        self.test_cm = ConfusionMatrix(k)
+        self.pseudo_stats = PseudoLabelStats(k)
+        self.val_metrics: dict[str, Any] = {}
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with a polynomial decay ``(1 − t/T)^power`` per step."""
+        cfg = self.train_config
+        optimizer = AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = cfg.total_steps
+        scheduler = LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total) ** cfg.poly_power)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ steps
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in channel order."""
+        return [c.name for c in self.bundle.classes]
+
+    def training_step(self, batch: dict[str, dict[str, Tensor]], batch_idx: int) -> Tensor:
+        """One strategy step; the hidden truth never reaches the strategy."""
+        batch_l = batch["labeled"]
+        batch_u = batch.get("unlabeled")
+        truth = None
+        if batch_u is not None:
+            batch_u = dict(batch_u)
+            truth = batch_u.pop("truth", None)
+        out = self.ssl.training_step(batch_l, batch_u, self.global_step, self.train_config.total_steps)
+        n = batch_l["image"].shape[0]
+        self.log("train_loss", out.loss.detach(), prog_bar=True, batch_size=n)
+        for name, value in out.terms.items():
+            self.log(f"train_{name}", value, batch_size=n)
+        if out.pseudo is not None:
+            self.pseudo_stats.update(out.pseudo.labels, out.pseudo.weight, out.pseudo.valid, truth)
+        return out.loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """At the last batch of an epoch (before validation): the strategy's epoch end (DWL head merge)."""
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.ssl.on_train_epoch_end()
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's pseudo-label diagnostics."""
+        if not self.ssl.uses_unlabeled:
+            return
+        stats = self.pseudo_stats.compute()
+        self.pseudo_stats.reset()
+        self.log("pseudo_used_share", stats["used_share"], sync_dist=False)
+        self.log("pseudo_mean_weight", stats["mean_weight"], sync_dist=False)
+        if not math.isnan(stats["accuracy"]):
+            self.log("pseudo_accuracy", stats["accuracy"], sync_dist=False)
+        for name, count in zip(self.class_names, stats["counts"], strict=True):
+            self.log(f"pseudo_count/{name}", float(count), sync_dist=False)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Accumulate the confusion matrix of a grid batch."""
+        self.val_cm.update(self.model(batch["image"]).argmax(dim=1), batch["mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        """Log macro mIoU, per-class IoU, overall accuracy and kappa of the validation split."""
+        self.val_metrics = self._log_metrics("val", self.val_cm)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Accumulate the confusion matrix of a grid batch."""
+        self.test_cm.update(self.model(batch["image"]).argmax(dim=1), batch["mask"])
+
+    def on_test_epoch_end(self) -> None:
+        """Log the test split's metrics."""
+        self._log_metrics("test", self.test_cm)
+
+    def _log_metrics(self, prefix: str, cm: ConfusionMatrix) -> dict[str, Any]:
+        metrics = segmentation_metrics(cm.compute(), self.class_names)
+        cm.reset()
+        nan = float("nan")
+        self.log(f"{prefix}_miou", metrics["miou"], prog_bar=True)
+        self.log(f"{prefix}_oa", metrics["oa"])
+        self.log(f"{prefix}_kappa", metrics["kappa"])
+        for name, iou in metrics["iou"].items():
+            self.log(f"{prefix}_iou/{name}", nan if iou is None else iou)
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def current_bundle(self) -> ModelBundle:
+        """The bundle with the latest validation metrics and the step they belong to."""
+        metrics: dict[str, Any] = {"step": int(self.global_step)}
+        if self.val_metrics:
+            metrics["val"] = {k: v for k, v in self.val_metrics.items() if k != "confusion_matrix"}
+        return self.bundle.model_copy(update={"metrics": metrics})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add the bundle and the strategy state."""
+        checkpoint["geossl"] = self.current_bundle().model_dump(mode="json")
+        checkpoint["ssl_state"] = self.ssl.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the strategy state."""
+        self.ssl.load_state_dict(checkpoint.get("ssl_state", {}))

@@ -1,0 +1,193 @@
+"""End-to-end training on the synthetic scene: every strategy, checkpoints, resume, DDP, evaluate."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from geossl.catalog import load_catalog
+from geossl.data.module import SslDataModule, plan_splits
+from geossl.data.regions import region_class_counts
+from geossl.models import load_bundle
+from geossl.ssl import STRATEGIES
+from tests.conftest import ROOT, run_cli
+
+MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
+TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patch_size": 64, "batch_size": 2,
+        "steps_per_epoch": 1, "threads": 1}
+# thresholds 0 so pseudo-labels are used from the first step; DWL past its warm-up after one step
+PARAMS = {"fixmatch": {"threshold": 0.0}, "unimatch": {"threshold": 0.0}, "crossview": {"threshold": 0.0},
+          "dwl": {"warmup_steps": 1}}
+_RUNS: dict[str, Path] = {}
+
+
+def tiny_config(folder: Path, strategy: str, **extra) -> Path:
+    path = folder / f"{strategy}.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "strategy": strategy, "strategy_params": PARAMS.get(strategy, {}),
+                                    **extra}))
+    return path
+
+
+def train_run(strategy: str, catalog: Path, folder: Path) -> Path:
+    """Train ``strategy`` for 2 steps (2 epochs of 1 step) once per session; return the run folder."""
+    if strategy not in _RUNS:
+        out = folder / strategy
+        result = run_cli("train", MANIFEST, "--catalog", catalog, "--out", out,
+                         "--config", tiny_config(folder, strategy), "--max-steps", "2")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip().endswith(str(out / "model.pt"))
+        _RUNS[strategy] = out
+    return _RUNS[strategy]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+def metrics_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "logs" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_strategy_trains_end_to_end(strategy, synth_catalog, runs_dir):
+    run = train_run(strategy, synth_catalog, runs_dir)
+    catalog = load_catalog(synth_catalog)
+    bundle, model = load_bundle(run / "model.pt")
+    assert bundle.strategy == strategy and bundle.patch_size == 64 and bundle.overlap == 16
+    assert [c.name for c in bundle.classes] == [c.name for c in catalog.classes]
+    assert bundle.bands == catalog.bands and bundle.nodata == catalog.nodata
+    assert bundle.mean == [s["mean"] for s in catalog.band_stats]
+    assert (model.pseudo_head is not None) == (strategy == "dwl")
+    assert model(torch.zeros(1, 4, 64, 64)).shape == (1, 6, 64, 64)
+    # Lightning checkpoints are self-describing and load safely (weights_only) too
+    for name in ("best.ckpt", "last.ckpt"):
+        ckpt_bundle, _ = load_bundle(run / "checkpoints" / name)
+        assert ckpt_bundle.strategy == strategy and "val" in ckpt_bundle.metrics
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key])
+    rows = metrics_rows(run)
+    val = [r for r in rows if r.get("val_miou")]
+    assert len(val) == 2 and all(0 <= float(r["val_miou"]) <= 1 for r in val)
+    assert json.loads((run / "metrics.json").read_text())["val"]["pixels"] > 0
+    if STRATEGIES[strategy].uses_unlabeled:
+        pseudo = [r for r in rows if r.get("pseudo_used_share")]
+        assert len(pseudo) == 2
+        assert any(float(r["pseudo_used_share"]) > 0 for r in pseudo)
+        assert all(0 <= float(r["pseudo_accuracy"]) <= 1 for r in pseudo if r.get("pseudo_accuracy"))
+    if strategy == "crossview":
+        assert any(r.get("train_loss_overlap") for r in rows)
+    if strategy == "dwl":
+        assert any(r.get("train_loss_u") and float(r["train_loss_u"]) > 0 for r in rows)
+        memory = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["ssl_state"]["memory"]
+        assert sum(len(q) for q in memory["queues"]) > 0
+
+
+def test_resume_continues_from_the_last_checkpoint(synth_catalog, tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(tmp_path, "supervised")
+    first = run_cli("train", MANIFEST, "--catalog", synth_catalog, "--out", out, "--config", config, "--max-steps", "2")
+    assert first.exit_code == 0, first.output
+    step2 = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    again = run_cli("train", MANIFEST, "--catalog", synth_catalog, "--out", out, "--config", config, "--max-steps", "2")
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    resumed = run_cli("train", MANIFEST, "--catalog", synth_catalog, "--out", out, "--config", config,
+                      "--max-steps", "4", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    step4 = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert step2["global_step"] == 2 and step4["global_step"] == 4 and step4["epoch"] == 3
+    # the optimizer state went on from step 2: Adam's step counters read 4, not 2
+    assert all(int(s["step"]) == 4 for s in step4["optimizer_states"][0]["state"].values())
+    assert sorted({int(r["epoch"]) for r in metrics_rows(out) if r.get("val_miou")}) == [0, 1]
+    with open(out / "logs" / "resume-1" / "metrics.csv") as f:
+        assert sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_miou")}) == [2, 3]
+
+
+def test_unlabeled_truth_never_reaches_the_loss(synth_catalog):
+    from geossl.train.config import TrainConfig
+    from geossl.train.run import make_bundle
+    from geossl.train.task import SegmentationTask
+
+    catalog = load_catalog(synth_catalog)
+    config = TrainConfig(**{**TINY, "strategy": "crossview", "strategy_params": {"threshold": 0.0}})
+    task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, catalog).model_dump(mode="json"))
+    plan = plan_splits(catalog, synth_catalog, None, 0)
+    data = SslDataModule(catalog, synth_catalog, plan, 64, 2, 2, 1, True, pairs=True)
+    loaders = data.train_dataloader()
+    batch = {"labeled": next(iter(loaders["labeled"])), "unlabeled": next(iter(loaders["unlabeled"]))}
+    assert "truth" in batch["unlabeled"]
+    seen = []
+    step = task.ssl.training_step
+
+    def spy(batch_l, batch_u, *args):
+        seen.append(set(batch_u))
+        return step(batch_l, batch_u, *args)
+
+    task.ssl.training_step = spy
+    results = []
+    for truth in (batch["unlabeled"]["truth"], torch.randint(0, 6, batch["unlabeled"]["truth"].shape)):
+        b = {"labeled": batch["labeled"], "unlabeled": {**batch["unlabeled"], "truth": truth}}
+        task.pseudo_stats.reset()
+        torch.manual_seed(0)
+        loss = task.training_step(b, 0)
+        results.append((float(loss), task.pseudo_stats.compute()["accuracy"]))
+    assert all("truth" not in keys for keys in seen)
+    assert results[0][0] == results[1][0]            # same loss whatever the hidden truth says
+    assert results[0][1] != results[1][1]            # while the diagnostic does see it
+
+
+def test_evaluate_writes_metrics_and_confusion_png(synth_catalog, runs_dir, tmp_path):
+    run = train_run("supervised", synth_catalog, runs_dir)
+    out = tmp_path / "eval"
+    result = run_cli("evaluate", run / "model.pt", MANIFEST, "--catalog", synth_catalog, "--split", "test",
+                     "--out", out, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    catalog = load_catalog(synth_catalog)
+    test_regions = [r for r in plan_splits(catalog, synth_catalog, None, 0).regions if r.split == "test"]
+    counts = region_class_counts([synth_catalog / s.labels for s in catalog.scenes], test_regions,
+                                 [c.id for c in catalog.classes])
+    truth_per_class = sum(counts.values())
+    cm = np.array(metrics["confusion_matrix"])
+    # every labeled test pixel is counted exactly once, with its true class
+    np.testing.assert_array_equal(cm.sum(axis=1), truth_per_class)
+    assert metrics["pixels"] == int(truth_per_class.sum()) and 0 <= metrics["miou"] <= 1
+    assert set(metrics["iou"]) == {c.name for c in catalog.classes}
+
+
+def test_two_process_ddp_on_cpu_with_gloo(synth_catalog, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "geossl.cli", "-q", "train", str(MANIFEST), "--catalog", str(synth_catalog),
+           "--out", str(out), "--config", str(tiny_config(tmp_path, "supervised")), "--max-steps", "1",
+           "--accelerator", "cpu", "--devices", "2"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bundle, _ = load_bundle(out / "model.pt")
+    catalog = load_catalog(synth_catalog)
+    val = [r for r in plan_splits(catalog, synth_catalog, None, 0).regions if r.split == "val"]
+    counts = region_class_counts([synth_catalog / s.labels for s in catalog.scenes], val,
+                                 [c.id for c in catalog.classes])
+    # each rank evaluated half of the validation windows; the synced matrix holds every pixel once
+    assert bundle.metrics["val"]["pixels"] == int(sum(counts.values()).sum())
+
+
+def test_precision_is_mixed_only_on_gpu():
+    from geossl.train.config import TrainConfig
+    from geossl.train.run import _precision
+
+    assert _precision(TrainConfig(accelerator="cpu")) == "32-true"
+    auto = _precision(TrainConfig(accelerator="auto"))
+    assert auto == ("32-true" if not torch.cuda.is_available() else auto)
+    assert auto != "32-true" or not torch.cuda.is_available()
