@@ -15,6 +15,7 @@ from geossl import __version__
 from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
+from geossl.commands.run import demo, run
 from geossl.commands.synth import synth
 from geossl.commands.train import train
 from geossl.commands.vectorize import vectorize
@@ -27,6 +28,8 @@ def _setup_logging(verbosity: int) -> None:
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         force=True)
+    for handler in logging.getLogger().handlers:  # the console keeps this level even if a run log asks for more
+        handler.setLevel(level)
     for noisy in ("rasterio", "fiona", "pyogrio", "matplotlib", "PIL", "urllib3", "lightning", "torchgeo"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -72,6 +75,8 @@ main.add_command(predict)
 main.add_command(vectorize)
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(run)
+main.add_command(demo)
 
 
 if __name__ == "__main__":

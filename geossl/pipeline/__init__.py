@@ -1,0 +1,1 @@
+"""Regional runs: a pipeline of steps over one manifest, idempotent, resumable and reported."""

@@ -1,0 +1,82 @@
+"""Gather a run's outputs into the report: quicklooks, accuracy, curves, class areas, steps, links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from geossl.catalog import load_catalog
+from geossl.pipeline.context import RunContext
+from geossl.pipeline.quicklook import (
+    class_quicklook,
+    confidence_quicklook,
+    curves_plot,
+    read_curves,
+    rgb_quicklook,
+)
+from geossl.pipeline.report import ReportData, write_report
+
+#: Scenes shown with quicklooks (a regional run may have many; the rest are linked).
+MAX_QUICKLOOK_SCENES = 4
+
+
+def class_areas_km2(items: list[dict], classes: list) -> list[tuple[str, str, float]]:
+    """Predicted area per class in km² over all scenes, from the STAC items written by predict.
+
+    The pixel area is ``|a·e|`` of each scene's transform, in the CRS's units squared (metres for projected
+    CRSs: area / 1e6 is km²).
+    """
+    totals = {c.id: 0.0 for c in classes}
+    for item in items:
+        t = item["properties"]["proj:transform"]
+        pixel_area = abs(t[0] * t[4])
+        for cid, n in item["properties"]["geossl:class_pixels"].items():
+            totals[int(cid)] = totals.get(int(cid), 0.0) + n * pixel_area / 1e6
+    return [(c.name, c.color, totals.get(c.id, 0.0)) for c in classes]
+
+
+def build_report(ctx: RunContext) -> Path:
+    """Write ``RUN_DIR/report/report.html`` and return its path."""
+    ingest_dir, predicted = ctx.folder("ingest"), ctx.folder("predict")
+    catalog = load_catalog(ingest_dir)
+    size = ctx.config.steps.report.quicklook_size
+    data = ReportData(title=f"{ctx.config.name}: land cover of {catalog.name}",
+                      class_names=[c.name for c in catalog.classes])
+    items = []
+    for scene in catalog.scenes:
+        item_path = predicted / f"{scene.id}.json"
+        if item_path.is_file():
+            items.append(json.loads(item_path.read_text()))
+    for scene in catalog.scenes[:MAX_QUICKLOOK_SCENES]:
+        rgb = rgb_quicklook(ingest_dir / scene.image, catalog.bands, size)
+        data.figures.append((f"{scene.id}: RGB composite", rgb))
+        classes = predicted / f"{scene.id}_classes.tif"
+        if classes.is_file():
+            data.figures.append((f"{scene.id}: predicted classes",
+                                 class_quicklook(catalog.classes, classes, size, "Predicted land cover")))
+        confidence = predicted / f"{scene.id}_confidence.tif"
+        if confidence.is_file():
+            data.figures.append((f"{scene.id}: confidence", confidence_quicklook(confidence, size)))
+    if len(catalog.scenes) > MAX_QUICKLOOK_SCENES:
+        data.notes.append(f"Quicklooks of the first {MAX_QUICKLOOK_SCENES} of {len(catalog.scenes)} scenes.")
+    if ctx.metrics:
+        data.metrics = ctx.metrics
+        confusion = ctx.folder("evaluate") / "confusion.png"
+        if confusion.is_file():
+            data.figures.append(("plot:Confusion matrix", confusion.read_bytes()))
+    metrics_csv = ctx.folder("train") / "logs" / "metrics.csv"
+    if metrics_csv.is_file():
+        series = read_curves(metrics_csv)
+        plot = curves_plot(series, [["train_loss"], ["val_miou"], ["pseudo_used_share", "pseudo_mean_weight",
+                                                                   "pseudo_accuracy"]],
+                           ["training loss", "validation mIoU", "pseudo-labels"])
+        if plot is not None:
+            data.figures.append(("plot:Training curves", plot))
+    data.areas_km2 = class_areas_km2(items, catalog.classes)
+    data.steps = dict(ctx.step_results)
+    for step in ("predict", "vectors", "evaluate", "train"):
+        folder = ctx.folder(step)
+        if folder.is_dir():
+            data.outputs += sorted(p for p in folder.glob("*") if p.is_file() and p.suffix in
+                                   (".tif", ".gpkg", ".fgb", ".geojson", ".parquet", ".json", ".pt", ".qml", ".png"))
+    return write_report(data, ctx.folder("report"))

@@ -1,0 +1,139 @@
+"""Pipeline files (``pipelines/*.yaml``): a manifest, where to run, and the options of each step.
+
+Example::
+
+    name: demo
+    manifest: ../data_manifests/synthetic.yaml   # relative to this file
+    data_root: null          # where the manifest's data lies (default: the manifest's folder)
+    run_dir: ../runs/demo    # default: runs/<name> beside the pipelines folder's parent
+    scheduler: null          # tcp://host:port of a dask scheduler, default a LocalCluster
+    steps:
+      synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first
+      ingest: {}
+      train: {strategy: dwl, max_steps: 200}     # TrainConfig fields, or {checkpoint: path/to/model.pt}
+      predict: {tta: false}                      # PredictOptions fields
+      vectorize: {min_area: 500, simplify: 10}
+      evaluate: {split: test}
+      report: {}
+
+A step left out is not run (``ingest``, ``predict`` and ``report`` are always present). Unknown steps or
+options are errors naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from geossl.config import StrictModel, read_yaml, validate_model
+from geossl.errors import InputError
+from geossl.predict.run import PredictOptions
+from geossl.train.config import TrainConfig
+
+
+class SynthStep(StrictModel):
+    """Write a synthetic scene into ``RUN_DIR/data`` and use it as the data root (the demo)."""
+
+    size: Annotated[int, Field(ge=64)] = 1024
+    seed: int = 0
+    bands: Annotated[int, Field(ge=1, le=64)] = 4
+
+
+class IngestStep(StrictModel):
+    """Options of ``geossl ingest``."""
+
+    compress: Literal["ZSTD", "DEFLATE", "LZW", "NONE"] = "ZSTD"
+
+
+class TrainStep(TrainConfig):
+    """Train a model (the fields of ``geossl train``'s config), or use ``checkpoint`` and skip training."""
+
+    checkpoint: Path | None = None
+
+
+class PredictStep(PredictOptions):
+    """Options of ``geossl predict`` (output folder, scheduler and verbosity come from the run)."""
+
+    out: Path | None = None  # type: ignore[assignment]
+
+
+class VectorizeStep(StrictModel):
+    """Options of ``geossl vectorize``; ``confidence`` adds the mean confidence of each polygon."""
+
+    format: Literal["gpkg", "fgb", "geojson", "parquet"] = "gpkg"
+    min_area: Annotated[float, Field(ge=0)] = 0.0
+    simplify: Annotated[float, Field(ge=0)] = 0.0
+    confidence: bool = True
+
+
+class EvaluateStep(StrictModel):
+    """Compare the predicted map with the labels inside one split."""
+
+    split: Literal["test", "val", "labeled", "unlabeled"] = "test"
+
+
+class ReportStep(StrictModel):
+    """Write ``report/report.html``."""
+
+    quicklook_size: Annotated[int, Field(ge=128, le=4096)] = 1024
+
+
+class Steps(StrictModel):
+    """The steps of a run, in the order they run."""
+
+    synth: SynthStep | None = None
+    ingest: IngestStep = IngestStep()
+    train: TrainStep = TrainStep()
+    predict: PredictStep = PredictStep()
+    vectorize: VectorizeStep | None = None
+    evaluate: EvaluateStep | None = None
+    report: ReportStep = ReportStep()
+
+
+class PipelineConfig(StrictModel):
+    """A regional run."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    manifest: Path
+    data_root: Path | None = None
+    run_dir: Path | None = None
+    scheduler: str | None = None
+    workers: Annotated[int, Field(ge=1)] | None = None
+    steps: Steps = Steps()
+
+    @model_validator(mode="after")
+    def _data_source(self) -> PipelineConfig:
+        if self.steps.synth is not None and self.data_root is not None:
+            raise ValueError("give either steps.synth (generated data) or data_root, not both")
+        return self
+
+
+def load_pipeline(path: str | Path, data_root: Path | None = None, run_dir: Path | None = None,
+                  scheduler: str | None = None) -> PipelineConfig:
+    """Read a pipeline file; relative paths are taken from its folder; CLI values override the file's."""
+    path = Path(path)
+    config = validate_model(PipelineConfig, read_yaml(path), path)
+    base = path.parent.absolute()
+    updates: dict[str, Any] = {"manifest": (base / config.manifest).resolve()}
+    if data_root is not None:
+        updates["data_root"] = data_root.absolute()
+    elif config.data_root is not None:
+        updates["data_root"] = (base / config.data_root).resolve()
+    if run_dir is not None:
+        updates["run_dir"] = run_dir.absolute()
+    elif config.run_dir is not None:
+        updates["run_dir"] = (base / config.run_dir).resolve()
+    else:
+        updates["run_dir"] = (Path.cwd() / "runs" / config.name).absolute()
+    if scheduler is not None:
+        updates["scheduler"] = scheduler
+    if config.steps.train.checkpoint is not None:
+        ckpt = (base / config.steps.train.checkpoint).resolve()
+        updates["steps"] = config.steps.model_copy(
+            update={"train": config.steps.train.model_copy(update={"checkpoint": ckpt})})
+    config = config.model_copy(update=updates)
+    if not config.manifest.is_file():
+        raise InputError(path, f"the manifest {config.manifest} does not exist (field 'manifest')")
+    return config

@@ -1,0 +1,128 @@
+"""Quicklook PNGs for the report: RGB composite, class map with legend, confidence, plots.
+
+Rasters are read decimated (GDAL picks the COG overviews), so a quicklook of any scene size costs a
+bounded read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from rasterio.enums import Resampling  # noqa: E402
+
+from geossl.io.style import ClassLike  # noqa: E402
+
+
+def _decimated(path: Path, size: int, bands: Sequence[int], resampling: Resampling) -> tuple[np.ndarray, float | None]:
+    with rasterio.open(path) as src:
+        scale = max(1.0, max(src.width, src.height) / size)
+        shape = (len(bands), max(1, int(src.height / scale)), max(1, int(src.width / scale)))
+        return src.read(list(bands), out_shape=shape, resampling=resampling), src.nodata
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def rgb_quicklook(image: Path, band_names: list[str], size: int = 1024) -> bytes:
+    """True-colour composite (red, green, blue bands when named so, else the first three), 2-98% stretch."""
+    names = [n.lower() for n in band_names]
+    if all(n in names for n in ("red", "green", "blue")):
+        bands = [names.index(n) + 1 for n in ("red", "green", "blue")]
+    else:
+        bands = [min(i, len(names)) for i in (1, 2, 3)]
+    data, nodata = _decimated(image, size, bands, Resampling.average)
+    x = data.astype(np.float64)
+    valid = np.ones(x.shape[1:], bool) if nodata is None else ~(data == nodata).any(axis=0)
+    out = np.zeros((*x.shape[1:], 4))
+    for i in range(3):
+        lo, hi = np.percentile(x[i][valid], [2, 98]) if valid.any() else (0.0, 1.0)
+        out[..., i] = np.clip((x[i] - lo) / max(hi - lo, 1e-9), 0, 1)
+    out[..., 3] = valid
+    fig, ax = plt.subplots(figsize=(6, 6 * x.shape[1] / x.shape[2]))
+    ax.imshow(out)
+    ax.set_axis_off()
+    ax.set_title("RGB composite")
+    return _png(fig)
+
+
+def class_quicklook(classes: Sequence[ClassLike], class_raster: Path, size: int = 1024, title: str = "Class map"
+                    ) -> bytes:
+    """Class map in the class palette, with a legend."""
+    data, nodata = _decimated(class_raster, size, [1], Resampling.nearest)
+    lut = np.zeros((int(max(data.max(), max(c.id for c in classes))) + 1, 4))
+    for c in classes:
+        lut[c.id] = [int(c.color[i : i + 2], 16) / 255 for i in (1, 3, 5)] + [1.0]
+    img = lut[data[0]]
+    if nodata is not None:
+        img[data[0] == nodata] = 0
+    fig, ax = plt.subplots(figsize=(7.5, 6 * data.shape[1] / data.shape[2]))
+    ax.imshow(img)
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.legend(handles=[Patch(color=c.color, label=c.name) for c in classes], loc="center left",
+              bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return _png(fig)
+
+
+def confidence_quicklook(confidence: Path, size: int = 1024) -> bytes:
+    """Confidence (0-255 → 0-1, nodata 0 transparent) with a colour bar."""
+    data, _ = _decimated(confidence, size, [1], Resampling.average)
+    img = np.ma.masked_equal(data[0], 0).astype(float) / 255.0
+    fig, ax = plt.subplots(figsize=(7, 6 * data.shape[1] / data.shape[2]))
+    im = ax.imshow(img, cmap="magma", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title("Confidence (max class probability)")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    return _png(fig)
+
+
+def read_curves(metrics_csv: Path) -> dict[str, list[tuple[float, float]]]:
+    """Series ``{column: [(step, value), ...]}`` from a Lightning CSVLogger ``metrics.csv``."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    with open(metrics_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            step = float(row.get("step") or 0)
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in ("", None):
+                    continue
+                try:
+                    series.setdefault(key, []).append((step, float(value)))
+                except ValueError:
+                    continue
+    return series
+
+
+def curves_plot(series: dict[str, list[tuple[float, float]]], keys: Sequence[Sequence[str]],
+                titles: Sequence[str]) -> bytes | None:
+    """One panel per group of keys (the first key of each group found in ``series`` is drawn)."""
+    panels = []
+    for group, title in zip(keys, titles, strict=True):
+        found = [k for k in group if k in series]
+        if found:
+            panels.append((found, title))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
+    for ax, (found, title) in zip(axes[0], panels, strict=True):
+        for key in found:
+            xs, ys = zip(*series[key], strict=True)
+            ax.plot(xs, ys, label=key, marker="." if len(xs) < 30 else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return _png(fig)
