@@ -25,8 +25,7 @@ test: $(STAMP) lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(VENV)/bin/geossl synth $(DEMO_OUT)/scene --size 1024
-	$(VENV)/bin/geossl ingest data_manifests/synthetic.yaml --data-root $(DEMO_OUT)/scene --out $(DEMO_OUT)/ingest
+	$(VENV)/bin/geossl demo --run-dir $(DEMO_OUT)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
