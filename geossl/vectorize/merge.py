@@ -151,7 +151,7 @@ def split_holes(polygons: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def dissolve(shells: list[shapely.Geometry]) -> shapely.Geometry:
-    """One polygon from edge-matched shells of a region (pixel coordinates), checked; see the module docstring."""
+    """One polygon from edge-matched shells of a region, checked; see the module docstring."""
     area = float(np.sum(shapely.area(shells)))
     try:
         merged = shapely.coverage_union_all(shells)
