@@ -221,7 +221,7 @@ class LayerWriter:
 
     # GeoParquet without GDAL's driver ----------------------------------------------------------------------
 
-    def _write_geoparquet(self, batch: Batch) -> None:  # pragma: no cover - needs pyarrow
+    def _write_geoparquet(self, batch: Batch) -> None:  # tested where pyarrow is installed
         import geopandas as gpd
 
         columns = batch.columns if batch.columns else self._empty_columns()
