@@ -254,3 +254,14 @@ def test_geoparquet_when_a_writer_is_installed(tmp_path):
     assert list(frame.columns) == ["class_id", "class_name", "area_m2", "geometry"]
     assert frame.area_m2.sum() == pytest.approx(np.count_nonzero(data) * PIXEL, rel=1e-9)
     assert frame.crs.to_epsg() == 32633
+
+
+def test_awkward_output_name(tmp_path):
+    src = write_classes(tmp_path / "a.tif", speckled(40, seed=10))
+    out = tmp_path / 'land "cover" 2024.gpkg'
+    assert run_cli("vectorize", src, "--out", out).exit_code == 0
+    layer = 'land "cover" 2024'
+    assert pyogrio.read_info(out, layer=layer)["features"] > 0
+    with sqlite3.connect(out) as db:
+        assert db.execute("SELECT rtreecheck(?)", (f"rtree_{layer}_geom",)).fetchone()[0] == "ok"
+        assert db.execute("SELECT f_table_name FROM layer_styles").fetchone()[0] == layer

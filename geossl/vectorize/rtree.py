@@ -76,14 +76,14 @@ def bulk_load(db: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.nd
         bounds: ``(n, 4)`` boxes ``minx, miny, maxx, maxy`` in float32, rounded outwards
             (:func:`outward_float32`).
     """
-    node_size = len(db.execute(f'SELECT data FROM "{table}_node" WHERE nodeno = 1').fetchone()[0])
+    node_size = len(db.execute(f"SELECT data FROM {_quoted(table + '_node')} WHERE nodeno = 1").fetchone()[0])
     capacity = (node_size - 4) // _CELL.itemsize
     for suffix in ("node", "rowid", "parent"):
-        db.execute(f'DELETE FROM "{table}_{suffix}"')
+        db.execute(f"DELETE FROM {_quoted(f'{table}_{suffix}')}")
     ids = np.asarray(ids, dtype=np.int64)
     boxes = np.asarray(bounds, dtype=np.float32).reshape(-1, 4)
     if len(ids) == 0:
-        db.execute(f'INSERT INTO "{table}_node" VALUES (1, ?)', (bytes(node_size),))
+        db.execute(f"INSERT INTO {_quoted(table + '_node')} VALUES (1, ?)", (bytes(node_size),))
         return
 
     # Build levels bottom-up with provisional node numbers (0.. within each level).
@@ -115,16 +115,20 @@ def bulk_load(db: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.nd
             blobs = np.zeros((len(rows), node_size), dtype=np.uint8)
             blobs[:, :4] = header[part].view(np.uint8).reshape(-1, 4)
             blobs[:, 4:4 + capacity * _CELL.itemsize] = rows.view(np.uint8).reshape(len(rows), -1)
-            db.executemany(f'INSERT INTO "{table}_node" VALUES (?, ?)',
+            db.executemany(f"INSERT INTO {_quoted(table + '_node')} VALUES (?, ?)",
                            zip(numbers[part].tolist(), (row.tobytes() for row in blobs), strict=True))
         child = node_of[:, 0] + (first[level - 1] if level > 0 else 0)
         parent = numbers[node_of[:, 1]]
         by_child = np.argsort(child, kind="stable")
         child, parent = child[by_child], parent[by_child]
-        target = f'"{table}_{"rowid" if level == 0 else "parent"}"'
+        target = _quoted(f"{table}_{'rowid' if level == 0 else 'parent'}")
         for part in _chunks(len(child), _ROWS_PER_INSERT):
             db.executemany(f"INSERT INTO {target} VALUES (?, ?)",
                            zip(child[part].tolist(), parent[part].tolist(), strict=True))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _chunks(n: int, size: int) -> list[slice]:
