@@ -227,7 +227,6 @@ def test_cli_prints_the_output_and_takes_the_synthetic_labels(synth_dir, tmp_pat
 
 
 def test_parquet_without_a_writer_is_refused(tmp_path):
-    pytest.importorskip("geossl")
     from geossl.vectorize.write import _parquet_writer
 
     if _parquet_writer():
@@ -239,3 +238,30 @@ def test_parquet_without_a_writer_is_refused(tmp_path):
         "Error: --format: parquet needs GDAL's Parquet driver or the pyarrow package, and neither is installed; "
         "use gpkg, fgb or geojson"]
     assert list(tmp_path.iterdir()) == [src]
+
+
+def test_geoparquet_when_a_writer_is_installed(tmp_path):
+    from geossl.vectorize.write import _parquet_writer
+
+    if not _parquet_writer():
+        pytest.skip("neither GDAL's Parquet driver nor pyarrow is installed")
+    data = speckled(48, seed=9)
+    src = write_classes(tmp_path / "pq.tif", data)
+    out = tmp_path / "pq.parquet"
+    assert run_cli("vectorize", src, "--out", out).exit_code == 0
+    frame = pyogrio.read_dataframe(out) if "Parquet" in pyogrio.list_drivers() else __import__(
+        "geopandas").read_parquet(out)
+    assert list(frame.columns) == ["class_id", "class_name", "area_m2", "geometry"]
+    assert frame.area_m2.sum() == pytest.approx(np.count_nonzero(data) * PIXEL, rel=1e-9)
+    assert frame.crs.to_epsg() == 32633
+
+
+def test_awkward_output_name(tmp_path):
+    src = write_classes(tmp_path / "a.tif", speckled(40, seed=10))
+    out = tmp_path / 'land "cover" 2024.gpkg'
+    assert run_cli("vectorize", src, "--out", out).exit_code == 0
+    layer = 'land "cover" 2024'
+    assert pyogrio.read_info(out, layer=layer)["features"] > 0
+    with sqlite3.connect(out) as db:
+        assert db.execute("SELECT rtreecheck(?)", (f"rtree_{layer}_geom",)).fetchone()[0] == "ok"
+        assert db.execute("SELECT f_table_name FROM layer_styles").fetchone()[0] == layer

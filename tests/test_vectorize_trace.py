@@ -1,6 +1,8 @@
 """The pure parts of vectorize: tracing, ragged arrays, R-tree packing, sieve threshold, names, tiling."""
 
 import sqlite3
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import rasterio.features
 import shapely
 from rasterio.crs import CRS
 
+from geossl.parallel import dask_client, ordered_results
 from geossl.vectorize.ragged import RaggedPolygons
 from geossl.vectorize.rtree import bulk_load, outward_float32
 from geossl.vectorize.source import area_field, min_area_pixels
@@ -148,3 +151,25 @@ def test_tiling_is_a_partition():
     assert (seen == 1).all() and len(tiling) == 9
     halo = tiling.with_halo(tiling.tile(0, 2), 2)
     assert (halo.row_off, halo.col_off, halo.height, halo.width) == (0, 4, 6, 3)
+
+
+
+_IN_FLIGHT = {"running": 0, "most": 0}
+_LOCK = threading.Lock()
+
+
+def _square_slowly(x):
+    with _LOCK:
+        _IN_FLIGHT["running"] += 1
+        _IN_FLIGHT["most"] = max(_IN_FLIGHT["most"], _IN_FLIGHT["running"])
+    time.sleep(0.02 * (x % 3))
+    with _LOCK:
+        _IN_FLIGHT["running"] -= 1
+    return x * x
+
+
+def test_ordered_results_keep_order_and_bound_the_tasks_in_flight():
+    with dask_client(None, 4) as client:
+        out = list(ordered_results(client, _square_slowly, range(20), max_in_flight=3, desc="t", quiet=True))
+    assert out == [x * x for x in range(20)]
+    assert 1 <= _IN_FLIGHT["most"] <= 3

@@ -36,7 +36,6 @@ class BorderMerger:
         self.shell: dict[int, shapely.Geometry] = {}  # piece id -> shell (may have holes after a union)
         self.holes: dict[int, list[np.ndarray]] = {}  # piece id -> arrays of hole rings
         self.attr: dict[int, tuple[int, int, float, int]] = {}  # value, count, conf_sum, conf_n (per root)
-        self.row_ids: list[int] = []  # piece ids added in the current tile row
         self.bottoms: dict[int, np.ndarray] = {}  # column -> bottom-side ids of the previous/current row
         self.right: np.ndarray | None = None  # right-side ids of the previous tile in this row
         self.next_id = 0
@@ -82,7 +81,6 @@ class BorderMerger:
             self.shell[pid] = shells[k]
             self.holes[pid] = [holes[k]] if len(holes[k]) else []
             self.attr[pid] = (int(a.value[k]), int(a.count[k]), float(a.conf_sum[k]), int(a.conf_n[k]))
-        self.row_ids.extend(ids.tolist())
 
         def global_ids(side: np.ndarray) -> np.ndarray:
             return np.where(side >= 0, side + (ids[0] if n else 0), -1)
@@ -122,7 +120,6 @@ class BorderMerger:
             done_geoms.append(with_holes(shell, holes))
             done_attrs.append(self.attr.pop(root))
         self._forget_finished()
-        self.row_ids = []
         if last:
             self.bottoms.clear()
         geoms = np.array(done_geoms, dtype=object)
@@ -151,7 +148,7 @@ def split_holes(polygons: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def dissolve(shells: list[shapely.Geometry]) -> shapely.Geometry:
-    """One polygon from edge-matched shells of a region (pixel coordinates), checked; see the module docstring."""
+    """One polygon from edge-matched shells of a region, checked; see the module docstring."""
     area = float(np.sum(shapely.area(shells)))
     try:
         merged = shapely.coverage_union_all(shells)

@@ -22,6 +22,7 @@ import sqlite3
 import numpy as np
 
 _CELL = np.dtype([("id", ">i8"), ("box", ">f4", (4,))])
+_ROWS_PER_INSERT = 50_000
 
 
 def outward_float32(bounds: np.ndarray) -> np.ndarray:
@@ -75,14 +76,14 @@ def bulk_load(db: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.nd
         bounds: ``(n, 4)`` boxes ``minx, miny, maxx, maxy`` in float32, rounded outwards
             (:func:`outward_float32`).
     """
-    node_size = len(db.execute(f'SELECT data FROM "{table}_node" WHERE nodeno = 1').fetchone()[0])
+    node_size = len(db.execute(f"SELECT data FROM {_quoted(table + '_node')} WHERE nodeno = 1").fetchone()[0])
     capacity = (node_size - 4) // _CELL.itemsize
     for suffix in ("node", "rowid", "parent"):
-        db.execute(f'DELETE FROM "{table}_{suffix}"')
+        db.execute(f"DELETE FROM {_quoted(f'{table}_{suffix}')}")
     ids = np.asarray(ids, dtype=np.int64)
     boxes = np.asarray(bounds, dtype=np.float32).reshape(-1, 4)
     if len(ids) == 0:
-        db.execute(f'INSERT INTO "{table}_node" VALUES (1, ?)', (bytes(node_size),))
+        db.execute(f"INSERT INTO {_quoted(table + '_node')} VALUES (1, ?)", (bytes(node_size),))
         return
 
     # Build levels bottom-up with provisional node numbers (0.. within each level).
@@ -108,14 +109,27 @@ def bulk_load(db: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.nd
         if level > 0:  # cell ids are provisional child numbers: make them final
             real = np.arange(n_nodes * capacity).reshape(n_nodes, capacity) < len(node_of)
             cells["id"] = np.where(real, cells["id"] + first[level - 1], 0)
-        blobs = np.zeros((n_nodes, node_size), dtype=np.uint8)
         header = np.column_stack([np.where(numbers == 1, depth, 0), counts]).astype(">u2")
-        blobs[:, :4] = header.view(np.uint8).reshape(n_nodes, 4)
-        blobs[:, 4:4 + capacity * _CELL.itemsize] = cells.view(np.uint8).reshape(n_nodes, -1)
-        db.executemany(f'INSERT INTO "{table}_node" VALUES (?, ?)',
-                       zip(numbers.tolist(), (row.tobytes() for row in blobs), strict=True))
+        for part in _chunks(n_nodes, _ROWS_PER_INSERT // capacity + 1):  # bounded memory: a chunk at a time
+            rows = cells[part]
+            blobs = np.zeros((len(rows), node_size), dtype=np.uint8)
+            blobs[:, :4] = header[part].view(np.uint8).reshape(-1, 4)
+            blobs[:, 4:4 + capacity * _CELL.itemsize] = rows.view(np.uint8).reshape(len(rows), -1)
+            db.executemany(f"INSERT INTO {_quoted(table + '_node')} VALUES (?, ?)",
+                           zip(numbers[part].tolist(), (row.tobytes() for row in blobs), strict=True))
         child = node_of[:, 0] + (first[level - 1] if level > 0 else 0)
         parent = numbers[node_of[:, 1]]
         by_child = np.argsort(child, kind="stable")
-        pairs = zip(child[by_child].tolist(), parent[by_child].tolist(), strict=True)
-        db.executemany(f'INSERT INTO "{table}_{"rowid" if level == 0 else "parent"}" VALUES (?, ?)', pairs)
+        child, parent = child[by_child], parent[by_child]
+        target = _quoted(f"{table}_{'rowid' if level == 0 else 'parent'}")
+        for part in _chunks(len(child), _ROWS_PER_INSERT):
+            db.executemany(f"INSERT INTO {target} VALUES (?, ?)",
+                           zip(child[part].tolist(), parent[part].tolist(), strict=True))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, start + size) for start in range(0, n, size)]

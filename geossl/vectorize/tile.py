@@ -1,9 +1,9 @@
 """One tile of the class raster → polygons: read with a one-pixel halo, trace, split finished and border pieces.
 
 A *piece* is a region of the tile. Pieces that touch a border shared with another tile may continue there:
-they are returned in pixel coordinates with the piece ids along each shared border, for
-:mod:`geossl.vectorize.merge` to join. All other pieces are finished polygons, returned as WKB in map
-coordinates. Runs on a Dask worker: it opens its own dataset handles.
+they are returned as shapely polygons with the piece ids along each shared border, for
+:mod:`geossl.vectorize.merge` to join. All other pieces are finished polygons, returned as WKB straight from
+the tracer's arrays. Runs on a Dask worker: it opens its own dataset handles.
 
 Coordinates go from the tile's pixel corners to the raster's (integers) and then to map coordinates by the
 same affine formula for every vertex, so a vertex shared by polygons of different tiles gets bit-identical map

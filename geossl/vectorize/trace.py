@@ -164,7 +164,7 @@ def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
     next_direction = (direction + turn) % 4
     lookup = np.full((h + 1) * (w + 1) * 4, -1, dtype=np.int32)
     lookup[(sy * (w + 1) + sx) * 4 + direction] = np.arange(n, dtype=np.int32)
-    succ = lookup[(ey * (w + 1) + ex) * 4 + next_direction].astype(np.int64)
+    succ = lookup[(ey * (w + 1) + ex) * 4 + next_direction]
     if (succ < 0).any():  # pragma: no cover - would be a bug in the turn rule
         raise RuntimeError("polygon tracing found an open ring")
 
@@ -173,13 +173,13 @@ def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
     # neighbours by index, so the successor comes first). The walk follows a ring until it closes, then,
     # backing up, enters the next unvisited ring through a connector. A run reached from a connector (or the
     # first) starts a ring; the others follow their predecessor in the ring.
-    indices = np.empty(3 * n - 1, dtype=np.int64)
+    indices = np.empty(3 * n - 1, dtype=np.int32)  # int32 and float64 are what csgraph works in: no copies
     indices[0:2 * n:2] = succ
-    indices[1:2 * n:2] = np.arange(n, 2 * n)
-    indices[2 * n:] = np.arange(1, n)
-    indptr = np.concatenate([np.arange(0, 2 * n, 2), 2 * n + np.arange(n)])
-    graph = csr_matrix((np.ones(3 * n - 1, dtype=np.int8), indices, np.append(indptr, 3 * n - 1)),
-                       shape=(2 * n, 2 * n))
+    indices[1:2 * n:2] = np.arange(n, 2 * n, dtype=np.int32)
+    indices[2 * n:] = np.arange(1, n, dtype=np.int32)
+    indptr = np.concatenate([np.arange(0, 2 * n, 2, dtype=np.int32), 2 * n + np.arange(n + 1, dtype=np.int32)])
+    indptr[-1] = 3 * n - 1
+    graph = csr_matrix((np.ones(3 * n - 1), indices, indptr), shape=(2 * n, 2 * n))
     walk, reached_from = depth_first_order(graph, 0, directed=True, return_predecessors=True)
     order = walk[walk < n].astype(np.int64)
     from_node = reached_from[order]

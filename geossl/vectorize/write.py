@@ -71,6 +71,11 @@ def resolve_format(out: Path, name: str | None) -> Format:
     return fmt
 
 
+def quoted(name: str) -> str:
+    """``name`` as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _parquet_writer() -> str | None:
     if "w" in pyogrio.list_drivers().get("Parquet", ""):
         return "gdal"
@@ -170,9 +175,9 @@ class LayerWriter:
         return sqlite3.connect(self.path)
 
     def _remember_boxes(self, batch: Batch) -> None:
-        """Note the fids the batch got and its boxes (float32, 20 bytes a row) for the spatial index."""
+        """Note the fids the batch got and its boxes (24 bytes a row: int64 fid, 4 float32) for the spatial index."""
         with contextlib.closing(self._connect()) as db:
-            last, total = db.execute(f'SELECT coalesce(max(fid), 0), count(*) FROM "{self.layer}"').fetchone()
+            last, total = db.execute(f"SELECT coalesce(max(fid), 0), count(*) FROM {quoted(self.layer)}").fetchone()
         # A fresh AUTOINCREMENT table written only here: the batch got the next consecutive fids.
         if last - self._last_fid != len(batch) or total != self.count:  # pragma: no cover
             raise RuntimeError(f"{self.path}: rows were not numbered as written")
@@ -221,7 +226,7 @@ class LayerWriter:
 
     # GeoParquet without GDAL's driver ----------------------------------------------------------------------
 
-    def _write_geoparquet(self, batch: Batch) -> None:  # pragma: no cover - needs pyarrow
+    def _write_geoparquet(self, batch: Batch) -> None:  # tested where pyarrow is installed
         import geopandas as gpd
 
         columns = batch.columns if batch.columns else self._empty_columns()
