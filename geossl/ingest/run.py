@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
 from geossl.io.lazy import read_lazy
+from geossl.io.names import scene_ids
 from geossl.io.style import raster_qml
 from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inputs
 from geossl.parallel import dask_client, gather_progress
@@ -64,18 +64,6 @@ def _default_nodata(dtype: str) -> float:
     if np.issubdtype(kind, np.floating):
         return float("nan")
     return float(np.iinfo(kind).max if np.issubdtype(kind, np.unsignedinteger) else np.iinfo(kind).min)
-
-
-def _scene_ids(paths: list[Path]) -> list[str]:
-    ids: list[str] = []
-    for p in paths:
-        base = re.sub(r"[^A-Za-z0-9_.-]", "_", p.stem)
-        name, n = base, 1
-        while name in ids:
-            n += 1
-            name = f"{base}-{n}"
-        ids.append(name)
-    return ids
 
 
 def input_hash(manifest: Manifest, inputs: ResolvedInputs, options: IngestOptions) -> str:
@@ -137,7 +125,7 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
 def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo],
            bands: list[str], target: TargetGrid, labels: LabelSources | None, digest: str, stage: Path,
            options: IngestOptions) -> Catalog:
-    ids = _scene_ids(inputs.imagery)
+    ids = scene_ids(inputs.imagery)
     grids = [target.grid_for(info.grid) for info in imagery]
     dtype = imagery[0].dtype
     nodata = manifest.imagery.nodata if manifest.imagery.nodata is not None else imagery[0].nodata
