@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distributed import Client
+if TYPE_CHECKING:  # the config imports the training and prediction options (torch): keep the CLI light
+    from distributed import Client
 
-from geossl.pipeline.config import PipelineConfig
+    from geossl.pipeline.config import PipelineConfig
 
 
 class RunContext:
