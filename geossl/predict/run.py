@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 SYNCHRONOUS = "synchronous"
 #: GDAL block cache of a prediction process (reads and COG writes): bounds its memory whatever the scene size.
-CACHE_BYTES = 128 * 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024
 
 
 class PredictOptions(StrictModel):
