@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import Field
 from tqdm import tqdm
 
@@ -169,6 +170,8 @@ def predict_with(bundle: ModelBundle, source: ModelSource, scenes: list[Path], o
     if not scenes:
         raise InputError("SCENE", "no scene given")
     size, overlap = window_geometry(bundle, options, stride)
+    if options.device == "cuda" and options.scheduler in (None, SYNCHRONOUS) and not torch.cuda.is_available():
+        raise InputError("--device", "cuda asked for but torch sees no CUDA device here")
     opened = open_scenes([Path(p) for p in scenes], bundle, options.ignore_band_names)
     out = options.out.absolute()
     start = time.perf_counter()
