@@ -115,6 +115,13 @@ def test_patch_size_not_a_multiple_of_the_model_stride(good, tmp_path):
              "--patch-size", "80")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_device(good, tmp_path):
+    scene, ckpt = good
+    _refused(tmp_path / "out", "--device: cuda asked for but torch sees no CUDA device here", ckpt, scene,
+             "--device", "cuda")
+
+
 def test_output_is_a_file(good, tmp_path):
     scene, ckpt = good
     (tmp_path / "out").write_text("x")

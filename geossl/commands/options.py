@@ -13,12 +13,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def scheduler_options(func: F) -> F:
     """``--scheduler`` and ``--workers``, shared by every command that runs on Dask."""
-    func = click.option("--workers", type=click.IntRange(min=1), default=None,
-                        help="Threads (or processes) of the local Dask cluster [default: one per core].")(func)
-    func = click.option("--scheduler", metavar="ADDRESS", default=None,
-                        help="Use an existing dask.distributed scheduler (tcp://host:port) instead of a "
-                             "LocalCluster.")(func)
-    return func
+    return scheduler_options_with("Threads (or processes) of the local Dask cluster [default: one per core].")(func)
+
+
+def scheduler_options_with(workers_help: str, scheduler_help: str | None = None) -> Callable[[F], F]:
+    """:func:`scheduler_options` with a command's own help for what ``--workers`` (and ``--scheduler``) mean."""
+
+    def decorate(func: F) -> F:
+        func = click.option("--workers", type=click.IntRange(min=1), default=None, help=workers_help)(func)
+        func = click.option("--scheduler", metavar="ADDRESS", default=None,
+                            help=scheduler_help or "Use an existing dask.distributed scheduler (tcp://host:port) "
+                                                   "instead of a LocalCluster.")(func)
+        return func
+
+    return decorate
 
 
 def data_root_option(func: F) -> F:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from geossl.commands.options import is_quiet, scheduler_options
+from geossl.commands.options import is_quiet, scheduler_options_with
 
 
 @click.command()
@@ -30,16 +30,19 @@ from geossl.commands.options import is_quiet, scheduler_options
               help="Trust the scene's band order even when its band names differ from the checkpoint's.")
 @click.option("--compress", type=click.Choice(["ZSTD", "DEFLATE", "LZW", "NONE"], case_sensitive=False),
               default="ZSTD", show_default=True, help="COG compression.")
-@scheduler_options
+@scheduler_options_with(
+    "Blocks predicted at once by the local Dask cluster, each with cores/N threads for the model "
+    "[default: 1, the model using every core].",
+    "An existing dask.distributed scheduler (tcp://host:port) instead of a LocalCluster; 'synchronous': "
+    "no Dask, every block in this process.")
 @click.pass_context
 def predict(ctx: click.Context, checkpoint: Path, scenes: tuple[Path, ...], out: Path, patch_size: int | None,
             overlap: int | None, batch_size: int, tta: bool, probabilities: bool, block_width: int, device: str,
             ignore_band_names: bool, compress: str, scheduler: str | None, workers: int | None) -> None:
     """Predict land cover over SCENES with CHECKPOINT; write COGs, QGIS styles and STAC Items into --out.
 
-    Blocks run on Dask: a local cluster running --workers blocks at once (default 1, the model using every
-    core), or an existing cluster (--scheduler tcp://host:port; paths must be visible to its workers).
-    --scheduler synchronous runs every block in this process, without Dask.
+    Blocks (column strips of wide scenes) and scenes run as Dask tasks; on an existing cluster the checkpoint,
+    scenes and --out must be on paths its workers can read and write.
     """
     from geossl.predict.run import PredictOptions
     from geossl.predict.run import predict as run_predict

@@ -50,7 +50,7 @@ class BlockTask:
     batch_size: int = 8
     tta: bool = False
     device: str = "auto"
-    cache_bytes: int = 128 * 1024 * 1024
+    cache_bytes: int = 64 * 1024 * 1024
 
     @property
     def grid(self) -> WindowGrid:

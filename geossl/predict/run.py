@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import Field
 from tqdm import tqdm
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SYNCHRONOUS = "synchronous"
 #: GDAL block cache of a prediction process (reads and COG writes): bounds its memory whatever the scene size.
-CACHE_BYTES = 128 * 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024
 
 
 class PredictOptions(StrictModel):
@@ -169,6 +170,8 @@ def predict_with(bundle: ModelBundle, source: ModelSource, scenes: list[Path], o
     if not scenes:
         raise InputError("SCENE", "no scene given")
     size, overlap = window_geometry(bundle, options, stride)
+    if options.device == "cuda" and options.scheduler in (None, SYNCHRONOUS) and not torch.cuda.is_available():
+        raise InputError("--device", "cuda asked for but torch sees no CUDA device here")
     opened = open_scenes([Path(p) for p in scenes], bundle, options.ignore_band_names)
     out = options.out.absolute()
     start = time.perf_counter()
