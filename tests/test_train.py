@@ -113,6 +113,7 @@ def test_resume_continues_from_the_last_checkpoint(synth_catalog, tmp_path):
         assert sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_miou")}) == [2, 3]
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_unlabeled_truth_never_reaches_the_loss(synth_catalog):
     from geossl.train.config import TrainConfig
     from geossl.train.run import make_bundle
