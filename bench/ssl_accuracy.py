@@ -52,7 +52,7 @@ def cli(*args: str, log: Path | None = None) -> None:
 
 def model_flags(a: argparse.Namespace) -> list[str]:
     return ["--encoder", a.encoder, "--patch-size", str(a.patch_size), "--batch-size", str(a.batch_size),
-            "--threads", str(a.threads)]
+            "--unlabeled-batch-size", str(a.unlabeled_batch_size), "--threads", str(a.threads)]
 
 
 def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, float]:
@@ -72,7 +72,8 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
     plan = plan_splits(cat, catalog, None, 0)
     batches = {}
     for pairs in (False, True):
-        dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size, a.batch_size, 2, True, pairs=pairs)
+        dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size, a.unlabeled_batch_size, 2, True,
+                           pairs=pairs)
         loaders = dm.train_dataloader()
         batches[pairs] = (next(iter(loaders["labeled"])), next(iter(loaders["unlabeled"])))
     setups = {}
@@ -111,6 +112,7 @@ def main() -> None:
     p.add_argument("--decoder-channels", type=int, nargs=5, default=[64, 32, 16, 16, 16])
     p.add_argument("--patch-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--unlabeled-batch-size", type=int, default=None, help="default: --batch-size")
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--evals", type=int, default=5, help="validations (and checkpoints) per run")
     p.add_argument("--seeds", type=int, default=1)
@@ -119,6 +121,7 @@ def main() -> None:
     p.add_argument("--probe", action="store_true", help="step times only")
     p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview")
     a = p.parse_args()
+    a.unlabeled_batch_size = a.unlabeled_batch_size or a.batch_size
     if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")
     a.out.mkdir(parents=True, exist_ok=True)
@@ -129,9 +132,11 @@ def main() -> None:
     header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
               "decoder_channels": a.decoder_channels, "patch_size": a.patch_size, "batch_size": a.batch_size,
+              "unlabeled_batch_size": a.unlabeled_batch_size,
               "steps": a.steps, "threads": a.threads}
     times = step_times(a, catalog, a.timing_rounds)
-    print(f"step time (s, median of {a.timing_rounds}, batch {a.batch_size} labeled + {a.batch_size} unlabeled, "
+    print(f"step time (s, median of {a.timing_rounds}, batch {a.batch_size} labeled + {a.unlabeled_batch_size} "
+          f"unlabeled, "
           f"patch {a.patch_size}, {a.encoder}):")
     for name, t in times.items():
         ratio = t / times["supervised"]

@@ -113,6 +113,7 @@ def test_resume_continues_from_the_last_checkpoint(synth_catalog, tmp_path):
         assert sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_miou")}) == [2, 3]
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_unlabeled_truth_never_reaches_the_loss(synth_catalog):
     from geossl.train.config import TrainConfig
     from geossl.train.run import make_bundle
@@ -191,3 +192,23 @@ def test_precision_is_mixed_only_on_gpu():
     auto = _precision(TrainConfig(accelerator="auto"))
     assert auto == ("32-true" if not torch.cuda.is_available() else auto)
     assert auto != "32-true" or not torch.cuda.is_available()
+
+
+def test_any_band_count_trains(tmp_path):
+    from geossl.ingest.run import IngestOptions, ingest
+    from geossl.synth import SynthConfig, write_scene
+
+    write_scene(tmp_path / "scene", SynthConfig(size=192, tile=64, bands=3, seed=1))
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    manifest["imagery"]["bands"] = ["b1", "b2", "b3"]
+    (tmp_path / "scene" / "three.yaml").write_text(yaml.safe_dump(manifest))
+    catalog = tmp_path / "catalog"
+    ingest(tmp_path / "scene" / "three.yaml", IngestOptions(out=catalog, workers=1, quiet=True))
+    out = tmp_path / "run"
+    config = tiny_config(tmp_path, "supervised", patch_size=32)
+    result = run_cli("train", tmp_path / "scene" / "three.yaml", "--catalog", catalog, "--out", out,
+                     "--config", config, "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    bundle, model = load_bundle(out / "model.pt")
+    assert bundle.bands == ["b1", "b2", "b3"] and bundle.model.in_channels == 3
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 6, 32, 32)

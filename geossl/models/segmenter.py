@@ -51,9 +51,13 @@ class Segmenter(nn.Module):
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's problem
             raise InputError(path, f"not a weights file torch can load safely: {exc}") from exc
         state = state.get("state_dict", state) if isinstance(state, dict) else state
-        result = self.net.encoder.load_state_dict(state, strict=False)
-        if len(result.missing_keys) == len(self.net.encoder.state_dict()):
+        if not isinstance(state, dict) or not set(state) & set(self.net.encoder.state_dict()):
             raise InputError(path, "no tensor in this file matches the encoder's parameters")
+        try:
+            self.net.encoder.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # tensors of other shapes (another encoder, another band count)
+            raise InputError(path, f"weights do not fit encoder {self.config.encoder} with "
+                                   f"{self.config.in_channels} bands: {str(exc).splitlines()[-1][:160]}") from exc
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Encoder features, shallow to deep."""

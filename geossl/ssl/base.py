@@ -84,11 +84,10 @@ class Strategy(ABC):
 
     def supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy on the labeled pixels (class-weighted when the task was given weights)."""
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device, logits.dtype)
-        if not (target != IGNORE).any():
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device, torch.float32)
+        if not (target != IGNORE).any():  # a batch without labeled pixels: zero, but keep the graph
             return logits.sum() * 0.0
-        return F.cross_entropy(logits.float(), target, weight=None if weight is None else weight.float(),
-                               ignore_index=IGNORE)
+        return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE)
 
     def strong_view(self, weak: Tensor, valid: Tensor) -> StrongView:
         """Photometric noise on a copy of the weak batch, then CutMix from another image of the batch."""
