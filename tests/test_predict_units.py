@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from geossl.errors import InputError
+from geossl.io.names import scene_ids
 from geossl.manifest import ClassDef
 from geossl.predict import encode
 from geossl.predict.accumulate import RowAccumulator
 from geossl.predict.reader import RowBand
 from geossl.predict.runner import ModelRunner
-from geossl.predict.scene import check_bands, scene_ids
+from geossl.predict.scene import check_bands
 
 
 def test_accumulator_blends_two_windows_by_weight():

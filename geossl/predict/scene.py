@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from rasterio.errors import CRSError
 from geossl.errors import InputError
 from geossl.ingest.inspect import inspect_raster
 from geossl.io.cog import Grid
+from geossl.io.names import scene_ids
 from geossl.models import ModelBundle
 
 log = logging.getLogger(__name__)
@@ -69,19 +69,6 @@ def _same_crs(crs: CRS, other: str) -> bool:
         return crs == CRS.from_user_input(other)
     except CRSError:
         return False
-
-
-def scene_ids(paths: list[Path]) -> list[str]:
-    """Output names of the scenes: the file stem, made unique with ``-2``, ``-3``..."""
-    ids: list[str] = []
-    for p in paths:
-        base = re.sub(r"[^A-Za-z0-9_.-]", "_", p.stem)
-        name, n = base, 1
-        while name in ids:
-            n += 1
-            name = f"{base}-{n}"
-        ids.append(name)
-    return ids
 
 
 def open_scenes(paths: list[Path], bundle: ModelBundle, ignore_band_names: bool = False) -> list[Scene]:
