@@ -9,7 +9,6 @@ digest: a step whose digest and outputs are unchanged is skipped.
 
 from __future__ import annotations
 
-import json
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -288,7 +287,3 @@ def build_steps(ctx: RunContext) -> list[Step]:
     configured = ctx.config.steps
     return [STEPS[name](ctx) for name in STEP_ORDER if getattr(configured, name) is not None]
 
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(path.read_text())
