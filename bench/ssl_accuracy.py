@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +118,7 @@ def main() -> None:
     p.add_argument("--evals", type=int, default=5, help="validations (and checkpoints) per run")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=2, help="trainings side by side (2 cores, 1 thread each)")
     p.add_argument("--timing-rounds", type=int, default=8)
     p.add_argument("--probe", action="store_true", help="step times only")
     p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview")
@@ -133,7 +135,7 @@ def main() -> None:
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
               "decoder_channels": a.decoder_channels, "patch_size": a.patch_size, "batch_size": a.batch_size,
               "unlabeled_batch_size": a.unlabeled_batch_size,
-              "steps": a.steps, "threads": a.threads}
+              "steps": a.steps, "threads": a.threads, "jobs": a.jobs}
     times = step_times(a, catalog, a.timing_rounds)
     print(f"step time (s, median of {a.timing_rounds}, batch {a.batch_size} labeled + {a.unlabeled_batch_size} "
           f"unlabeled, "
@@ -152,30 +154,35 @@ def main() -> None:
     config.write_text(f"decoder_channels: {a.decoder_channels}\nsteps_per_epoch: {max(1, a.steps // a.evals)}\n"
                       "pseudo_truth: true\n")
     runs = results.setdefault("runs", {})
-    for seed in range(a.seeds):
-        for name, strategy, extra in RUNS:
-            if a.only and name.split("_")[0] not in a.only and name not in a.only:
-                continue
-            key = f"{name}@{seed}"
-            run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
-            if run_dir.exists():
-                subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-            t0 = time.time()
-            cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", config, "--strategy", strategy,
-                *model_flags(a), "--max-steps", a.steps, "--seed", seed, *extra,
-                log=a.out / f"{key.replace('/', '_')}.log")
-            train_s = time.time() - t0
-            cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
-                "--out", run_dir / "eval-test", "--threads", a.threads)
-            metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
-            val = json.loads((run_dir / "metrics.json").read_text()).get("val", {})
-            runs[key] = {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"],
-                         "kappa": metrics["kappa"], "val_miou": val.get("miou"), "train_seconds": train_s,
-                         "best_step": json.loads((run_dir / "metrics.json").read_text()).get("step")}
+    todo = [(seed, name, strategy, extra) for seed in range(a.seeds) for name, strategy, extra in RUNS
+            if not a.only or name.split("_")[0] in a.only or name in a.only]
+
+    def one(seed: int, name: str, strategy: str, extra: list[str]) -> tuple[str, dict]:
+        key = f"{name}@{seed}"
+        run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
+        if run_dir.exists():
+            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        t0 = time.time()
+        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", config, "--strategy", strategy,
+            *model_flags(a), "--max-steps", a.steps, "--seed", seed, *extra,
+            log=a.out / f"{key.replace('/', '_')}.log")
+        train_s = time.time() - t0
+        cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
+            "--out", run_dir / "eval-test", "--threads", a.threads)
+        metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
+        best = json.loads((run_dir / "metrics.json").read_text())
+        val = best.get("val", {})
+        return key, {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
+                     "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}
+
+    # --jobs runs train side by side (one process per core with --threads 1); each run's time is its own wall.
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        for key, record in pool.map(lambda job: one(*job), todo):
+            runs[key] = record
             results["elapsed_s"] = time.time() - started
             results_path.write_text(json.dumps(results, indent=2))
-            print(f"{key:<22} test mIoU {100 * metrics['miou']:5.1f}  (val {100 * (val.get('miou') or 0):5.1f}, "
-                  f"{train_s / 60:5.1f} min)", flush=True)
+            print(f"{key:<22} test mIoU {100 * record['miou']:5.1f}  (val {100 * (record['val_miou'] or 0):5.1f}, "
+                  f"{record['train_seconds'] / 60:5.1f} min)", flush=True)
     results["header"]["load_after"] = os.getloadavg()
     results_path.write_text(json.dumps(results, indent=2))
     print(table(results))

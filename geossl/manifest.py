@@ -35,6 +35,7 @@ from rasterio.errors import CRSError
 
 from geossl.config import StrictModel, load_yaml_model
 from geossl.errors import InputError
+from geossl.selection import LabeledSelection
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -104,7 +105,9 @@ class BlockSplits(StrictModel):
     """Spatially disjoint blocks: a ``rows`` x ``cols`` grid over the region, assigned with a seed.
 
     ``val_fraction`` and ``test_fraction`` of the blocks go to validation and test; of the remaining train
-    blocks, ``labeled_fraction`` keep their labels and the rest are unlabeled.
+    blocks, ``labeled_fraction`` keep their labels and the rest are unlabeled; ``labeled_selection`` says which
+    (``random``: a seeded draw; ``cover_classes``: every class gets a labeled block first, see
+    :mod:`geossl.selection`).
     """
 
     rows: Annotated[int, Field(ge=1, le=1000)] = 8
@@ -112,6 +115,7 @@ class BlockSplits(StrictModel):
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     labeled_fraction: Annotated[float, Field(gt=0, le=1)] = 0.125
+    labeled_selection: LabeledSelection = "random"
     seed: int = 0
 
     @model_validator(mode="after")

@@ -30,6 +30,8 @@ from geossl.commands.options import catalog_option, data_root_option, is_quiet, 
 @click.option("--lr", type=float, default=None, help="AdamW learning rate [1e-3].")
 @click.option("--label-fraction", type=float, default=None,
               help="Redraw the labeled train regions: this share of the train regions keeps labels.")
+@click.option("--label-selection", type=click.Choice(["random", "cover_classes"]), default=None,
+              help="How --label-fraction picks them: seeded random, or every class covered first [random].")
 @click.option("--seed", type=int, default=None, help="Random seed [0].")
 @click.option("--accelerator", default=None, help="auto, cpu, gpu... (Lightning) [auto].")
 @click.option("--devices", default=None, help="Devices (processes) to train on, or 'auto' [1].")

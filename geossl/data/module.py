@@ -23,6 +23,7 @@ from geossl.data.rasters import catalog_rasters, with_labels
 from geossl.data.regions import Region, reassign_labeled, region_class_counts, split_regions
 from geossl.data.samplers import RegionGridSampler, RegionSampler
 from geossl.errors import InputError
+from geossl.selection import LabeledSelection
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ class SplitPlan:
         return [r for r in self.regions if r.split == split]
 
 
-def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed: int) -> SplitPlan:
+def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed: int,
+                selection: LabeledSelection = "random") -> SplitPlan:
     """Regions per split, after redrawing the labeled train regions when ``label_fraction`` is given.
 
     See :func:`geossl.data.regions.reassign_labeled`. Raises :class:`InputError` when the labeled split holds
@@ -55,7 +57,7 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
                                                 else ("labeled",))]
     counts = region_class_counts(label_paths, wanted, ids)
     if label_fraction is not None:
-        regions = reassign_labeled(regions, counts, label_fraction, seed)
+        regions = reassign_labeled(regions, counts, label_fraction, seed, selection)
     labeled = [r for r in regions if r.split == "labeled"]
     total = sum((counts[r.key] for r in labeled), np.zeros(len(ids), dtype=np.int64))
     if not labeled or total.sum() == 0:

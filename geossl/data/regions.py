@@ -21,6 +21,7 @@ from shapely import Polygon
 from shapely.geometry import shape
 
 from geossl.catalog import Catalog
+from geossl.selection import LabeledSelection, choose_labeled
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +115,21 @@ def _pixel_window(bounds: tuple[float, float, float, float], src: rasterio.io.Da
     return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fraction: float, seed: int
-                     ) -> list[Region]:
+def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fraction: float, seed: int,
+                     selection: LabeledSelection = "random") -> list[Region]:
     """Redraw which train regions keep their labels: ``max(1, round(fraction * n_train))`` of them.
 
     Train regions are those of the ``labeled`` and ``unlabeled`` splits; only those with labeled pixels can
-    be chosen, in a seeded random order; the other train regions become ``unlabeled``. Validation and test
-    regions are untouched.
+    be chosen, in a seeded random order, by ``selection`` (:func:`geossl.selection.choose_labeled`); the
+    other train regions become ``unlabeled``. Validation and test regions are untouched.
     """
     train = [r for r in regions if r.split in ("labeled", "unlabeled")]
     candidates = [r for r in train if counts.get(r.key, np.zeros(1)).sum() > 0]
     order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
     n_labeled = min(len(order), max(1, round(fraction * len(train))))
-    chosen = {r.key for r in order[:n_labeled]}
+    width = max((len(c) for c in counts.values()), default=1)
+    table = np.array([counts.get(r.key, np.zeros(width)) for r in order]).reshape(len(order), width)
+    chosen = {order[i].key for i in choose_labeled(table, n_labeled, selection)}
     out = []
     for r in regions:
         if r.split in ("labeled", "unlabeled"):

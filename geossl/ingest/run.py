@@ -29,7 +29,7 @@ from geossl.errors import InputError
 from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
-from geossl.ingest.splits import block_splits, labeled_share, region_bounds, region_splits
+from geossl.ingest.splits import block_class_counts, block_splits, region_bounds, region_splits
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
@@ -169,8 +169,9 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     bounds = region_bounds(grids)
     if manifest.splits.blocks is not None:
         cfg = manifest.splits.blocks
-        share = labeled_share(label_paths, manifest.ignore_id, bounds, cfg.rows, cfg.cols)
-        features = block_splits(cfg, bounds, share)
+        counts = block_class_counts(label_paths, manifest.ignore_id, [c.id for c in manifest.classes], bounds,
+                                    cfg.rows, cfg.cols)
+        features = block_splits(cfg, bounds, counts)
     else:
         assert manifest.splits.regions is not None
         features = region_splits(manifest.splits.regions, inputs.region_files, target.crs)

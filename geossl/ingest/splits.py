@@ -3,7 +3,8 @@
 ``blocks``: the region's bounding box is cut into ``rows`` x ``cols`` equal blocks. Blocks holding labels
 (judged on a decimated read of the aligned label rasters) are shuffled with the seed; the first
 ``round(val_fraction * n)`` go to ``val``, the next ``round(test_fraction * n)`` to ``test``, and of the
-remaining train blocks ``max(1, round(labeled_fraction * n_train))`` are ``labeled``; every other block
+remaining train blocks ``max(1, round(labeled_fraction * n_train))`` are ``labeled`` (chosen by
+``labeled_selection``, :mod:`geossl.selection`); every other block
 (with or without labels) is ``unlabeled``. Blocks never overlap, so the splits are spatially disjoint.
 
 ``regions``: boxes and vector files drawn by hand, one list per split.
@@ -24,6 +25,7 @@ from shapely.geometry import mapping
 from geossl.errors import InputError
 from geossl.io.cog import Grid
 from geossl.manifest import BlockSplits, RegionSplits
+from geossl.selection import choose_labeled
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
 #: A block counts as labeled when at least this fraction of it carries labels.
@@ -37,11 +39,16 @@ def region_bounds(grids: list[Grid]) -> tuple[float, float, float, float]:
     return (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
 
 
-def labeled_share(label_paths: list[Path], ignore: int, bounds: tuple[float, float, float, float],
-                  rows: int, cols: int) -> np.ndarray:
-    """Fraction of each block covered by labels, from decimated reads of the label COGs' overviews."""
+def block_class_counts(label_paths: list[Path], ignore: int, class_ids: list[int],
+                       bounds: tuple[float, float, float, float], rows: int, cols: int) -> np.ndarray:
+    """Labeled area per block and class, as a fraction of the block's area: (rows, cols, classes).
+
+    Read from decimated reads of the label COGs' overviews (at most ~512 px a side), so a class smaller than
+    a preview pixel can be missed.
+    """
     minx, miny, maxx, maxy = bounds
-    share = np.zeros((rows, cols))
+    lookup = {cid: i for i, cid in enumerate(class_ids)}
+    share = np.zeros((rows, cols, len(class_ids)))
     for path in label_paths:
         with rasterio.open(path) as src:
             scale = max(1, int(max(src.width, src.height) / _PREVIEW))
@@ -54,14 +61,21 @@ def labeled_share(label_paths: list[Path], ignore: int, bounds: tuple[float, flo
         bc = np.clip(((xs - minx) / (maxx - minx) * cols).astype(int), 0, cols - 1)
         # Each preview pixel stands for |a * e| of area; a block holds (maxx-minx)(maxy-miny)/(rows*cols).
         weight = abs(t.a * t.e) * rows * cols / ((maxx - minx) * (maxy - miny))
-        labeled = (data != ignore).astype(float) * weight
-        np.add.at(share, (br[:, None].repeat(w, 1), bc[None, :].repeat(h, 0)), labeled)
+        rr, cc = np.broadcast_to(br[:, None], (h, w)), np.broadcast_to(bc[None, :], (h, w))
+        for cid, i in lookup.items():
+            hit = data == cid
+            if cid != ignore and hit.any():
+                np.add.at(share[..., i], (rr[hit], cc[hit]), weight)
     return share
 
 
-def block_splits(cfg: BlockSplits, bounds: tuple[float, float, float, float], share: np.ndarray
+def block_splits(cfg: BlockSplits, bounds: tuple[float, float, float, float], counts: np.ndarray
                  ) -> list[dict[str, Any]]:
-    """GeoJSON features, one per block, with properties ``split``, ``row``, ``col``."""
+    """GeoJSON features, one per block, with properties ``split``, ``row``, ``col``.
+
+    ``counts`` is :func:`block_class_counts`' (rows, cols, classes) labeled share per block and class.
+    """
+    share = counts.sum(axis=-1)
     minx, miny, maxx, maxy = bounds
     bw, bh = (maxx - minx) / cfg.cols, (maxy - miny) / cfg.rows
     rng = np.random.default_rng(cfg.seed)
@@ -76,9 +90,10 @@ def block_splits(cfg: BlockSplits, bounds: tuple[float, float, float, float], sh
         assign[rc] = "test"
     train = order[n_val + n_test :]
     n_train_blocks = cfg.rows * cfg.cols - n_val - n_test
-    n_labeled = min(len(train), max(1, round(cfg.labeled_fraction * n_train_blocks)))
-    for rc in train[:n_labeled]:
-        assign[rc] = "labeled"
+    n_labeled = max(1, round(cfg.labeled_fraction * n_train_blocks))
+    train_counts = np.array([counts[rc] for rc in train]).reshape(len(train), counts.shape[-1])
+    for i in choose_labeled(train_counts, n_labeled, cfg.labeled_selection):
+        assign[train[i]] = "labeled"
     features = []
     for r in range(cfg.rows):
         for c in range(cfg.cols):

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from geossl.config import StrictModel, read_yaml, validate_model
 from geossl.data.views import ViewConfig
 from geossl.errors import InputError
+from geossl.selection import LabeledSelection
 
 
 class TrainConfig(StrictModel):
@@ -17,7 +18,8 @@ class TrainConfig(StrictModel):
 
     ``strategy_params`` are the chosen strategy's parameters (its ``Config`` model, e.g. ``threshold``,
     ``merge_alpha``); ``label_fraction`` redraws the labeled train regions (1.0: every train region with labels,
-    the supervised upper bound); ``threads`` sets torch's CPU threads (on a busy machine 1 can be many times
+    the supervised upper bound), chosen by ``label_selection`` (``random`` or ``cover_classes``, see
+    :mod:`geossl.selection`); ``threads`` sets torch's CPU threads (on a busy machine 1 can be many times
     faster than the default); ``steps_per_epoch`` batches make an epoch, after which the validation split is
     evaluated and checkpoints are written. Training stops after ``max_steps`` or ``max_epochs``, whichever
     comes first.
@@ -42,6 +44,7 @@ class TrainConfig(StrictModel):
     poly_power: Annotated[float, Field(ge=0)] = 0.9
     class_weighting: Literal["none", "balanced"] = "balanced"
     label_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    label_selection: LabeledSelection = "random"
     seed: int = 0
     accelerator: str = "auto"
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = 1

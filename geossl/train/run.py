@@ -122,7 +122,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
         raise InputError(out, "already holds a training run; pass --resume to continue it or choose another --out")
     if resume:
         _check_resume(last, config, out)
-    plan = plan_splits(catalog, root, config.label_fraction, config.seed)
+    plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
     strategy = STRATEGIES[config.strategy]
     if strategy.uses_unlabeled and not plan.of("unlabeled"):
         raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy}")
