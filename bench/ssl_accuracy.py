@@ -31,13 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RUNS = [  # (run name, strategy, extra train flags)
-    ("supervised_1/8", "supervised", []),
-    ("fixmatch", "fixmatch", []),
-    ("unimatch", "unimatch", []),
-    ("crossview", "crossview", []),
-    ("dwl", "dwl", []),
-    ("supervised_full", "supervised", ["--label-fraction", "1.0"]),
+RUNS = [  # (run name, strategy, extra train flags, strategy_params): the notes' defaults
+    ("supervised_1/8", "supervised", [], {}),
+    ("fixmatch", "fixmatch", [], {}),
+    ("unimatch", "unimatch", [], {}),
+    ("crossview", "crossview", [], {}),
+    ("dwl", "dwl", [], {}),
+    ("supervised_full", "supervised", ["--label-fraction", "1.0"], {}),
+]
+VARIANTS = [  # --variants: options the strategies expose, beyond the notes' defaults
+    ("crossview_adaptive", "crossview", [], {"adaptive_threshold": True}),
 ]
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 SAME_PATCHES = "supervised (labeled + unlabeled patches)"
@@ -126,6 +129,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="trainings side by side (2 cores, 1 thread each)")
     p.add_argument("--timing-rounds", type=int, default=8)
     p.add_argument("--probe", action="store_true", help="step times only")
+    p.add_argument("--variants", action="store_true", help="also the VARIANTS rows")
     p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview")
     a = p.parse_args()
     a.unlabeled_batch_size = a.unlabeled_batch_size or a.batch_size
@@ -165,16 +169,20 @@ def main() -> None:
     config.write_text(f"decoder_channels: {a.decoder_channels}\nsteps_per_epoch: {max(1, a.steps // a.evals)}\n"
                       "pseudo_truth: true\n")
     runs = results.setdefault("runs", {})
-    todo = [(seed, name, strategy, extra) for seed in range(a.seeds) for name, strategy, extra in RUNS
-            if not a.only or name.split("_")[0] in a.only or name in a.only]
+    rows = RUNS + (VARIANTS if a.variants else [])
+    todo = [(seed, *row) for seed in range(a.seeds) for row in rows
+            if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
 
-    def one(seed: int, name: str, strategy: str, extra: list[str]) -> tuple[str, dict]:
+    def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> tuple[str, dict]:
         key = f"{name}@{seed}"
         run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
         if run_dir.exists():
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        run_dir.mkdir(parents=True)
+        run_config = run_dir / "bench_config.yaml"
+        run_config.write_text(config.read_text() + f"strategy_params: {json.dumps(params)}\n")
         t0 = time.time()
-        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", config, "--strategy", strategy,
+        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, "--strategy", strategy,
             *model_flags(a), "--max-steps", a.steps, "--seed", seed, *extra,
             log=a.out / f"{key.replace('/', '_')}.log")
         train_s = time.time() - t0
@@ -201,7 +209,7 @@ def main() -> None:
 
 def table(results: dict) -> str:
     runs = results["runs"]
-    names = [n for n, _, _ in RUNS]
+    names = [row[0] for row in RUNS + VARIANTS]
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     classes = list(next(iter(runs.values()))["iou"])
 

@@ -222,3 +222,21 @@ def test_photometric_noise_keeps_invalid_pixels_at_zero():
     assert torch.all(y[~valid[:, None].expand_as(y)] == 0)
     assert not torch.allclose(y, x * valid[:, None])
 
+
+
+# ------------------------------------------------------------------------------------------- teacher de-biasing
+def test_pseudo_labels_remove_the_class_weights_bias():
+    from geossl.ssl.fixmatch import FixMatch, FixMatchConfig
+
+    model = Segmenter(ModelConfig(encoder="tu-test_resnet", in_channels=2, num_classes=2,
+                                  decoder_channels=[16, 8, 8, 8, 8]))
+    logits = torch.zeros(1, 2, 1, 1)  # a weighted model undecided between the classes...
+    weights = torch.tensor([1.0, 4.0])  # ...trained with class 1 weighted 4x: p(c|x) ∝ p_model / w
+    probs, conf, labels = FixMatch(model, FixMatchConfig(), class_weights=weights).pseudo_labels(logits)
+    assert torch.allclose(probs[0, :, 0, 0], torch.tensor([0.8, 0.2]))
+    assert labels.item() == 0 and conf.item() == pytest.approx(0.8)
+    probs, _, _ = FixMatch(model, FixMatchConfig(), class_weights=weights,
+                           debias_pseudo_labels=False).pseudo_labels(logits)
+    assert torch.allclose(probs[0, :, 0, 0], torch.tensor([0.5, 0.5]))
+    probs, _, _ = FixMatch(model, FixMatchConfig()).pseudo_labels(logits)  # no weights: nothing to undo
+    assert torch.allclose(probs[0, :, 0, 0], torch.tensor([0.5, 0.5]))

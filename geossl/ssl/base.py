@@ -19,6 +19,7 @@ from geossl.config import StrictModel
 from geossl.data.normalize import IGNORE
 from geossl.data.views import ViewConfig, cutmix_boxes, feature_dropout, mix_permutation, paste, photometric
 from geossl.models import Segmenter
+from geossl.ssl.losses import pseudo_labels
 
 Batch = dict[str, Tensor]
 
@@ -71,11 +72,23 @@ class Strategy(ABC):
     needs_pseudo_head: ClassVar[bool] = False
 
     def __init__(self, model: Segmenter, config: StrictModel, views: ViewConfig | None = None,
-                 class_weights: Tensor | None = None) -> None:
+                 class_weights: Tensor | None = None, debias_pseudo_labels: bool = True) -> None:
         self.model = model
         self.config = config
         self.views = views or ViewConfig()
         self.class_weights = class_weights
+        self.logit_shift = (None if class_weights is None or not debias_pseudo_labels
+                            else -torch.log(class_weights.float().clamp_min(1e-12)))
+
+    def pseudo_labels(self, logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The teacher's probabilities, confidences and labels (no gradient), from its logits.
+
+        A model trained with class weights ``w_c`` learns ``p(c|x)·w_c`` up to normalisation: it over-predicts
+        the up-weighted (rare) classes. With ``debias_pseudo_labels`` the teacher's logits are shifted by
+        ``−log w_c`` so pseudo-labels and confidences estimate ``p(c|x)`` itself, as in the notes, where the
+        teacher is trained with plain cross-entropy. Without class weights nothing changes.
+        """
+        return pseudo_labels(logits, self.logit_shift)
 
     @property
     def paired(self) -> bool:

@@ -38,7 +38,7 @@ from geossl.config import StrictModel
 from geossl.data.overlap import partner_in_own_frame
 from geossl.models import Segmenter
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
-from geossl.ssl.losses import class_thresholds, pseudo_labels, soft_consistency, update_confidence_ema, weighted_ce
+from geossl.ssl.losses import class_thresholds, soft_consistency, update_confidence_ema, weighted_ce
 
 
 class CrossViewConfig(StrictModel):
@@ -135,7 +135,7 @@ class CrossView(Strategy):
         rates = (cfg.weak_drop, cfg.strong_drop)
         logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates)
         logits_l, logits_w = split(logits, n_l)
-        probs_w, conf, labels = pseudo_labels(logits_w)
+        probs_w, conf, labels = self.pseudo_labels(logits_w)
         if cfg.adaptive_threshold:
             self.confidence_ema = update_confidence_ema(self.confidence_ema.to(conf.device), conf, labels, valid,
                                                         cfg.threshold_momentum)

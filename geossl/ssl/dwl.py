@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from geossl.config import StrictModel
 from geossl.models import Segmenter
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
-from geossl.ssl.losses import pseudo_labels, weighted_ce
+from geossl.ssl.losses import weighted_ce
 
 
 class DwlConfig(StrictModel):
@@ -142,7 +142,7 @@ class Dwl(Strategy):
         cfg, model = self.config, self.model
         x_w, valid = batch_u["image"], batch_u["valid"]
         with torch.no_grad():
-            probs, conf, labels = pseudo_labels(model(x_w))
+            probs, conf, labels = self.pseudo_labels(model(x_w))
         self.memory.update(probs, labels, valid)
         if step < cfg.warmup_steps:
             loss_s = self.supervised_loss(model(batch_l["image"]), batch_l["mask"])

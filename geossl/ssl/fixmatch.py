@@ -14,7 +14,7 @@ from pydantic import Field
 
 from geossl.config import StrictModel
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
-from geossl.ssl.losses import pseudo_labels, weighted_ce
+from geossl.ssl.losses import weighted_ce
 
 
 class FixMatchConfig(StrictModel):
@@ -36,7 +36,7 @@ class FixMatch(Strategy):
             raise no_unlabeled(self.name)
         x_w, valid = batch_u["image"], batch_u["valid"]
         with torch.no_grad():
-            _, conf, labels = pseudo_labels(self.model(x_w))
+            _, conf, labels = self.pseudo_labels(self.model(x_w))
         strong = self.strong_view(x_w, valid)
         n_l = batch_l["image"].shape[0]
         logits_l, logits_s = split(self.model(torch.cat([batch_l["image"], strong.image])), n_l)

@@ -11,12 +11,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def pseudo_labels(logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def pseudo_labels(logits: Tensor, logit_shift: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Probabilities ``(N, K, H, W)``, confidence ``max p`` and label ``argmax p`` ``(N, H, W)``.
 
-    All without gradient.
+    All without gradient. ``logit_shift`` (``(K,)``) is added to the logits first (see
+    :meth:`geossl.ssl.base.Strategy.pseudo_labels`).
     """
-    probs = logits.detach().float().softmax(dim=1)
+    logits = logits.detach().float()
+    if logit_shift is not None:
+        logits = logits + logit_shift.to(logits.device, logits.dtype)[None, :, None, None]
+    probs = logits.softmax(dim=1)
     conf, labels = probs.max(dim=1)
     return probs, conf, labels
 

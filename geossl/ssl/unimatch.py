@@ -24,7 +24,7 @@ from pydantic import Field
 
 from geossl.config import StrictModel
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
-from geossl.ssl.losses import pseudo_labels, weighted_ce
+from geossl.ssl.losses import weighted_ce
 
 
 class UniMatchConfig(StrictModel):
@@ -53,7 +53,7 @@ class UniMatch(Strategy):
         logits, (logits_fp,) = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l,
                                                          (cfg.feature_dropout,))
         logits_l, logits_w = split(logits, n_l)
-        _, conf, labels = pseudo_labels(logits_w)
+        _, conf, labels = self.pseudo_labels(logits_w)
         s1, s2 = self.strong_view(x_w, valid), self.strong_view(x_w, valid)
         logits_s1, logits_s2 = split(model(torch.cat([s1.image, s2.image])), x_w.shape[0])
 

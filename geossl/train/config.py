@@ -22,7 +22,8 @@ class TrainConfig(StrictModel):
     :mod:`geossl.selection`); ``threads`` sets torch's CPU threads (on a busy machine 1 can be many times
     faster than the default); ``steps_per_epoch`` batches make an epoch, after which the validation split is
     evaluated and checkpoints are written. Training stops after ``max_steps`` or ``max_epochs``, whichever
-    comes first.
+    comes first. ``debias_pseudo_labels`` removes the class weights' bias from the teacher before it makes
+    pseudo-labels (:meth:`geossl.ssl.base.Strategy.pseudo_labels`).
     """
 
     strategy: str = "supervised"
@@ -43,6 +44,7 @@ class TrainConfig(StrictModel):
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     poly_power: Annotated[float, Field(ge=0)] = 0.9
     class_weighting: Literal["none", "balanced"] = "balanced"
+    debias_pseudo_labels: bool = True
     label_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     label_selection: LabeledSelection = "random"
     seed: int = 0

@@ -54,7 +54,8 @@ class SegmentationTask(BaseTask):
         strategy = STRATEGIES[self.train_config.strategy]
         weights = self.hparams.get("class_weights")
         self.ssl = strategy(self.model, strategy.Config.model_validate(self.train_config.strategy_params),
-                            self.train_config.views, None if weights is None else torch.tensor(weights))
+                            self.train_config.views, None if weights is None else torch.tensor(weights),
+                            self.train_config.debias_pseudo_labels)
 
     def configure_metrics(self) -> None:
         """Confusion matrices (validation, test) and pseudo-label statistics."""
