@@ -232,11 +232,11 @@ def test_pseudo_labels_remove_the_class_weights_bias():
                                   decoder_channels=[16, 8, 8, 8, 8]))
     logits = torch.zeros(1, 2, 1, 1)  # a weighted model undecided between the classes...
     weights = torch.tensor([1.0, 4.0])  # ...trained with class 1 weighted 4x: p(c|x) ∝ p_model / w
-    probs, conf, labels = FixMatch(model, FixMatchConfig(), class_weights=weights).pseudo_labels(logits)
+    probs, conf, labels = FixMatch(model, FixMatchConfig(), class_weights=weights,
+                                   debias_pseudo_labels=True).pseudo_labels(logits)
     assert torch.allclose(probs[0, :, 0, 0], torch.tensor([0.8, 0.2]))
     assert labels.item() == 0 and conf.item() == pytest.approx(0.8)
-    probs, _, _ = FixMatch(model, FixMatchConfig(), class_weights=weights,
-                           debias_pseudo_labels=False).pseudo_labels(logits)
+    probs, _, _ = FixMatch(model, FixMatchConfig(), class_weights=weights).pseudo_labels(logits)  # default: off
     assert torch.allclose(probs[0, :, 0, 0], torch.tensor([0.5, 0.5]))
-    probs, _, _ = FixMatch(model, FixMatchConfig()).pseudo_labels(logits)  # no weights: nothing to undo
+    probs, _, _ = FixMatch(model, FixMatchConfig(), debias_pseudo_labels=True).pseudo_labels(logits)  # no weights
     assert torch.allclose(probs[0, :, 0, 0], torch.tensor([0.5, 0.5]))

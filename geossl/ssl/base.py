@@ -72,7 +72,7 @@ class Strategy(ABC):
     needs_pseudo_head: ClassVar[bool] = False
 
     def __init__(self, model: Segmenter, config: StrictModel, views: ViewConfig | None = None,
-                 class_weights: Tensor | None = None, debias_pseudo_labels: bool = True) -> None:
+                 class_weights: Tensor | None = None, debias_pseudo_labels: bool = False) -> None:
         self.model = model
         self.config = config
         self.views = views or ViewConfig()
