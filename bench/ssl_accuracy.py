@@ -125,6 +125,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--evals", type=int, default=5, help="validations (and checkpoints) per run")
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed + seeds - 1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2, help="trainings side by side (2 cores, 1 thread each)")
     p.add_argument("--timing-rounds", type=int, default=8)
@@ -170,7 +171,7 @@ def main() -> None:
                       "pseudo_truth: true\n")
     runs = results.setdefault("runs", {})
     rows = RUNS + (VARIANTS if a.variants else [])
-    todo = [(seed, *row) for seed in range(a.seeds) for row in rows
+    todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
             if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
 
     def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> tuple[str, dict]:
