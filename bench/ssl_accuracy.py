@@ -99,11 +99,11 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
                 probs = model(batches[False][1]["image"]).softmax(dim=1)
             for _ in range(strategy.config.memory_batches):
                 strategy.memory.update(probs, probs.argmax(dim=1), batches[False][1]["valid"])
-        setups[name] = (model, strategy, torch.optim.AdamW(model.parameters(), lr=1e-3), name == SAME_PATCHES)
+        setups[name] = (model, strategy, torch.optim.AdamW(model.parameters(), lr=1e-3))
     times: dict[str, list[float]] = {n: [] for n in setups}
     for r in range(rounds + 1):
-        for name, (_, strategy, opt, same) in setups.items():
-            batch_l, batch_u = batches[SAME_PATCHES if same else strategy.paired]
+        for name, (_, strategy, opt) in setups.items():
+            batch_l, batch_u = batches[SAME_PATCHES if name == SAME_PATCHES else strategy.paired]
             batch_u = batch_u and {k: v for k, v in batch_u.items() if k != "truth"}
             t0 = time.perf_counter()
             out = strategy.training_step(batch_l, batch_u, 100, 1000)

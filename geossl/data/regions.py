@@ -128,7 +128,7 @@ def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fract
     order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
     n_labeled = min(len(order), max(1, round(fraction * len(train))))
     width = max((len(c) for c in counts.values()), default=1)
-    table = np.array([counts.get(r.key, np.zeros(width)) for r in order]).reshape(len(order), width)
+    table = np.array([counts[r.key] for r in order]).reshape(len(order), width)
     chosen = {order[i].key for i in choose_labeled(table, n_labeled, selection)}
     out = []
     for r in regions:
