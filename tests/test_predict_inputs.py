@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
@@ -17,6 +18,7 @@ from geossl.errors import InputError
 from geossl.io.cog import Grid
 from geossl.models import ModelBundle, described_bands, load_bundle
 from geossl.pipeline.config import PredictStep
+from geossl.predict.resample import model_grid
 from geossl.predict.run import PredictOptions, predict_with
 from geossl.predict.runner import ModuleModel
 from geossl.predict.scene import open_scenes
@@ -29,7 +31,8 @@ from tests.predict_support import SignatureClassifier, make_bundle, read, save_c
 SOURCE_NAMES = ["B2_blue", "B3_green", "B4_red", "B5_nir"]
 RES = 30.0
 #: 200 km west of the zone's central meridian: north in EPSG:4326 is ~2° off grid north, a real reprojection.
-ORIGIN = (300000.0, 5100000.0)
+#: Half a pixel off multiples of 30 m, as Landsat's grid: outputs must land on the training lattice, not on those.
+ORIGIN = (300015.0, 5100015.0)
 
 
 def _write(path: Path, data: np.ndarray, crs: str, transform, descriptions, nodata: float | None = 0) -> Path:
@@ -122,6 +125,7 @@ def test_train_records_the_catalog_sources_band_descriptions(synth_catalog, tmp_
     catalog = catalog.model_copy(update={"scenes": [catalog.scenes[0].model_copy(update={"source": str(source)})]})
     bundle = train_bundle(TrainConfig(encoder="tu-resnet10t", patch_size=64), catalog)
     assert bundle.bands == ["blue", "green", "red", "nir"] and bundle.source_bands == [SOURCE_NAMES]
+    assert bundle.grid_origin == [catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]]
     (scene,) = open_scenes([source], ModelBundle.model_validate(bundle.model_dump(mode="json")))
     assert scene.count == 4
 
@@ -161,7 +165,8 @@ def scenes(tmp_path_factory):
 
 
 def _bundle() -> ModelBundle:
-    return make_bundle().model_copy(update={"resolution": [RES, RES], "crs": "EPSG:32633"})
+    return make_bundle().model_copy(update={"resolution": [RES, RES], "crs": "EPSG:32633",
+                                            "grid_origin": list(ORIGIN)})
 
 
 def _predict(scene: Path, out: Path, resample: bool, bundle: ModelBundle | None = None) -> dict:
@@ -227,7 +232,7 @@ def test_lonlat_scene_resampled_onto_the_model_crs_and_pixel_size(scenes, native
     with rasterio.open(path) as out:
         assert out.crs.to_epsg() == 32633 and out.res == (RES, RES)
         t = out.transform
-        assert t.c % RES == 0 and t.f % RES == 0  # on multiples of the model's pixel size
+        assert (t.c - ORIGIN[0]) % RES == 0 and (t.f - ORIGIN[1]) % RES == 0  # on the training lattice
         with rasterio.open(scenes[2]) as src:  # and covering the exported scene
             lonlat_bounds = rasterio.warp.transform_bounds(src.crs, out.crs, *src.bounds)
         left, bottom, right, top = out.bounds
@@ -271,6 +276,16 @@ def test_resample_needs_the_model_pixel_size(scenes, tmp_path):
     line = _refused(ckpt, scenes[2], "--out", tmp_path / "out", "--resample")
     assert line.endswith("lonlat.tif: cannot resample: the checkpoint does not record the pixel size it was "
                          "trained at"), line
+
+
+def test_model_grid_lattice():
+    """Pixel edges on the checkpoint's lattice, else on multiples of the pixel size; the scene always covered."""
+    scene = Grid(CRS.from_epsg(32633), from_origin(300007.0, 5100004.0, 10.0, 10.0), 50, 40)
+    on_lattice = model_grid(Path("s.tif"), scene, _bundle())
+    assert on_lattice.transform == from_origin(299985.0, 5100015.0, RES, RES)
+    assert (on_lattice.width, on_lattice.height) == (18, 14)  # 299985 + 18 * 30 >= 300507, 5100015 - 14 * 30 <= 5099604
+    plain = model_grid(Path("s.tif"), scene, _bundle().model_copy(update={"grid_origin": []}))
+    assert plain.transform == from_origin(300000.0, 5100030.0, RES, RES) and (plain.width, plain.height) == (17, 15)
 
 
 def test_pipeline_predict_step_takes_resample():

@@ -40,6 +40,7 @@ class ModelBundle(BaseModel):
     Output channel ``i`` of the model is class ``classes[i]``. ``bands`` are the band names of the training data
     (the manifest's); ``source_bands`` the band descriptions of its source files, one list per distinct naming
     (empty in bundles written before they were recorded). A scene named like either is the model's bands.
+    ``resolution``, ``crs`` and ``grid_origin`` (a pixel corner ``(x, y)`` of the training data) are its grid.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -57,6 +58,7 @@ class ModelBundle(BaseModel):
     overlap: int = Field(ge=0)
     resolution: list[float] = []
     crs: str | None = None
+    grid_origin: list[float] = []
     model: ModelConfig
     strategy: str = "supervised"
     metrics: dict[str, Any] = {}

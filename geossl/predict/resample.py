@@ -66,17 +66,19 @@ def grid_difference(grid: Grid, bundle: ModelBundle) -> str | None:
 
 
 def model_grid(path: Path, grid: Grid, bundle: ModelBundle) -> Grid:
-    """The grid covering scene ``grid`` in the model's CRS at its pixel size, edges on multiples of the pixel size.
+    """The grid covering scene ``grid`` in the model's CRS at its pixel size, on the training data's pixel lattice.
 
-    Raises :class:`InputError` when the checkpoint does not record its pixel size.
+    The lattice is the checkpoint's ``grid_origin`` shifted by whole pixels (multiples of the pixel size when it
+    records no origin or no CRS). Raises :class:`InputError` when the checkpoint does not record its pixel size.
     """
     if len(bundle.resolution) != 2:
         raise InputError(path, "cannot resample: the checkpoint does not record the pixel size it was trained at")
     crs = model_crs(bundle) or grid.crs
     rx, ry = bundle.resolution
+    ox, oy = bundle.grid_origin if len(bundle.grid_origin) == 2 and model_crs(bundle) else (0.0, 0.0)
     left, bottom, right, top = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
-    x0 = math.floor(left / rx + SNAP_TOLERANCE) * rx
-    y0 = math.ceil(top / ry - SNAP_TOLERANCE) * ry
+    x0 = ox + math.floor((left - ox) / rx + SNAP_TOLERANCE) * rx
+    y0 = oy + math.ceil((top - oy) / ry - SNAP_TOLERANCE) * ry
     width = max(1, math.ceil((right - x0) / rx - SNAP_TOLERANCE))
     height = max(1, math.ceil((y0 - bottom) / ry - SNAP_TOLERANCE))
     return Grid(crs, from_origin(x0, y0, rx, ry), width, height)

@@ -74,6 +74,7 @@ def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
                        std=[float(s["std"]) for s in catalog.band_stats], nodata=catalog.nodata,
                        patch_size=config.patch_size, overlap=config.prediction_overlap,
                        resolution=list(catalog.resolution), crs=catalog.crs,
+                       grid_origin=[catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]],
                        model=model_config(config, catalog).model_copy(update={"weights": "none"}),
                        strategy=config.strategy)
 
