@@ -28,6 +28,9 @@ from geossl.commands.options import is_quiet, scheduler_options_with
               help="Where the model runs.")
 @click.option("--ignore-band-names", is_flag=True,
               help="Trust the scene's band order even when its band names differ from the checkpoint's.")
+@click.option("--resample", is_flag=True,
+              help="Read a scene whose CRS or pixel size differs from the model's onto the model's grid "
+                   "(outputs on that grid).")
 @click.option("--compress", type=click.Choice(["ZSTD", "DEFLATE", "LZW", "NONE"], case_sensitive=False),
               default="ZSTD", show_default=True, help="COG compression.")
 @scheduler_options_with(
@@ -38,7 +41,7 @@ from geossl.commands.options import is_quiet, scheduler_options_with
 @click.pass_context
 def predict(ctx: click.Context, checkpoint: Path, scenes: tuple[Path, ...], out: Path, patch_size: int | None,
             overlap: int | None, batch_size: int, tta: bool, probabilities: bool, block_width: int, device: str,
-            ignore_band_names: bool, compress: str, scheduler: str | None, workers: int | None) -> None:
+            ignore_band_names: bool, resample: bool, compress: str, scheduler: str | None, workers: int | None) -> None:
     """Predict land cover over SCENES with CHECKPOINT; write COGs, QGIS styles and STAC Items into --out.
 
     Blocks (column strips of wide scenes) and scenes run as Dask tasks; on an existing cluster the checkpoint,
@@ -50,6 +53,6 @@ def predict(ctx: click.Context, checkpoint: Path, scenes: tuple[Path, ...], out:
     options = PredictOptions(out=out, patch_size=patch_size, overlap=overlap, batch_size=batch_size, tta=tta,
                              probabilities=probabilities, block_width=block_width, device=device,
                              ignore_band_names=ignore_band_names, compress=compress.upper(), scheduler=scheduler,
-                             workers=workers, quiet=is_quiet(ctx))
+                             workers=workers, resample=resample, quiet=is_quiet(ctx))
     for item in run_predict(checkpoint, list(scenes), options):
         click.echo(str(out / item["assets"]["classes"]["href"]))

@@ -11,12 +11,16 @@ save), so either can be given to ``geossl predict``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rasterio.errors import RasterioError
 
 import geossl
 from geossl.errors import InputError
@@ -25,13 +29,18 @@ from geossl.manifest import ClassDef
 from geossl.models.config import ModelConfig
 from geossl.models.segmenter import Segmenter
 
+log = logging.getLogger(__name__)
+
 BUNDLE_KEY = "geossl"
 
 
 class ModelBundle(BaseModel):
     """What a trained model is: classes, bands, normalisation, patch geometry, model config and strategy.
 
-    Output channel ``i`` of the model is class ``classes[i]``.
+    Output channel ``i`` of the model is class ``classes[i]``. ``bands`` are the band names of the training data
+    (the manifest's); ``source_bands`` the band descriptions of its source files, one list per distinct naming
+    (empty in bundles written before they were recorded). A scene named like either is the model's bands.
+    ``resolution``, ``crs`` and ``grid_origin`` (a pixel corner ``(x, y)`` of the training data) are its grid.
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -41,6 +50,7 @@ class ModelBundle(BaseModel):
     classes: list[ClassDef]
     ignore_id: int = 0
     bands: list[str]
+    source_bands: list[list[str]] = []
     mean: list[float]
     std: list[float]
     nodata: float | None = None
@@ -48,6 +58,7 @@ class ModelBundle(BaseModel):
     overlap: int = Field(ge=0)
     resolution: list[float] = []
     crs: str | None = None
+    grid_origin: list[float] = []
     model: ModelConfig
     strategy: str = "supervised"
     metrics: dict[str, Any] = {}
@@ -69,6 +80,24 @@ class ModelBundle(BaseModel):
         x = (x - mean) / np.maximum(std, 1e-6)
         x[:, ~valid] = 0.0
         return x, valid
+
+
+def described_bands(paths: Iterable[Path]) -> list[list[str]]:
+    """The distinct band descriptions of the rasters at ``paths`` whose bands are all named.
+
+    A file that cannot be opened (moved since it was ingested) is skipped: it only adds a naming to accept.
+    """
+    namings: list[list[str]] = []
+    for path in paths:
+        try:
+            with rasterio.open(path) as src:
+                names = [(d or "").strip() for d in src.descriptions]
+        except RasterioError as exc:
+            log.debug("%s: band descriptions not read (%s)", path, exc)
+            continue
+        if all(names) and names not in namings:
+            namings.append(names)
+    return namings
 
 
 def save_bundle(path: str | Path, bundle: ModelBundle, model: Segmenter) -> None:

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from geossl.models import ModelBundle
 from geossl.predict import encode
 from geossl.predict.accumulate import RowAccumulator, RowBlock
-from geossl.predict.reader import RowBand, RowBandReader
+from geossl.predict.reader import RowBand, RowBandReader, open_scene
 from geossl.predict.runner import ModelRunner, ModelSource
 from geossl.predict.scene import Scene
 from geossl.predict.writers import BlockPieces, OutputKind
@@ -109,7 +109,7 @@ def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
 
     with (
         rasterio.Env(GDAL_CACHEMAX=task.cache_bytes),
-        rasterio.open(scene.path) as src,
+        open_scene(scene) as src,
         BlockPieces(task.kinds, task.pieces, scene.grid, task.col0, task.col1) as pieces,
         ThreadPoolExecutor(1, thread_name_prefix="read") as reads,
         ThreadPoolExecutor(1, thread_name_prefix="write") as writes,

@@ -12,6 +12,7 @@ from shapely import box
 from shapely.geometry import mapping, shape
 
 import geossl
+from geossl.io.cog import Grid
 from geossl.models import ModelBundle
 from geossl.predict.scene import Scene
 
@@ -35,7 +36,8 @@ def model_description(bundle: ModelBundle, checkpoint: Path | None) -> dict[str,
     """What identifies the model: checkpoint (path and hash), architecture, strategy, bands, training metrics."""
     info: dict[str, Any] = {
         "arch": bundle.model.arch, "encoder": bundle.model.encoder, "strategy": bundle.strategy,
-        "bands": bundle.bands, "patch_size": bundle.patch_size, "overlap": bundle.overlap,
+        "bands": bundle.bands, "source_bands": bundle.source_bands, "patch_size": bundle.patch_size,
+        "overlap": bundle.overlap,
         "created": bundle.created, "geossl_version": bundle.geossl_version, "metrics": bundle.metrics,
     }
     if checkpoint is not None:
@@ -48,6 +50,19 @@ def footprint_wgs84(scene: Scene) -> dict[str, Any]:
     minx, miny, maxx, maxy = scene.grid.bounds
     edge = max(maxx - minx, maxy - miny) / 20
     return transform_geom(scene.grid.crs, "EPSG:4326", mapping(box(minx, miny, maxx, maxy).segmentize(edge)))
+
+
+def projection(grid: Grid) -> dict[str, Any]:
+    """A grid as STAC projection-extension fields."""
+    return {"proj:code": grid.crs.to_string() if grid.crs.to_epsg() else None, "proj:wkt2": grid.crs.to_wkt(),
+            "proj:shape": [grid.height, grid.width], "proj:transform": list(grid.transform)[:6]}
+
+
+def resampled_from(scene: Scene) -> dict[str, Any] | None:
+    """The scene file's own grid and the resampling, when it was predicted on the model's grid; else None."""
+    if scene.warp is None:
+        return None
+    return {**projection(scene.warp.source), "resampling": scene.warp.method}
 
 
 def scene_item(scene: Scene, bundle: ModelBundle, model: dict[str, Any], assets: dict[str, str],
@@ -64,7 +79,6 @@ def scene_item(scene: Scene, bundle: ModelBundle, model: dict[str, Any], assets:
         mean_confidence: mean of the highest class probability over valid pixels.
     """
     geometry = footprint_wgs84(scene)
-    grid = scene.grid
     classes = [{"value": c.id, "name": c.name, "color_hint": c.color.lstrip("#").upper()} for c in bundle.classes]
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     titles = {"classes": "Predicted land-cover class", "confidence": "Highest class probability x 255 (0 = nodata)",
@@ -91,12 +105,10 @@ def scene_item(scene: Scene, bundle: ModelBundle, model: dict[str, Any], assets:
             "datetime": now,
             "created": now,
             "title": f"geossl prediction of {scene.path.name}",
-            "proj:code": grid.crs.to_string() if grid.crs.to_epsg() else None,
-            "proj:wkt2": grid.crs.to_wkt(),
-            "proj:shape": [grid.height, grid.width],
-            "proj:transform": list(grid.transform)[:6],
+            **projection(scene.grid),
             "classification:classes": classes,
             "geossl:source": str(scene.path),
+            "geossl:resampled_from": resampled_from(scene),
             "geossl:model": model,
             "geossl:prediction": prediction,
             "geossl:class_pixels": {str(c.id): int(n) for c, n in zip(bundle.classes, class_pixels, strict=True)},

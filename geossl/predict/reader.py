@@ -1,11 +1,21 @@
-"""Reading a block of a scene one row band at a time: raw pixels → normalized float32 and a valid mask."""
+"""Reading a block of a scene one row band at a time: raw pixels → normalized float32 and a valid mask.
+
+A scene read onto the model's grid (``--resample``) is a GDAL warped VRT of the file with an alpha band added:
+windowed reads warp only the source pixels the window needs, so memory stays bounded as for the file itself,
+and the alpha band is 0 where no valid source pixel falls (outside the scene, its nodata, its mask).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import rasterio
+from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geossl.errors import InputError
@@ -37,12 +47,27 @@ class RowBand:
         return data, valid
 
 
+@contextmanager
+def open_scene(scene: Scene) -> Iterator[DatasetReader | WarpedVRT]:
+    """The scene as prediction reads it: the file itself, or a warped VRT of it on ``scene.grid``."""
+    with rasterio.open(scene.path) as src:
+        if scene.warp is None:
+            yield src
+            return
+        grid = scene.grid
+        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                       src_nodata=scene.nodata, resampling=Resampling[scene.warp.method], add_alpha=True) as vrt:
+            yield vrt
+
+
 class RowBandReader:
     """Reads row bands ``size`` rows tall over columns ``[col0, col1)`` of an open scene."""
 
-    def __init__(self, src: DatasetReader, scene: Scene, bundle: ModelBundle, col0: int, col1: int,
+    def __init__(self, src: DatasetReader | WarpedVRT, scene: Scene, bundle: ModelBundle, col0: int, col1: int,
                  size: int) -> None:
+        """``src``: the scene opened with :func:`open_scene`."""
         self.src, self.scene, self.col0, self.col1, self.size = src, scene, col0, col1, size
+        self.bands = list(range(1, scene.count + 1))
         # Normalise with the checkpoint's statistics, but mark nodata as the scene declares it.
         self.bundle = bundle.model_copy(update={"nodata": scene.nodata})
 
@@ -51,8 +76,8 @@ class RowBandReader:
         height = min(self.size, self.scene.height - row0)
         window = Window(self.col0, row0, self.col1 - self.col0, height)
         try:
-            raw = self.src.read(window=window)
-            mask = self.src.dataset_mask(window=window) if self.scene.dataset_mask else None
+            raw = self.src.read(self.bands, window=window)
+            mask = self._mask(window)
         except RASTER_ERRORS as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         else:
@@ -63,3 +88,9 @@ class RowBandReader:
             return RowBand(row0=row0, col0=self.col0, data=data, valid=valid)
         # Raised outside the except block: GDAL's exception must not travel back from a Dask worker as our cause.
         raise InputError(self.scene.path, f"cannot read scene: {reason}")
+
+    def _mask(self, window: Window) -> np.ndarray | None:
+        """The window's mask beyond the nodata value (0 = invalid): a warped scene's alpha, a per-dataset mask."""
+        if self.scene.warp is not None:
+            return self.src.read(self.scene.count + 1, window=window)
+        return self.src.dataset_mask(window=window) if self.scene.dataset_mask else None

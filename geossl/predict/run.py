@@ -59,6 +59,7 @@ class PredictOptions(StrictModel):
     block_width: int = Field(default=8192, ge=256)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     ignore_band_names: bool = False
+    resample: bool = False
     compress: Literal["ZSTD", "DEFLATE", "LZW", "NONE"] = "ZSTD"
     scheduler: str | None = None
     workers: int | None = Field(default=None, ge=1)
@@ -172,7 +173,7 @@ def predict_with(bundle: ModelBundle, source: ModelSource, scenes: list[Path], o
     size, overlap = window_geometry(bundle, options, stride)
     if options.device == "cuda" and options.scheduler in (None, SYNCHRONOUS) and not torch.cuda.is_available():
         raise InputError("--device", "cuda asked for but torch sees no CUDA device here")
-    opened = open_scenes([Path(p) for p in scenes], bundle, options.ignore_band_names)
+    opened = open_scenes([Path(p) for p in scenes], bundle, options.ignore_band_names, options.resample)
     out = options.out.absolute()
     start = time.perf_counter()
     with output_stage(out) as stage:

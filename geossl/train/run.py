@@ -32,7 +32,7 @@ from geossl.config import validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
-from geossl.models import ModelBundle, ModelConfig, Segmenter, load_bundle, save_bundle
+from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
 from geossl.train.inputs import ensure_catalog
@@ -69,10 +69,12 @@ def model_config(config: TrainConfig, catalog: Catalog) -> ModelConfig:
 def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
     """The self-description of the model being trained."""
     return ModelBundle(classes=catalog.classes, ignore_id=catalog.ignore_id, bands=catalog.bands,
+                       source_bands=described_bands(Path(scene.source) for scene in catalog.scenes),
                        mean=[float(s["mean"]) for s in catalog.band_stats],
                        std=[float(s["std"]) for s in catalog.band_stats], nodata=catalog.nodata,
                        patch_size=config.patch_size, overlap=config.prediction_overlap,
                        resolution=list(catalog.resolution), crs=catalog.crs,
+                       grid_origin=[catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]],
                        model=model_config(config, catalog).model_copy(update={"weights": "none"}),
                        strategy=config.strategy)
 
