@@ -13,20 +13,23 @@ is written with bounded memory and the same seed always gives the same bytes:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import rasterio
 import yaml
+from pydantic import AfterValidator, ConfigDict, Field
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
+from rasterio.errors import CRSError
 from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from geossl.config import NO_FLAG, StrictModel
 from geossl.io.atomic import atomic_file, write_text_atomic
 
 #: The synthetic classes: id, name, colour and a 4-band (blue, green, red, nir) signature (reflectance x 1e4).
@@ -43,18 +46,29 @@ NODATA = 0
 TEXTURE = {1: 0.03, 2: 0.12, 3: 0.10, 4: 0.14, 5: 0.06, 6: 0.05}
 
 
-@dataclass(frozen=True)
-class SynthConfig:
-    """Size, bands and seed of a synthetic scene, and where it sits on Earth."""
+def known_crs(crs: str) -> str:
+    """``crs`` if GDAL knows it, else a ValueError."""
+    try:
+        CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise ValueError(f"unknown CRS '{crs}'") from exc
+    return crs
 
-    size: int = 1024
-    bands: int = 4
-    seed: int = 0
-    tile: int = 512
-    resolution: float = 10.0
-    crs: str = "EPSG:32633"
-    origin: tuple[float, float] = (500000.0, 5_100_000.0)
-    border: bool = True
+
+class SynthConfig(StrictModel):
+    """Size, bands and seed of a synthetic scene, and where it sits on Earth (``geossl synth``'s options)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: int = Field(default=1024, ge=64, description="Scene width and height in pixels.")
+    bands: int = Field(default=4, ge=1, le=64, description="Number of bands.")
+    seed: int = Field(default=0, description="Random seed (same seed, same scene).")
+    tile: int = Field(default=512, ge=16, description="Internal tile size of the written GeoTIFFs.")
+    resolution: float = Field(default=10.0, description="Pixel size in metres.")
+    crs: Annotated[str, AfterValidator(known_crs)] = Field(default="EPSG:32633", description="CRS of the scene.")
+    origin: Annotated[tuple[float, float], NO_FLAG] = (500000.0, 5_100_000.0)
+    border: bool = Field(default=True, description="A nodata border around a tilted footprint; --no-border: "
+                                                   "every pixel is valid.")
 
 
 def _value_noise(coarse: np.ndarray, scale: float, r0: int, c0: int, h: int, w: int) -> np.ndarray:
@@ -197,8 +211,9 @@ def manifest_dict(name: str, bands: int, image: str, labels: str) -> dict[str, o
     }
 
 
-def write_scene(out_dir: str | Path, config: SynthConfig = SynthConfig()) -> dict[str, Path]:
-    """Write ``scene.tif``, ``labels.tif`` and ``manifest.yaml`` into ``out_dir``; return their paths."""
+def write_scene(out_dir: str | Path, config: SynthConfig | None = None) -> dict[str, Path]:
+    """Write ``scene.tif``, ``labels.tif`` and ``manifest.yaml`` into ``out_dir`` (default config if None)."""
+    config = config if config is not None else SynthConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scene = SyntheticScene(config)

@@ -8,11 +8,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from geossl.commands.options import is_quiet
-from geossl.pipeline.steps import STEP_ORDER
+from geossl.commands.options import ModelCommand, is_quiet, parse_options
+
+if TYPE_CHECKING:
+    from geossl.pipeline.config import RunOptions
 
 log = logging.getLogger("geossl")
 DEMO_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
@@ -39,8 +42,7 @@ def run_log(run_dir: Path) -> Iterator[Path]:
         handler.close()
 
 
-def execute(pipeline: Path, run_dir: Path | None, data_root: Path | None, scheduler: str | None,
-            force: tuple[str, ...], quiet: bool) -> dict:
+def execute(pipeline: Path, options: RunOptions, quiet: bool) -> dict:
     """Load, lock, run and summarise a pipeline; the run's exit code is decided by the CLI group."""
     from geossl.errors import InputError
     from geossl.pipeline.config import load_pipeline
@@ -48,12 +50,13 @@ def execute(pipeline: Path, run_dir: Path | None, data_root: Path | None, schedu
     from geossl.pipeline.lock import RunLocked
     from geossl.pipeline.runner import SUMMARY_NAME, run_pipeline
 
-    config = load_pipeline(pipeline, data_root=data_root, run_dir=run_dir, scheduler=scheduler)
+    config = load_pipeline(pipeline, data_root=options.data_root, run_dir=options.run_dir,
+                           scheduler=options.scheduler)
     assert config.run_dir is not None
     try:
         with run_log(config.run_dir) as log_path:
             log.info("run %s of %s in %s (log %s)", config.name, pipeline, config.run_dir, log_path)
-            summary = run_pipeline(RunContext(config, quiet=quiet), set(force))
+            summary = run_pipeline(RunContext(config, quiet=quiet), set(options.force))
     except RunLocked as exc:
         raise InputError(exc.run_dir, f"another geossl run is using this run directory ({exc.holder}); "
                                       "wait for it or choose another --run-dir") from None
@@ -63,34 +66,28 @@ def execute(pipeline: Path, run_dir: Path | None, data_root: Path | None, schedu
     return summary
 
 
-@click.command()
+@click.command(cls=ModelCommand, options_model="geossl.pipeline.config:RunOptions")
 @click.argument("pipeline", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Run directory (outputs, state, logs) [default: the pipeline's run_dir, else runs/NAME].")
-@click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Where the manifest's data lies (overrides the pipeline's data_root).")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
-              help="An existing dask.distributed scheduler (overrides the pipeline's).")
-@click.option("--force", multiple=True, type=click.Choice(STEP_ORDER),
-              help="Redo this step even if it is up to date (repeatable).")
 @click.pass_context
-def run(ctx: click.Context, pipeline: Path, run_dir: Path | None, data_root: Path | None, scheduler: str | None,
-        force: tuple[str, ...]) -> None:
+def run(ctx: click.Context, pipeline: Path) -> None:
     """Run PIPELINE: ingest → train → predict → vectorize → evaluate → report, skipping what is done."""
-    summary = execute(pipeline, run_dir, data_root, scheduler, force, is_quiet(ctx))
+    from geossl.pipeline.config import RunOptions
+
+    summary = execute(pipeline, parse_options(ctx, RunOptions), is_quiet(ctx))
     click.echo(str(Path(summary["run_dir"]) / "report" / "report.html"))
 
 
-@click.command()
-@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("demo_out"),
-              show_default=True, help="Run directory.")
+@click.command(cls=ModelCommand, options_model="geossl.pipeline.config:DemoOptions")
 @click.pass_context
-def demo(ctx: click.Context, run_dir: Path) -> None:
+def demo(ctx: click.Context) -> None:
     """Run the built-in demo (pipelines/demo.yaml) on a synthetic scene, end to end."""
+    from geossl.pipeline.config import DemoOptions, RunOptions
+
     if not DEMO_PIPELINE.is_file():
         click.echo(f"Error: {DEMO_PIPELINE}: the demo pipeline ships with the source tree, not found", err=True)
         sys.exit(2)
-    summary = execute(DEMO_PIPELINE, run_dir, None, None, (), is_quiet(ctx))
+    options = parse_options(ctx, DemoOptions)
+    summary = execute(DEMO_PIPELINE, RunOptions(run_dir=options.run_dir), is_quiet(ctx))
     out = Path(summary["run_dir"])
     click.echo(f"report:  {out / 'report' / 'report.html'}")
     for step, files in summary["outputs"].items():

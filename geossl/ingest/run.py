@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 from shapely import box
@@ -24,11 +23,12 @@ from shapely.geometry import mapping
 
 import geossl
 from geossl.catalog import CATALOG_NAME, Catalog, SceneEntry, load_catalog
-from geossl.config import StrictModel, stable_hash
+from geossl.config import stable_hash
 from geossl.errors import InputError
 from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
+from geossl.ingest.options import IngestOptions
 from geossl.ingest.splits import block_class_counts, block_splits, region_bounds, region_splits
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
@@ -40,23 +40,6 @@ from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inp
 from geossl.parallel import dask_client, gather_progress
 
 log = logging.getLogger(__name__)
-
-
-class IngestOptions(StrictModel):
-    """Options of one ingest run (everything but the manifest)."""
-
-    out: Path
-    data_root: Path | None = None
-    scheduler: str | None = None
-    workers: int | None = Field(default=None, ge=1)
-    compress: str = "ZSTD"
-    blocksize: int = Field(default=256, ge=64, le=4096)
-    force: bool = False
-    quiet: bool = False
-
-    def cog(self) -> CogOptions:
-        """COG options for imagery."""
-        return CogOptions(compress=self.compress, blocksize=self.blocksize)
 
 
 def _default_nodata(dtype: str) -> float:

@@ -12,10 +12,11 @@ import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import rasterio
 import rasterio.shutil
+from pydantic import BeforeValidator, Field
 from rasterio.crs import CRS
 
 from geossl.io.atomic import atomic_file
@@ -115,11 +116,18 @@ def _metadata_xml(items: dict[str, str] | None) -> str:
     return f"<Metadata>{body}</Metadata>"
 
 
+#: The codecs geossl writes COGs with.
+Compression = Literal["ZSTD", "DEFLATE", "LZW", "NONE"]
+#: An options field choosing the codec (``--compress``, any case).
+CompressionOption = Annotated[Compression, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+                              Field(description="COG compression.")]
+
+
 @dataclass(frozen=True)
 class CogOptions:
     """How COGs are written: codec, tiles, overview resampling, threads."""
 
-    compress: str = "ZSTD"
+    compress: Compression = "ZSTD"
     level: int = 1
     blocksize: int = 256
     overview_resampling: str = "AVERAGE"

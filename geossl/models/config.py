@@ -9,29 +9,35 @@ from pydantic import Field, model_validator
 from geossl.config import StrictModel
 
 
-class ModelConfig(StrictModel):
+class ModelOptions(StrictModel):
     """What to build: a segmentation-models-pytorch architecture with a timm (``tu-*``) or smp encoder.
 
-    ``decoder_channels`` (default: smp's) is the width of each of U-Net's 5 decoder blocks, or DeepLabV3+'s one
-    decoder width; small decoders make small, fast models.
-
-    ``weights`` is ``"none"`` (train from scratch) or the path of a local file with encoder weights; nothing
-    is ever downloaded.
+    The fields a user chooses (``geossl train``'s ``--arch``, ``--encoder``, ``--weights``,
+    ``--decoder-channels``); :class:`ModelConfig` adds what the data decides.
     """
 
-    arch: Literal["unet", "deeplabv3plus"] = "unet"
-    encoder: str = "tu-resnet18"
-    weights: str = "none"
-    in_channels: Annotated[int, Field(ge=1)]
-    num_classes: Annotated[int, Field(ge=2)]
-    pseudo_head: bool = False
-    decoder_channels: list[Annotated[int, Field(ge=1)]] | None = None
+    arch: Literal["unet", "deeplabv3plus"] = Field(default="unet", description="Segmentation architecture.")
+    encoder: str = Field(default="tu-resnet18", description="timm (tu-*) or smp encoder.")
+    weights: str = Field(default="none", description="'none' (from scratch) or a local encoder weights file; "
+                                                     "nothing is ever downloaded.")
+    decoder_channels: list[Annotated[int, Field(ge=1)]] | None = Field(
+        default=None, description="Width of each of U-Net's 5 decoder blocks, or DeepLabV3+'s one decoder width "
+                                  "(repeat the flag per value); small decoders make small, fast models "
+                                  "[default: smp's].")
 
     @model_validator(mode="after")
-    def _decoder(self) -> ModelConfig:
+    def _decoder(self) -> ModelOptions:
         if self.decoder_channels is not None:
             want = 5 if self.arch == "unet" else 1
             if len(self.decoder_channels) != want:
                 raise ValueError(f"decoder_channels of {self.arch} takes {want} value(s), "
                                  f"got {len(self.decoder_channels)}")
         return self
+
+
+class ModelConfig(ModelOptions):
+    """A model fully described: :class:`ModelOptions` with the bands in, the classes out and the pseudo head."""
+
+    in_channels: Annotated[int, Field(ge=1)]
+    num_classes: Annotated[int, Field(ge=2)]
+    pseudo_head: bool = False

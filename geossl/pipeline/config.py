@@ -8,43 +8,42 @@ Example::
     run_dir: ../runs/demo    # default: runs/<name> beside the pipelines folder's parent
     scheduler: null          # tcp://host:port of a dask scheduler, default a LocalCluster
     steps:
-      synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first
-      ingest: {}
+      synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first (SynthConfig fields)
+      ingest: {}                                 # IngestSettings fields
       train: {strategy: dwl, max_steps: 200}     # TrainConfig fields, or {checkpoint: path/to/model.pt}
-      predict: {tta: false}                      # PredictOptions fields
-      vectorize: {min_area: 500, simplify: 10}
-      evaluate: {split: test}
+      predict: {tta: false}                      # PredictSettings fields
+      vectorize: {min_area: 500, simplify: 10}   # VectorizeSettings fields, format, confidence
+      evaluate: {split: test}                    # EvaluateSettings fields
       report: {}
 
-A step left out is not run (``ingest``, ``predict`` and ``report`` are always present). Unknown steps or
-options are errors naming the field.
+Each step's options are its command's options model (or the part of it a run does not decide: output
+folders, data root, scheduler and verbosity come from the run), so a step takes the same names, defaults and
+checks as the command's flags. A step left out is not run (``ingest``, ``predict`` and ``report`` are always
+present). Unknown steps or options are errors naming the field.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from geossl.config import StrictModel, read_yaml, validate_model
+from geossl.config import Flag, StrictModel, read_yaml, validate_model
 from geossl.errors import InputError
-from geossl.predict.run import PredictOptions
-from geossl.train.config import TrainConfig
+from geossl.ingest.options import IngestSettings
+from geossl.predict.options import PredictSettings
+from geossl.synth import SynthConfig
+from geossl.train.config import EvaluateSettings, TrainConfig
+from geossl.vectorize.options import VectorFormat, VectorizeSettings
 
 
-class SynthStep(StrictModel):
+class SynthStep(SynthConfig):
     """Write a synthetic scene into ``RUN_DIR/data`` and use it as the data root (the demo)."""
 
-    size: Annotated[int, Field(ge=64)] = 1024
-    seed: int = 0
-    bands: Annotated[int, Field(ge=1, le=64)] = 4
 
-
-class IngestStep(StrictModel):
-    """Options of ``geossl ingest``."""
-
-    compress: Literal["ZSTD", "DEFLATE", "LZW", "NONE"] = "ZSTD"
+class IngestStep(IngestSettings):
+    """Options of ``geossl ingest`` (output folder, data root, scheduler and verbosity come from the run)."""
 
 
 class TrainStep(TrainConfig):
@@ -53,25 +52,22 @@ class TrainStep(TrainConfig):
     checkpoint: Path | None = None
 
 
-class PredictStep(PredictOptions):
+class PredictStep(PredictSettings):
     """Options of ``geossl predict`` (output folder, scheduler and verbosity come from the run)."""
 
-    out: Path | None = None  # type: ignore[assignment]
 
+class VectorizeStep(VectorizeSettings):
+    """Options of ``geossl vectorize`` into ``RUN_DIR/vectors/<scene>.<format>``.
 
-class VectorizeStep(StrictModel):
-    """Options of ``geossl vectorize``; ``confidence`` adds the mean confidence of each polygon."""
+    ``confidence`` adds the mean confidence of each polygon (from the predict step's confidence raster).
+    """
 
-    format: Literal["gpkg", "fgb", "geojson", "parquet"] = "gpkg"
-    min_area: Annotated[float, Field(ge=0)] = 0.0
-    simplify: Annotated[float, Field(ge=0)] = 0.0
+    format: VectorFormat = "gpkg"
     confidence: bool = True
 
 
-class EvaluateStep(StrictModel):
+class EvaluateStep(EvaluateSettings):
     """Compare the predicted map with the labels inside one split."""
-
-    split: Literal["test", "val", "labeled", "unlabeled"] = "test"
 
 
 class ReportStep(StrictModel):
@@ -108,6 +104,38 @@ class PipelineConfig(StrictModel):
         if self.steps.synth is not None and self.data_root is not None:
             raise ValueError("give either steps.synth (generated data) or data_root, not both")
         return self
+
+
+def known_step(name: str) -> str:
+    """``name`` if it is a step of a pipeline, else a ValueError listing them."""
+    if name not in Steps.model_fields:
+        raise ValueError(f"unknown step '{name}'; choose one of {', '.join(Steps.model_fields)}")
+    return name
+
+
+#: A step's name (a field of :class:`Steps`).
+StepName = Annotated[str, AfterValidator(known_step)]
+
+
+class RunOptions(StrictModel):
+    """Options of ``geossl run``: values that override the pipeline file's, and steps to redo."""
+
+    run_dir: Annotated[Path | None, Flag(metavar="DIRECTORY")] = Field(
+        default=None, description="Run directory (outputs, state, logs) [default: the pipeline's run_dir, else "
+                                  "runs/NAME].")
+    data_root: Annotated[Path | None, Flag(metavar="DIRECTORY")] = Field(
+        default=None, description="Where the manifest's data lies (overrides the pipeline's data_root).")
+    scheduler: Annotated[str | None, Flag(metavar="ADDRESS")] = Field(
+        default=None, description="An existing dask.distributed scheduler (overrides the pipeline's).")
+    force: Annotated[list[StepName], Flag(metavar=f"[{'|'.join(Steps.model_fields)}]")] = Field(
+        default=[], description="Redo this step even if it is up to date (repeatable).")
+
+
+class DemoOptions(StrictModel):
+    """Options of ``geossl demo``."""
+
+    run_dir: Annotated[Path, Flag(metavar="DIRECTORY")] = Field(default=Path("demo_out"),
+                                                                description="Run directory.")
 
 
 def load_pipeline(path: str | Path, data_root: Path | None = None, run_dir: Path | None = None,

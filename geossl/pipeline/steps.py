@@ -77,11 +77,11 @@ class SynthStep(Step):
         return self.ctx.config.steps.synth.model_dump()  # type: ignore[union-attr]
 
     def run(self) -> list[Path]:
-        from geossl.synth import SynthConfig, write_scene
+        from geossl.synth import write_scene
 
         opts = self.ctx.config.steps.synth
         assert opts is not None
-        paths = write_scene(self.ctx.folder("data"), SynthConfig(size=opts.size, seed=opts.seed, bands=opts.bands))
+        paths = write_scene(self.ctx.folder("data"), opts)
         return list(paths.values())
 
 
@@ -212,7 +212,8 @@ class VectorizeStep(Step):
         return sorted(IngestStep(self.ctx).scene_images())
 
     def run_scene(self, scene: str) -> list[Path]:
-        from geossl.vectorize.run import VectorizeOptions, vectorize
+        from geossl.vectorize.options import VectorizeOptions, VectorizeSettings
+        from geossl.vectorize.run import vectorize
 
         opts = self.ctx.config.steps.vectorize
         assert opts is not None
@@ -221,7 +222,7 @@ class VectorizeStep(Step):
         out.parent.mkdir(parents=True, exist_ok=True)
         confidence = predicted / f"{scene}_confidence.tif"
         summary = vectorize(predicted / f"{scene}_classes.tif", VectorizeOptions(
-            out=out, format=opts.format, min_area=opts.min_area, simplify=opts.simplify,
+            **opts.model_dump(include=set(VectorizeSettings.model_fields)), out=out, format=opts.format,
             confidence=confidence if opts.confidence and confidence.is_file() else None, overwrite=True,
             scheduler=self.ctx.config.scheduler, workers=self.ctx.config.workers, quiet=self.ctx.quiet))
         return [summary.path, summary.style]
@@ -240,13 +241,14 @@ class EvaluateStep(Step):
         return [self.ctx.checkpoint, self.ctx.folder("ingest") / "catalog.json"]
 
     def run(self) -> list[Path]:
+        from geossl.train.config import EvaluateOptions
         from geossl.train.evaluate import evaluate
 
         opts = self.ctx.config.steps.evaluate
         assert opts is not None and self.ctx.checkpoint is not None
         out = self.ctx.folder("evaluate")
-        metrics = evaluate(self.ctx.checkpoint, self.ctx.config.manifest, self.ctx.folder("ingest"), opts.split, out,
-                           self.ctx.data_root, quiet=self.ctx.quiet)
+        metrics = evaluate(self.ctx.checkpoint, self.ctx.config.manifest, self.ctx.folder("ingest"), EvaluateOptions(
+            **opts.model_dump(), out=out, data_root=self.ctx.data_root, quiet=self.ctx.quiet))
         self._info = {"metrics": {k: metrics[k] for k in ("miou", "oa", "kappa", "iou", "pixels", "split")}}
         return [out / "metrics.json", out / "confusion.png"]
 

@@ -20,13 +20,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from tqdm import tqdm
 
-from geossl.config import StrictModel
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.style import raster_qml
@@ -35,6 +33,7 @@ from geossl.parallel import dask_client, gather_progress
 from geossl.predict import encode
 from geossl.predict.block import CANCEL_MARK, BlockStats, BlockTask, predict_block
 from geossl.predict.metadata import model_description, scene_item
+from geossl.predict.options import PredictOptions
 from geossl.predict.runner import CheckpointModel, ModelSource
 from geossl.predict.scene import Scene, open_scenes
 from geossl.predict.writers import OutputKind, output_kinds, write_output
@@ -45,25 +44,6 @@ log = logging.getLogger(__name__)
 SYNCHRONOUS = "synchronous"
 #: GDAL block cache of a prediction process (reads and COG writes): bounds its memory whatever the scene size.
 CACHE_BYTES = 64 * 1024 * 1024
-
-
-class PredictOptions(StrictModel):
-    """Options of one prediction run (everything but the checkpoint and the scenes)."""
-
-    out: Path
-    patch_size: int | None = Field(default=None, ge=32)
-    overlap: int | None = Field(default=None, ge=0)
-    batch_size: int = Field(default=8, ge=1)
-    tta: bool = False
-    probabilities: bool = False
-    block_width: int = Field(default=8192, ge=256)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    ignore_band_names: bool = False
-    resample: bool = False
-    compress: Literal["ZSTD", "DEFLATE", "LZW", "NONE"] = "ZSTD"
-    scheduler: str | None = None
-    workers: int | None = Field(default=None, ge=1)
-    quiet: bool = False
 
 
 @dataclass(frozen=True)

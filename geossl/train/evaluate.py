@@ -20,6 +20,7 @@ from geossl.data.regions import split_regions
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir
 from geossl.models import load_bundle
+from geossl.train.config import EvaluateOptions
 from geossl.train.inputs import check_bundle, ensure_catalog
 from geossl.train.metrics import confusion_matrix, segmentation_metrics
 
@@ -27,11 +28,14 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def evaluate(checkpoint: Path, manifest_path: Path, catalog_dir: Path, split: str, out: Path,
-             data_root: Path | None = None, batch_size: int = 16, quiet: bool = False) -> dict[str, Any]:
-    """Write ``metrics.json`` and ``confusion.png`` into ``out``; return the metrics."""
+def evaluate(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: EvaluateOptions) -> dict[str, Any]:
+    """Write ``metrics.json`` and ``confusion.png`` into ``options.out``; return the metrics."""
+    split, batch_size = options.split, options.batch_size
+    out = options.folder(checkpoint)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     bundle, model = load_bundle(checkpoint)
-    manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
+    manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, options.data_root, options.quiet)
     check_bundle(bundle, checkpoint, manifest_path, manifest, catalog)
     regions = [r for r in split_regions(catalog) if r.split == split]
     if not regions:

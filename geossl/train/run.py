@@ -33,6 +33,7 @@ from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
+from geossl.models.config import ModelOptions
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
 from geossl.train.inputs import ensure_catalog
@@ -60,9 +61,8 @@ def check_config(config: TrainConfig, catalog: Catalog) -> None:
 def model_config(config: TrainConfig, catalog: Catalog) -> ModelConfig:
     """The model a config asks for, with the catalog's bands in and classes out."""
     return validate_model(ModelConfig, {
-        "arch": config.arch, "encoder": config.encoder, "weights": config.weights,
-        "in_channels": len(catalog.bands), "num_classes": len(catalog.classes),
-        "pseudo_head": STRATEGIES[config.strategy].needs_pseudo_head, "decoder_channels": config.decoder_channels,
+        **config.model_dump(include=set(ModelOptions.model_fields)), "in_channels": len(catalog.bands),
+        "num_classes": len(catalog.classes), "pseudo_head": STRATEGIES[config.strategy].needs_pseudo_head,
     }, "model options")
 
 

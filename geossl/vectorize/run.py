@@ -19,14 +19,14 @@ import numpy as np
 import shapely
 from distributed import Client
 
-from geossl.config import StrictModel
 from geossl.errors import InputError
 from geossl.io.atomic import staging_dir
-from geossl.io.lazy import TARGET_CHUNK_PIXELS, block_aligned_chunks
+from geossl.io.lazy import block_aligned_chunks
 from geossl.io.style import vector_qml
 from geossl.manifest import ClassDef
 from geossl.parallel import dask_client, ordered_results
 from geossl.vectorize.merge import BorderMerger
+from geossl.vectorize.options import VectorizeOptions
 from geossl.vectorize.sieve import sieve_raster
 from geossl.vectorize.simplify import simplify_coverage
 from geossl.vectorize.source import (
@@ -44,22 +44,6 @@ from geossl.windows import Tiling
 log = logging.getLogger(__name__)
 
 
-class VectorizeOptions(StrictModel):
-    """Options of one vectorize run (the command line's, validated at the edge)."""
-
-    out: Path
-    format: str | None = None
-    min_area: float = 0.0
-    simplify: float = 0.0
-    confidence: Path | None = None
-    classes: Path | None = None
-    overwrite: bool = False
-    scheduler: str | None = None
-    workers: int | None = None
-    quiet: bool = False
-    tile_pixels: int = TARGET_CHUNK_PIXELS
-
-
 @dataclass(frozen=True)
 class Summary:
     """What a run wrote."""
@@ -74,10 +58,6 @@ def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
     """Vectorize ``raster_path`` as described in the module docstring."""
     out = Path(options.out)
     fmt = resolve_format(out, options.format)
-    if options.min_area < 0:
-        raise InputError("--min-area", "must be zero or positive")
-    if options.simplify < 0:
-        raise InputError("--simplify", "must be zero or positive")
     raster = open_class_raster(Path(raster_path), options.classes)
     conf_nodata = check_confidence(options.confidence, raster.grid) if options.confidence else None
     style_path = out.with_suffix(".qml")
