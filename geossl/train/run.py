@@ -176,7 +176,7 @@ def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: 
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from geossl.train.checkpoints import FinalStepCheckpoint
+    from geossl.train.checkpoints import AtomicCheckpointIO, FinalStepCheckpoint
 
     # two callbacks: Lightning 2.6 writes save_last only when the monitored checkpoint was written too
     best_ckpt = ModelCheckpoint(dirpath=last.parent, filename="best", monitor="val_miou", mode="max",
@@ -200,7 +200,7 @@ def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: 
         callbacks=[best_ckpt, last_ckpt, FinalStepCheckpoint(last), *callbacks],
         enable_progress_bar=not quiet, enable_model_summary=not quiet, use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=None if has_val else 0,
-        log_every_n_steps=min(10, config.steps_per_epoch), default_root_dir=out,
+        log_every_n_steps=min(10, config.steps_per_epoch), default_root_dir=out, plugins=[AtomicCheckpointIO()],
     )
     return trainer, best_ckpt
 
