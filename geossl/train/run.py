@@ -42,6 +42,8 @@ from geossl.train.inputs import ensure_catalog
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
 
+    from geossl.train.task import SegmentationTask
+
 log = logging.getLogger(__name__)
 
 
@@ -143,8 +145,8 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     trainer, best_ckpt = _trainer(config, out, last, has_val, resume, quiet, callbacks)
     trainer.fit(task, datamodule=data, ckpt_path=last if resume else None)
     if trainer.is_global_zero:
-        _export(out, Path(best_ckpt.best_model_path) if best_ckpt.best_model_path else last, last,
-                f"{config.strategy} ({config.encoder}) for {trainer.global_step} steps")
+        _export(out, best_ckpt.best_model_path, last, f"{config.strategy} ({config.encoder}) for "
+                                                      f"{trainer.global_step} steps")
     return out / "model.pt"
 
 
@@ -158,7 +160,8 @@ def _check_out(out: Path, last: Path, config: TrainConfig, resume: bool, launche
         _check_resume(config, out)
 
 
-def _data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPlan, task: Any) -> SslDataModule:
+def _data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPlan, task: SegmentationTask
+                 ) -> SslDataModule:
     """The training and validation data the strategy of ``task`` asks for (pairs of windows for cross-view)."""
     paired = bool(getattr(task.ssl, "paired", False))
     overlap = tuple(getattr(task.ssl.config, "overlap", (0.25, 0.75)))
@@ -205,9 +208,12 @@ def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: 
     return trainer, best_ckpt
 
 
-def _export(out: Path, best: Path, last: Path, what: str) -> None:
-    """``model.pt`` (the best checkpoint's model, or the last one's without validation) and ``metrics.json``."""
-    chosen = best if best.is_file() else last
+def _export(out: Path, best: str, last: Path, what: str) -> None:
+    """``model.pt`` and ``metrics.json`` from the best checkpoint, or the last one when there is none.
+
+    ``best`` is ``""`` when no validation has run (a run without a validation split or shorter than one epoch).
+    """
+    chosen = Path(best) if best and Path(best).is_file() else last
     saved, model = load_bundle(chosen)
     save_bundle(out / "model.pt", saved, model)
     write_text_atomic(out / "metrics.json", json.dumps(saved.metrics, indent=2))
