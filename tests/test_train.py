@@ -199,6 +199,17 @@ def test_a_run_stopped_mid_epoch_by_max_steps_resumes_exactly(synth_catalog, tmp
     assert_same_training_state(training_state(tmp_path / "once"), training_state(tmp_path / "twice"))
 
 
+def test_a_checkpoint_write_that_fails_leaves_the_previous_checkpoint(tmp_path):
+    from geossl.train.checkpoints import AtomicCheckpointIO
+
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 2, "w": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017 - torch.save fails on a lambda, half-way through the write
+        io.save_checkpoint({"global_step": 3, "w": torch.zeros(1000), "bad": lambda: 0}, path)
+    assert torch.load(path, weights_only=True)["global_step"] == 2
+    assert [f.name for f in path.parent.iterdir()] == ["last.ckpt"]
+
+
 @pytest.fixture(scope="module")
 def no_val_catalog(synth_dir, tmp_path_factory) -> tuple[Path, Path]:
     """The synthetic scene ingested without a validation split: (manifest, catalog folder)."""
