@@ -102,20 +102,39 @@ def test_weak_view_moves_image_and_labels_together(synth_catalog):
     catalog = load_catalog(synth_catalog)
     images, labels = catalog_rasters(catalog, synth_catalog)
     regions = [r for r in split_regions(catalog) if r.split == "labeled"]
-    args = (with_labels(images, labels), regions, 64, Normalizer.from_catalog(catalog), LabelEncoder(catalog.classes))
-    plain, augmented = PatchDataset(*args), PatchDataset(*args, augment=True)
-    row, col = dataset_grid(plain.source).snap(regions[0].geometry.bounds[0], regions[0].geometry.bounds[3])
-    query = PatchQuery(row + 5, col + 5, 0)
-    torch.manual_seed(0)
-    reference = plain[query][0]
-    geoms = set()
-    for _ in range(12):
-        s = augmented[query][0]
-        rot, flip = int(s["geom"][0]), bool(s["geom"][1])
-        geoms.add((rot, flip))
-        for key in ("image", "mask", "valid"):
-            assert torch.equal(undo_dihedral(s[key], rot, flip), reference[key])
-    assert len(geoms) > 2
+    dataset = PatchDataset(with_labels(images, labels), regions, 64, Normalizer.from_catalog(catalog),
+                           LabelEncoder(catalog.classes))
+    row, col = dataset_grid(dataset.source).snap(regions[0].geometry.bounds[0], regions[0].geometry.bounds[3])
+    reference = dataset[PatchQuery(row + 5, col + 5, 0)][0]
+    views = set()
+    for rot in range(4):
+        for flip in (False, True):
+            s = dataset[PatchQuery(row + 5, col + 5, 0, rot, flip)][0]
+            assert s["geom"].tolist() == [rot, int(flip)]
+            views.add(tuple(s["image"].flatten()[:200].tolist()))
+            for key in ("image", "mask", "valid"):
+                assert torch.equal(undo_dihedral(s[key], rot, flip), reference[key])
+    assert len(views) == 8
+
+
+def test_region_sampler_items_depend_on_their_index_only(synth_catalog):
+    catalog = load_catalog(synth_catalog)
+    images, _ = catalog_rasters(catalog, synth_catalog)
+    regions = [r for r in split_regions(catalog) if r.split == "unlabeled"]
+
+    def items(start: int, seed: int = 3, rank: int = 0) -> list:
+        return list(RegionSampler(images, regions, 64, length=10, seed=seed, pairs=True, rank=rank,
+                                  start=lambda: start))
+
+    first, second = items(0), items(10)
+    assert len(first) == len(second) == 10 and first != second
+    # a sampler started mid-epoch (a resumed run) yields the rest of that epoch, exactly
+    assert items(6) == first[6:] and items(13) == second[3:]
+    # every random choice varies: windows, partners, regions and the weak views' symmetries
+    queries = [q for pair in first + second for q in pair]
+    assert len({(q.row, q.col) for q in queries}) > 15 and len({(q.rot, q.flip) for q in queries}) > 4
+    assert len({q.region for q in queries}) > 1
+    assert items(0, seed=4) != first and items(0, rank=1) != first
 
 
 def test_region_sampler_windows_touch_their_region_and_stay_on_the_grid(synth_catalog):

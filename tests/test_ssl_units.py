@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from geossl.data.views import ViewConfig, cutmix_boxes, dihedral, paste, photometric, undo_dihedral
+from geossl.data.rng import draws
+from geossl.data.views import ViewConfig, cutmix_boxes, dihedral, feature_dropout, paste, photometric, undo_dihedral
 from geossl.models import ModelConfig, Segmenter
 from geossl.ssl.crossview import spatial_overlap, teacher_to_view, view_to_view
 from geossl.ssl.dwl import ClassMemory, Dwl, DwlConfig, merge_heads, rank_fraction, ranking_weight, sharpness
@@ -222,6 +223,42 @@ def test_photometric_noise_keeps_invalid_pixels_at_zero():
     assert torch.all(y[~valid[:, None].expand_as(y)] == 0)
     assert not torch.allclose(y, x * valid[:, None])
 
+
+def test_feature_dropout_zeroes_whole_channels_and_rescales_the_rest():
+    features = [torch.ones(2, 3, 4, 4), torch.ones(64, 50, 3, 3)]
+    out = feature_dropout(features, 0.25, draws(0, "test"))
+    assert out[0] is features[0]
+    per_channel = out[1].flatten(2)
+    assert torch.all(per_channel == per_channel[..., :1])            # a channel is dropped whole or kept whole
+    assert per_channel.unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    assert abs(float((per_channel[..., 0] == 0).float().mean()) - 0.25) < 0.02
+    assert torch.equal(feature_dropout(features, 0.0)[1], features[1])
+
+
+def test_strong_views_are_a_function_of_their_generator():
+    """The same generator state gives the same photometric noise, CutMix boxes and feature dropout."""
+    from geossl.ssl.fixmatch import FixMatch, FixMatchConfig
+
+    model = Segmenter(ModelConfig(encoder="tu-test_resnet", in_channels=3, num_classes=2,
+                                  decoder_channels=[16, 8, 8, 8, 8]))
+    strategy = FixMatch(model, FixMatchConfig(), ViewConfig(jitter_prob=1.0, blur_prob=0.5, cutmix_prob=0.7))
+    x = torch.randn(6, 3, 32, 32)
+    valid = torch.ones(6, 32, 32, dtype=torch.bool)
+    features = model.features(x)
+
+    def draw(seed: int) -> tuple:
+        g = draws(seed, "step", 0, 7)
+        view = strategy.strong_view(x, valid, g)
+        _, (dropped,) = strategy.decode_with_dropout(features, 2, (0.5,), g)
+        return view.image, view.box, view.source, dropped
+
+    torch.manual_seed(0)
+    a = draw(1)
+    torch.manual_seed(1)                       # torch's global generator plays no part
+    b = draw(1)
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    c = draw(2)
+    assert not torch.equal(a[0], c[0]) and not torch.equal(a[3], c[3])
 
 
 # ------------------------------------------------------------------------------------------- teacher de-biasing

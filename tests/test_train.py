@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback
 
 from geossl.catalog import load_catalog
 from geossl.data.module import SslDataModule, plan_splits
 from geossl.data.regions import region_class_counts
 from geossl.models import load_bundle
 from geossl.ssl import STRATEGIES
+from geossl.train.config import TrainConfig
+from geossl.train.run import train
 from tests.conftest import ROOT, run_cli
 
 MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
@@ -111,6 +114,131 @@ def test_resume_continues_from_the_last_checkpoint(synth_catalog, tmp_path):
     assert sorted({int(r["epoch"]) for r in metrics_rows(out) if r.get("val_miou")}) == [0, 1]
     with open(out / "logs" / "resume-1" / "metrics.csv") as f:
         assert sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("val_miou")}) == [2, 3]
+
+
+def training_state(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def assert_identical(a, b, where: str = "checkpoint") -> None:
+    """Nested dicts / lists of tensors and plain values: same structure, ``torch.equal`` tensors."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Every parameter and buffer, the optimizer (moments, step counts, learning rates) and the strategy state."""
+    assert a["global_step"] == b["global_step"]
+    for part in ("state_dict", "optimizer_states", "lr_schedulers", "ssl_state"):
+        assert_identical(a[part], b[part], part)
+
+
+class Killed(Exception):
+    """What :class:`KillAt` raises."""
+
+
+class KillAt(Callback):
+    """Ends the run abruptly when it reaches a step: nothing after the last checkpoint reaches the disk."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise Killed(f"killed at step {self.step}")
+
+
+# two epochs of 2 steps and one of 1; memory and warm-up small enough that DWL's FIFO drops batches meanwhile
+RESUMABLE = {**TINY, "steps_per_epoch": 2, "max_steps": 5}
+RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3}}
+
+
+def resumable_config(strategy: str, **extra) -> TrainConfig:
+    return TrainConfig(**{**RESUMABLE, "strategy": strategy, "strategy_params": RESUME_PARAMS.get(strategy, {}),
+                          **extra})
+
+
+@pytest.mark.parametrize("strategy", ["supervised", "unimatch", "dwl"])
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, synth_catalog, tmp_path):
+    """Killed during step 3 (last checkpoint: step 2), then resumed: the same 5 steps as an uninterrupted run."""
+    config = resumable_config(strategy)
+    train(MANIFEST, config, tmp_path / "once", synth_catalog, quiet=True)
+    with pytest.raises(Killed):
+        train(MANIFEST, config, tmp_path / "killed", synth_catalog, quiet=True, callbacks=[KillAt(3)])
+    assert training_state(tmp_path / "killed")["global_step"] == 2
+    train(MANIFEST, config, tmp_path / "killed", synth_catalog, resume=True, quiet=True)
+    once, resumed = training_state(tmp_path / "once"), training_state(tmp_path / "killed")
+    assert once["global_step"] == 5
+    assert_same_training_state(once, resumed)
+    if strategy == "dwl":  # the class memory went on from step 2: 3 batches in the FIFO, as without the kill
+        assert max(len(q) for q in resumed["ssl_state"]["memory"]["queues"]) == 3
+
+
+def test_a_run_stopped_mid_epoch_by_max_steps_resumes_exactly(synth_catalog, tmp_path):
+    """``--max-steps 3`` (mid-epoch) then ``--resume --max-steps 5`` equals ``--max-steps 5``.
+
+    A constant learning rate and DWL sharpness, since those follow the run's total steps by design.
+    """
+    params = {**RESUME_PARAMS["dwl"], "k_start": 10.0, "k_end": 10.0}
+    full = resumable_config("dwl", strategy_params=params, poly_power=0.0)
+    train(MANIFEST, full, tmp_path / "once", synth_catalog, quiet=True)
+    short = full.model_copy(update={"max_steps": 3})
+    train(MANIFEST, short, tmp_path / "twice", synth_catalog, quiet=True)
+    assert training_state(tmp_path / "twice")["global_step"] == 3
+    train(MANIFEST, full, tmp_path / "twice", synth_catalog, resume=True, quiet=True)
+    assert_same_training_state(training_state(tmp_path / "once"), training_state(tmp_path / "twice"))
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_previous_checkpoint(tmp_path):
+    from geossl.train.checkpoints import AtomicCheckpointIO
+
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 2, "w": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017 - torch.save fails on a lambda, half-way through the write
+        io.save_checkpoint({"global_step": 3, "w": torch.zeros(1000), "bad": lambda: 0}, path)
+    assert torch.load(path, weights_only=True)["global_step"] == 2
+    assert [f.name for f in path.parent.iterdir()] == ["last.ckpt"]
+
+
+@pytest.fixture(scope="module")
+def no_val_catalog(synth_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """The synthetic scene ingested without a validation split: (manifest, catalog folder)."""
+    from geossl.ingest.run import IngestOptions, ingest
+
+    folder = tmp_path_factory.mktemp("no_val")
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    manifest["splits"]["blocks"].update(val_fraction=0.0, test_fraction=0.25)
+    path = folder / "no_val.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    ingest(path, IngestOptions(out=folder / "catalog", data_root=synth_dir, workers=1, quiet=True))
+    return path, folder / "catalog"
+
+
+@pytest.mark.parametrize(("strategy", "validation"), [("supervised", True), ("dwl", True), ("dwl", False)])
+def test_a_run_shorter_than_one_epoch_still_writes_its_checkpoint_and_model(strategy, validation, synth_catalog,
+                                                                            no_val_catalog, tmp_path):
+    manifest, catalog = (MANIFEST, synth_catalog) if validation else no_val_catalog
+    assert bool(plan_splits(load_catalog(catalog), catalog, None, 0).of("val")) == validation
+    out = tmp_path / "run"
+    config = tiny_config(tmp_path, strategy, steps_per_epoch=4)
+    result = run_cli("train", manifest, "--catalog", catalog, "--out", out, "--config", config, "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    assert training_state(out)["global_step"] == 1
+    bundle, model = load_bundle(out / "model.pt")
+    assert bundle.strategy == strategy and bundle.metrics["step"] == 1
+    assert json.loads((out / "metrics.json").read_text())["step"] == 1
+    state = {k.removeprefix("model."): v for k, v in training_state(out)["state_dict"].items()}
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")

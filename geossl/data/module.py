@@ -2,8 +2,12 @@
 
 Training batches are dicts ``{"labeled": batch, "unlabeled": batch}`` (only ``labeled`` for strategies that
 use no unlabeled data); validation and test batches are labeled patches on a grid. In a distributed run each
-rank draws its own random windows (seed + rank) and takes every ``world_size``-th grid window, so Lightning's
-distributed sampler replacement is not needed (``use_distributed_sampler=False``).
+rank draws its own random windows and takes every ``world_size``-th grid window, so Lightning's distributed
+sampler replacement is not needed (``use_distributed_sampler=False``).
+
+The batch of global step ``s`` holds items ``s·B .. s·B + B − 1`` of its sampler (``B`` its batch size): every
+epoch's loaders start at the trainer's global step, so a resumed run, even one resumed mid-epoch, gets the
+batches an uninterrupted run got at the same steps.
 """
 
 from __future__ import annotations
@@ -91,6 +95,16 @@ class SslDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
+    def _global_step(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
+
+    def _sampler(self, dataset: PatchDataset, stream: str, batch: int, pairs: bool = False) -> RegionSampler:
+        """Random windows for batches of ``batch`` items, starting at the trainer's global step."""
+        rank, _ = self._rank()
+        return RegionSampler(dataset.source, dataset.regions, self.patch_size, self.steps_per_epoch * batch,
+                             seed=self.seed, pairs=pairs, overlap=self.overlap, stream=stream, rank=rank,
+                             start=lambda: self._global_step() * batch)
+
     def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
                 drop_last: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate_patches,
@@ -98,16 +112,12 @@ class SslDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> dict[str, DataLoader]:
         """``labeled`` (and ``unlabeled``) loaders of ``steps_per_epoch`` batches each."""
-        rank, _ = self._rank()
         images, labels = catalog_rasters(self.catalog, self.root)
         assert labels is not None
         labeled = PatchDataset(with_labels(images, labels), self.plan.of("labeled"), self.patch_size,
-                               self.normalizer, self.encoder, "mask", augment=True)
-        seed = self.seed * 1000 + rank
-        loaders = {"labeled": self._loader(
-            labeled, RegionSampler(labeled.source, labeled.regions, self.patch_size,
-                                   self.steps_per_epoch * self.batch_size, seed=seed),
-            self.batch_size, drop_last=True)}
+                               self.normalizer, self.encoder, "mask")
+        loaders = {"labeled": self._loader(labeled, self._sampler(labeled, "windows/labeled", self.batch_size),
+                                           self.batch_size, drop_last=True)}
         if self.use_unlabeled:
             regions = self.plan.of("unlabeled")
             if not regions:
@@ -115,11 +125,9 @@ class SslDataModule(pl.LightningDataModule):
             truth = self.pseudo_truth and labels is not None
             source = with_labels(images, labels) if truth else images
             unlabeled = PatchDataset(source, regions, self.patch_size, self.normalizer,
-                                     self.encoder if truth else None, "truth", augment=True)
-            per_item = 2 if self.pairs else 1
-            n = self.unlabeled_batch_size // per_item
-            sampler = RegionSampler(unlabeled.source, regions, self.patch_size, self.steps_per_epoch * n,
-                                    seed=seed + 500, pairs=self.pairs, overlap=self.overlap)
+                                     self.encoder if truth else None, "truth")
+            n = self.unlabeled_batch_size // (2 if self.pairs else 1)
+            sampler = self._sampler(unlabeled, "windows/unlabeled", n, pairs=self.pairs)
             loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)
         return loaders
 

@@ -1,4 +1,4 @@
-"""Patches as tensors: read a :class:`PatchQuery` through torchgeo, normalise, mask, apply the weak view.
+"""Patches as tensors: read a :class:`PatchQuery` through torchgeo, normalise, mask, apply its weak view.
 
 A sample is a dict of tensors::
 
@@ -9,8 +9,9 @@ A sample is a dict of tensors::
     origin  (2,)      int64    (row, col) of the window's top-left pixel on the catalog grid
     geom    (2,)      int64    (quarter turns, flip) of the weak view: see geossl.data.views.dihedral
 
-Everything of a sample (image, masks, labels) gets the same weak geometry, so ``geom`` and ``origin`` say
-exactly which map pixel each tensor pixel shows.
+Everything of a sample (image, masks, labels) gets the query's symmetry, so ``geom`` and ``origin`` say
+exactly which map pixel each tensor pixel shows. A patch is a pure function of its query: the random choices
+(window and symmetry) are the sampler's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torchgeo.datasets import GeoDataset
 from geossl.data.normalize import IGNORE, LabelEncoder, Normalizer
 from geossl.data.regions import Region
 from geossl.data.samplers import PatchQuery, dataset_grid
-from geossl.data.views import dihedral, random_dihedral
+from geossl.data.views import dihedral
 
 LabelKey = Literal["mask", "truth"]
 
@@ -36,11 +37,11 @@ class PatchDataset(Dataset[list[dict[str, Tensor]]]):
     """Reads patches (or pairs of patches) of ``size`` pixels from ``source`` (images, or images & labels).
 
     Indexed by :class:`PatchQuery` (or a tuple of them); the samplers of :mod:`geossl.data.samplers` decide
-    how many there are.
+    how many there are, where they are and which symmetry they show.
     """
 
     def __init__(self, source: GeoDataset, regions: list[Region], size: int, normalizer: Normalizer,
-                 encoder: LabelEncoder | None = None, label_key: LabelKey = "mask", augment: bool = False) -> None:
+                 encoder: LabelEncoder | None = None, label_key: LabelKey = "mask") -> None:
         self.source = source
         self.regions = regions
         self.size = size
@@ -48,14 +49,13 @@ class PatchDataset(Dataset[list[dict[str, Tensor]]]):
         self.normalizer = normalizer
         self.encoder = encoder
         self.label_key = label_key
-        self.augment = augment
 
     def __getitem__(self, query: PatchQuery | tuple[PatchQuery, ...]) -> list[dict[str, Tensor]]:
         queries = query if isinstance(query, tuple) else (query,)
         return [self.read(q) for q in queries]
 
     def read(self, query: PatchQuery) -> dict[str, Tensor]:
-        """One patch: read, normalise, mask to its region, then the weak view when ``augment``."""
+        """One patch: read, normalise, mask to its region, then the query's symmetry."""
         xmin, ymin, xmax, ymax = self.grid.window_bounds(query.row, query.col, self.size)
         raw = self.source[slice(xmin, xmax), slice(ymin, ymax)]
         image, valid = self.normalizer(raw["image"])
@@ -68,10 +68,9 @@ class PatchDataset(Dataset[list[dict[str, Tensor]]]):
         if self.encoder is not None and "mask" in raw:
             labels = self.encoder(raw["mask"])
             sample[self.label_key] = torch.where(valid, labels, IGNORE)
-        rot, flip = random_dihedral() if self.augment else (0, False)
-        sample = {k: dihedral(v, rot, flip) for k, v in sample.items()}
+        sample = {k: dihedral(v, query.rot, query.flip) for k, v in sample.items()}
         sample["origin"] = torch.tensor([query.row, query.col])
-        sample["geom"] = torch.tensor([rot, int(flip)])
+        sample["geom"] = torch.tensor([query.rot, int(query.flip)])
         return sample
 
 

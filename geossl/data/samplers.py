@@ -5,7 +5,11 @@ clipped footprint's bounding box (a tile smaller than the patch is skipped). So 
 part of a drawn region; see :mod:`geossl.data.regions`) gets its own sampler, on a box that is the region's
 bounding box grown to at least one patch (and kept inside the imagery); the pixels of a patch that fall outside
 its region are masked later (:class:`geossl.data.patches.PatchDataset`). A query is a :class:`PatchQuery`: the
-window's top-left pixel on the catalog grid and the index of its region.
+window's top-left pixel on the catalog grid, the index of its region and the symmetry of its weak view.
+
+Random windows are drawn item by item: item ``i`` of a run (counted over all its epochs) comes from its own
+generator, :func:`geossl.data.rng.draws` ``(seed, stream, rank, i)``, so it is the same whenever it is drawn, in
+particular after a resume.
 
 Spatial pairs (cross-view): the partner of a window at ``(row, col)`` sits at ``(row + dy, col + dx)`` with
 ``|dy| = round((1 - fy) * size)``, ``|dx| = round((1 - fx) * size)``, where the overlap share of the area
@@ -15,7 +19,7 @@ Spatial pairs (cross-view): the partner of a window at ``(row, col)`` sits at ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import shapely
@@ -23,17 +27,26 @@ import torch
 from torch.utils.data import Sampler
 from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
+from torchgeo.samplers.utils import get_random_bounding_box
 
 from geossl.data.regions import PixelGrid, Region
+from geossl.data.rng import draws
+from geossl.data.views import random_dihedral
 
 
 @dataclass(frozen=True)
 class PatchQuery:
-    """A square window of the catalog grid (top-left ``row``, ``col``) and the index of its region."""
+    """A square window of the catalog grid (top-left ``row``, ``col``), the index of its region and its view.
+
+    The view is one symmetry of the square (:func:`geossl.data.views.dihedral`): ``rot`` quarter turns after
+    a mirror if ``flip``; the identity for evaluation windows.
+    """
 
     row: int
     col: int
     region: int
+    rot: int = 0
+    flip: bool = False
 
 
 def dataset_grid(dataset: GeoDataset) -> PixelGrid:
@@ -60,28 +73,35 @@ def sampling_box(region: Region, dataset: GeoDataset, size: int) -> shapely.Poly
 
 
 class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
-    """Random windows over a set of regions.
+    """Random windows over a set of regions, each with a random symmetry (the weak view).
 
-    A region is drawn with probability proportional to its area, then a window inside it by that region's
-    :class:`torchgeo.samplers.RandomGeoSampler`.
+    A region is drawn with probability proportional to its area, then a window inside it the way torchgeo's
+    :class:`~torchgeo.samplers.RandomGeoSampler` draws one (a tile by area, then a window in the tile; drawn
+    here, since torchgeo draws the tile from torch's global generator), then one of the 8 symmetries. With ``pairs`` each item is a (window, partner) pair overlapping by a random share
+    (module docstring), each with its own symmetry.
 
-    With ``pairs`` each item is a (window, partner) pair overlapping by a random share (module docstring).
+    An epoch is ``length`` items. Item ``i`` of the run is drawn from ``draws(seed, stream, rank, i)`` alone
+    (each rank of a distributed run draws its own windows).
+    Iterating starts at item ``start()`` (default 0; the training data passes the trainer's global step times
+    the batch size) and stops at the end of that item's epoch, so a run resumed at any step continues the
+    sequence of an uninterrupted run.
     """
 
     def __init__(self, dataset: GeoDataset, regions: list[Region], size: int, length: int, seed: int = 0,
-                 pairs: bool = False, overlap: tuple[float, float] = (0.25, 0.75)) -> None:
+                 pairs: bool = False, overlap: tuple[float, float] = (0.25, 0.75), stream: str = "windows",
+                 rank: int = 0, start: Callable[[], int] = lambda: 0) -> None:
         self.grid = dataset_grid(dataset)
         self.size = size
         self.length = length
         self.pairs = pairs
         self.overlap = overlap
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed, self.stream, self.rank, self.start = seed, stream, rank, start
         self.regions: list[int] = []
         self.samplers: list[RandomGeoSampler] = []
         self.boxes: list[tuple[int, int, int, int]] = []
         for i, region in enumerate(regions):
             roi = sampling_box(region, dataset, size)
-            sampler = RandomGeoSampler(dataset, size, length=length, roi=roi, generator=self.generator)
+            sampler = RandomGeoSampler(dataset, size, length=length, roi=roi)
             if not sampler.bounds:
                 continue
             r0, c0 = self.grid.snap(roi.bounds[0], roi.bounds[3])
@@ -95,16 +115,22 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
         return self.length
 
     def __iter__(self) -> Iterator[PatchQuery | tuple[PatchQuery, PatchQuery]]:
-        iters = [iter(s) for s in self.samplers]
-        for _ in range(self.length):
-            j = int(torch.multinomial(self.weights, 1, generator=self.generator))
-            x, y, _ = next(iters[j])
-            row, col = self.grid.snap(x.start, y.stop)
-            query = PatchQuery(row, col, self.regions[j])
-            yield (query, self._partner(query, self.boxes[j])) if self.pairs else query
+        first = self.start()
+        return (self.item(i) for i in range(first, first - first % self.length + self.length))
 
-    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int]) -> PatchQuery:
-        g, lo, hi = self.generator, *self.overlap
+    def item(self, index: int) -> PatchQuery | tuple[PatchQuery, PatchQuery]:
+        """Item ``index`` of the run: a query, or a (query, partner) pair."""
+        g = draws(self.seed, self.stream, self.rank, index)
+        j = int(torch.multinomial(self.weights, 1, generator=g))
+        sampler = self.samplers[j]
+        tile = int(torch.multinomial(sampler.areas, 1, generator=g))
+        x, y = get_random_bounding_box(sampler.bounds[tile], sampler.size, sampler.res, g)
+        row, col = self.grid.snap(x.start, y.stop)
+        query = PatchQuery(row, col, self.regions[j], *random_dihedral(g))
+        return (query, self._partner(query, self.boxes[j], g)) if self.pairs else query
+
+    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int], g: torch.Generator) -> PatchQuery:
+        lo, hi = self.overlap
         f = lo + (hi - lo) * float(torch.rand((), generator=g))
         fy = f + (1 - f) * float(torch.rand((), generator=g))
         fx = f / fy
@@ -114,7 +140,7 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
         r0, c0, r1, c1 = box
         row = min(max(row, r0), max(r0, r1 - self.size))
         col = min(max(col, c0), max(c0, c1 - self.size))
-        return PatchQuery(row, col, query.region)
+        return PatchQuery(row, col, query.region, *random_dihedral(g))
 
 
 class RegionGridSampler(Sampler[PatchQuery]):

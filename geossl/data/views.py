@@ -8,7 +8,9 @@
   masks are pasted with the same box.
 - feature perturbation: channel dropout on the encoder features (:func:`feature_dropout`).
 
-Strong views and feature dropout work on whole batches on the model's device, inside the training step.
+Strong views and feature dropout work on whole batches on the model's device, inside the training step. Their
+random numbers come from the ``generator`` given (torch's global one when None) and are drawn on the CPU, then
+moved to the batch's device: a step given the same generator draws the same views on any device.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def blur(x: Tensor, sigma: float) -> Tensor:
     return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)[0]
 
 
-def photometric(x: Tensor, valid: Tensor, cfg: ViewConfig) -> Tensor:
+def photometric(x: Tensor, valid: Tensor, cfg: ViewConfig, generator: torch.Generator | None = None) -> Tensor:
     """Independent photometric noise for each image of a normalised batch ``(N, C, H, W)``.
 
     Per image: with ``jitter_prob`` each band gets its own brightness shift ``U(-b, b)`` (in standard
@@ -90,53 +92,60 @@ def photometric(x: Tensor, valid: Tensor, cfg: ViewConfig) -> Tensor:
     ``band_mix_prob`` every band is pulled towards the band average by ``U(0.5, 1)``. Invalid pixels stay 0.
     """
     n, c = x.shape[:2]
-    dev = x.device
+    g = generator
+
+    def uniform(*shape: int) -> Tensor:
+        return torch.rand(shape, generator=g)
+
     out = x.clone()
     mask = valid[:, None].to(x.dtype)
-    jitter = (torch.rand(n, device=dev) < cfg.jitter_prob)[:, None, None, None]
+    jitter = (uniform(n) < cfg.jitter_prob)[:, None, None, None].to(x.device)
     mean = (out * mask).sum((2, 3), keepdim=True) / mask.sum((2, 3), keepdim=True).clamp_min(1)
-    shift = (torch.rand(n, c, 1, 1, device=dev) * 2 - 1) * cfg.brightness
-    scale = 1 + (torch.rand(n, c, 1, 1, device=dev) * 2 - 1) * cfg.contrast
+    shift = ((uniform(n, c, 1, 1) * 2 - 1) * cfg.brightness).to(x)
+    scale = (1 + (uniform(n, c, 1, 1) * 2 - 1) * cfg.contrast).to(x)
     out = torch.where(jitter, (out - mean) * scale + mean + shift, out)
     lo, hi = cfg.blur_sigma
-    for i in torch.nonzero(torch.rand(n) < cfg.blur_prob).flatten().tolist():
-        out[i] = blur(out[i], float(lo + (hi - lo) * torch.rand(())))
-    drop = torch.rand(n) < cfg.band_drop_prob
+    for i in torch.nonzero(uniform(n) < cfg.blur_prob).flatten().tolist():
+        out[i] = blur(out[i], float(lo + (hi - lo) * uniform()))
+    drop = uniform(n) < cfg.band_drop_prob
     for i in torch.nonzero(drop).flatten().tolist():
-        out[i, int(torch.randint(0, c, ()))] = 0
-    mix = (~drop) & (torch.rand(n) < cfg.band_mix_prob)
+        out[i, int(torch.randint(0, c, (), generator=g))] = 0
+    mix = (~drop) & (uniform(n) < cfg.band_mix_prob)
     for i in torch.nonzero(mix).flatten().tolist():
-        a = 0.5 + 0.5 * float(torch.rand(()))
+        a = 0.5 + 0.5 * float(uniform())
         out[i] = (1 - a) * out[i] + a * out[i].mean(0, keepdim=True)
     return out * mask
 
 
 # ---------------------------------------------------------------------------------------------- cutmix
-def cutmix_boxes(n: int, h: int, w: int, cfg: ViewConfig, device: torch.device | str = "cpu") -> Tensor:
+def cutmix_boxes(n: int, h: int, w: int, cfg: ViewConfig, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None) -> Tensor:
     """CutMix boxes as boolean masks ``(N, H, W)``.
 
     For each image, with ``cutmix_prob``, one box of ``U(cutmix_area)`` of the image's area and aspect ratio
     ``U(cutmix_aspect)`` at a random place (clipped to the image).
     """
+    g = generator
     boxes = torch.zeros(n, h, w, dtype=torch.bool, device=device)
     for i in range(n):
-        if float(torch.rand(())) >= cfg.cutmix_prob:
+        if float(torch.rand((), generator=g)) >= cfg.cutmix_prob:
             continue
-        area = h * w * float(torch.empty(()).uniform_(*cfg.cutmix_area))
-        aspect = float(torch.empty(()).uniform_(*cfg.cutmix_aspect))
+        area = h * w * float(torch.empty(()).uniform_(*cfg.cutmix_area, generator=g))
+        aspect = float(torch.empty(()).uniform_(*cfg.cutmix_aspect, generator=g))
         bh = max(1, min(h, round(math.sqrt(area * aspect))))
         bw = max(1, min(w, round(math.sqrt(area / aspect))))
-        top = int(torch.randint(0, h - bh + 1, ()))
-        left = int(torch.randint(0, w - bw + 1, ()))
+        top = int(torch.randint(0, h - bh + 1, (), generator=g))
+        left = int(torch.randint(0, w - bw + 1, (), generator=g))
         boxes[i, top : top + bh, left : left + bw] = True
     return boxes
 
 
-def mix_permutation(n: int, device: torch.device | str = "cpu") -> Tensor:
+def mix_permutation(n: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+                    ) -> Tensor:
     """For each image, another image of the batch to paste from (never itself when ``n > 1``)."""
     if n < 2:
         return torch.zeros(n, dtype=torch.long, device=device)
-    return (torch.arange(n, device=device) + torch.randint(1, n, (1,), device=device)) % n
+    return (torch.arange(n) + torch.randint(1, n, (1,), generator=generator)).remainder(n).to(device)
 
 
 def paste(dst: Tensor, src: Tensor, boxes: Tensor) -> Tensor:
@@ -146,9 +155,14 @@ def paste(dst: Tensor, src: Tensor, boxes: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- features
-def feature_dropout(features: list[Tensor], p: float) -> list[Tensor]:
-    """Channel dropout (Dropout2d) with rate ``p`` on every encoder feature.
+def feature_dropout(features: list[Tensor], p: float, generator: torch.Generator | None = None) -> list[Tensor]:
+    """Channel dropout (as ``Dropout2d``) with rate ``p`` on every encoder feature.
 
+    Each channel of each image is zeroed with probability ``p`` and the kept ones are scaled by ``1/(1 − p)``.
     The first entry of smp's feature list is the input image itself and is passed through unchanged.
     """
-    return [features[0], *(F.dropout2d(f, p, training=True) for f in features[1:])]
+    out = [features[0]]
+    for f in features[1:]:
+        keep = torch.rand(f.shape[0], f.shape[1], 1, 1, generator=generator) >= p
+        out.append(f * (keep.to(f) / (1 - p)))
+    return out

@@ -3,6 +3,10 @@
 A strategy owns no weights: it gets the :class:`~geossl.models.Segmenter` and computes one training step's loss
 from a labeled and an unlabeled batch (see :mod:`geossl.data.patches` for the batch keys). Unlabeled batches
 never carry labels to a strategy: the task removes the hidden truth before the call.
+
+A step's random choices (strong views, CutMix, feature dropout) are drawn from the generator the step is given
+(:mod:`geossl.data.rng`: the task makes one per step from the seed, the step and the rank); without one, from
+torch's global generator.
 """
 
 from __future__ import annotations
@@ -102,30 +106,31 @@ class Strategy(ABC):
             return logits.sum() * 0.0
         return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE)
 
-    def strong_view(self, weak: Tensor, valid: Tensor) -> StrongView:
+    def strong_view(self, weak: Tensor, valid: Tensor, rng: torch.Generator | None = None) -> StrongView:
         """Photometric noise on a copy of the weak batch, then CutMix from another image of the batch."""
         n, _, h, w = weak.shape
-        image = photometric(weak, valid, self.views)
-        box = cutmix_boxes(n, h, w, self.views, weak.device)
-        source = mix_permutation(n, weak.device)
+        image = photometric(weak, valid, self.views, rng)
+        box = cutmix_boxes(n, h, w, self.views, weak.device, rng)
+        source = mix_permutation(n, weak.device, rng)
         return StrongView(image=paste(image, image[source], box), box=box, source=source)
 
-    def decode_with_dropout(self, features: list[Tensor], start: int, rates: tuple[float, ...]
-                            ) -> tuple[Tensor, list[Tensor]]:
+    def decode_with_dropout(self, features: list[Tensor], start: int, rates: tuple[float, ...],
+                            rng: torch.Generator | None = None) -> tuple[Tensor, list[Tensor]]:
         """Clean logits of all images and, for each rate, logits of images ``start:`` with feature dropout.
 
         Everything goes through the decoder in ONE pass on the concatenated features (as UniMatch's official
         ``model(x, need_fp=True)``): fewer, larger operations, and the decoder's batch statistics see both.
         """
-        streams = [feature_dropout([f[start:] for f in features], p) for p in rates]
+        streams = [feature_dropout([f[start:] for f in features], p, rng) for p in rates]
         joined = [torch.cat([f, *(s[i] for s in streams)]) for i, f in enumerate(features)]
         logits = self.model.head(self.model.decode(joined))
         n, m = features[0].shape[0], features[0].shape[0] - start
         return logits[:n], [logits[n + j * m : n + (j + 1) * m] for j in range(len(rates))]
 
     @abstractmethod
-    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
-        """The loss of one step; ``step`` counts from 0 to ``total_steps``."""
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+                      rng: torch.Generator | None = None) -> StepOutput:
+        """The loss of one step; ``step`` counts from 0 to ``total_steps``; ``rng`` makes its random choices."""
 
     def on_train_epoch_end(self) -> None:
         """Called after every training epoch (DWL merges its heads here); nothing by default."""

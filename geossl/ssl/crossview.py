@@ -124,7 +124,8 @@ class CrossView(Strategy):
             return torch.full_like(self.confidence_ema, tau).to(device)
         return class_thresholds(self.confidence_ema, tau).to(device)
 
-    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+                      rng: torch.Generator | None = None) -> StepOutput:
         """``(L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_kd) / 2``."""
         if batch_u is None:
             raise no_unlabeled(self.name)
@@ -133,7 +134,8 @@ class CrossView(Strategy):
         n_l, n_u = batch_l["image"].shape[0], x_w.shape[0]
 
         rates = (cfg.weak_drop, cfg.strong_drop)
-        logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates)
+        logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates,
+                                                     rng)
         logits_l, logits_w = split(logits, n_l)
         probs_w, conf, labels = self.pseudo_labels(logits_w)
         if cfg.adaptive_threshold:
@@ -141,8 +143,9 @@ class CrossView(Strategy):
                                                         cfg.threshold_momentum)
         tau = self.thresholds(conf.device)
 
-        s1, s2 = self.strong_view(x_w, valid), self.strong_view(x_w, valid)
-        logits_s, streams_s2 = self.decode_with_dropout(model.features(torch.cat([s1.image, s2.image])), n_u, rates)
+        s1, s2 = self.strong_view(x_w, valid, rng), self.strong_view(x_w, valid, rng)
+        features_s = model.features(torch.cat([s1.image, s2.image]))
+        logits_s, streams_s2 = self.decode_with_dropout(features_s, n_u, rates, rng)
         logits_s1, logits_s2 = split(logits_s, n_u)
 
         loss_s = self.supervised_loss(logits_l, batch_l["mask"])

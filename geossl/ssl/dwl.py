@@ -135,7 +135,8 @@ class Dwl(Strategy):
         cfg = self.config
         self.memory = ClassMemory(model.config.num_classes, cfg.memory_batches, cfg.memory_size)
 
-    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+                      rng: torch.Generator | None = None) -> StepOutput:
         """``L_s + L_u``."""
         if batch_u is None:
             raise no_unlabeled(self.name)
@@ -151,7 +152,7 @@ class Dwl(Strategy):
                               pseudo=PseudoLabels(labels=labels, weight=zero, valid=valid))
         k = sharpness(step, total_steps, cfg.k_start, cfg.k_end)
         weight = ranking_weight(rank_fraction(conf, labels, self.memory.bins(cfg.bins)), k) * valid
-        strong = self.strong_view(x_w, valid)
+        strong = self.strong_view(x_w, valid, rng)
         n_l = batch_l["image"].shape[0]
         decoded_l, decoded_s = split(model.decode(model.features(torch.cat([batch_l["image"], strong.image]))), n_l)
         loss_s = self.supervised_loss(model.head(decoded_l), batch_l["mask"])

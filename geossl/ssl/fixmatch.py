@@ -30,14 +30,15 @@ class FixMatch(Strategy):
     Config = FixMatchConfig
     config: FixMatchConfig
 
-    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+                      rng: torch.Generator | None = None) -> StepOutput:
         """``L_s + L_u``."""
         if batch_u is None:
             raise no_unlabeled(self.name)
         x_w, valid = batch_u["image"], batch_u["valid"]
         with torch.no_grad():
             _, conf, labels = self.pseudo_labels(self.model(x_w))
-        strong = self.strong_view(x_w, valid)
+        strong = self.strong_view(x_w, valid, rng)
         n_l = batch_l["image"].shape[0]
         logits_l, logits_s = split(self.model(torch.cat([batch_l["image"], strong.image])), n_l)
         loss_s = self.supervised_loss(logits_l, batch_l["mask"])

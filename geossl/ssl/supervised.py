@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from geossl.config import StrictModel
 from geossl.ssl.base import Batch, StepOutput, Strategy
 
@@ -17,7 +19,8 @@ class Supervised(Strategy):
     Config = SupervisedConfig
     uses_unlabeled = False
 
-    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+                      rng: torch.Generator | None = None) -> StepOutput:
         """``CE(f(x_l), y_l)``."""
         loss = self.supervised_loss(self.model(batch_l["image"]), batch_l["mask"])
         return StepOutput(loss=loss, terms={"loss_s": loss.detach()})

@@ -43,7 +43,8 @@ class UniMatch(Strategy):
     Config = UniMatchConfig
     config: UniMatchConfig
 
-    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int) -> StepOutput:
+    def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+                      rng: torch.Generator | None = None) -> StepOutput:
         """``(L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_fp) / 2``."""
         if batch_u is None:
             raise no_unlabeled(self.name)
@@ -51,10 +52,10 @@ class UniMatch(Strategy):
         x_w, valid = batch_u["image"], batch_u["valid"]
         n_l = batch_l["image"].shape[0]
         logits, (logits_fp,) = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l,
-                                                         (cfg.feature_dropout,))
+                                                         (cfg.feature_dropout,), rng)
         logits_l, logits_w = split(logits, n_l)
         _, conf, labels = self.pseudo_labels(logits_w)
-        s1, s2 = self.strong_view(x_w, valid), self.strong_view(x_w, valid)
+        s1, s2 = self.strong_view(x_w, valid, rng), self.strong_view(x_w, valid, rng)
         logits_s1, logits_s2 = split(model(torch.cat([s1.image, s2.image])), x_w.shape[0])
 
         tau = cfg.threshold

@@ -4,7 +4,8 @@ Output folder::
 
     config.yaml              the effective training config
     checkpoints/best.ckpt    best validation mIoU (Lightning checkpoint carrying the geossl bundle)
-    checkpoints/last.ckpt    the latest epoch (what --resume continues)
+    checkpoints/last.ckpt    the latest epoch, or the final step when max_steps ends a run mid-epoch (what
+                             --resume continues)
     logs/metrics.csv         per-step losses, per-epoch validation metrics and pseudo-label diagnostics
     logs/resume-N/           the logs of the N-th --resume
     model.pt                 the best model as a clean bundle (what ``geossl predict`` takes)
@@ -20,8 +21,9 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +39,11 @@ from geossl.models.config import ModelOptions
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
 from geossl.train.inputs import ensure_catalog
+
+if TYPE_CHECKING:
+    from lightning.pytorch.callbacks import Callback
+
+    from geossl.train.task import SegmentationTask
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +112,12 @@ def _precision(config: TrainConfig) -> str:
 
 
 def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path, data_root: Path | None = None,
-          resume: bool = False, quiet: bool = False) -> Path:
-    """Train; return the path of the exported model bundle (``out/model.pt``)."""
+          resume: bool = False, quiet: bool = False, callbacks: Sequence[Callback] = ()) -> Path:
+    """Train; return the path of the exported model bundle (``out/model.pt``).
+
+    ``callbacks`` are extra Lightning callbacks (the run's own checkpoint callbacks are always there).
+    """
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     from geossl.train.task import SegmentationTask
 
@@ -118,41 +126,68 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     check_config(config, catalog)
     last = out / "checkpoints" / "last.ckpt"
     launched = _launched_by_lightning()
-    if resume and not last.is_file():
-        raise InputError(out, "--resume given but there is no checkpoints/last.ckpt to resume from")
-    if not resume and not launched and (out / "checkpoints").exists():
-        raise InputError(out, "already holds a training run; pass --resume to continue it or choose another --out")
-    if resume:
-        _check_resume(last, config, out)
+    _check_out(out, last, config, resume, launched)
     plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
-    strategy = STRATEGIES[config.strategy]
-    if strategy.uses_unlabeled and not plan.of("unlabeled"):
+    if STRATEGIES[config.strategy].uses_unlabeled and not plan.of("unlabeled"):
         raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy}")
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    bundle = make_bundle(config, catalog)
-    task = SegmentationTask(config.model_dump(mode="json"), bundle.model_dump(mode="json"),
+    task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, catalog).model_dump(mode="json"),
                             class_weights(config, plan))
-    paired = bool(getattr(task.ssl, "paired", False))
-    overlap = tuple(getattr(task.ssl.config, "overlap", (0.25, 0.75)))
-    data = SslDataModule(catalog, root, plan, config.patch_size, config.batch_size,
-                         config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
-                         strategy.uses_unlabeled, pairs=paired, overlap=overlap,  # type: ignore[arg-type]
-                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth)
+    data = _data_module(config, catalog, root, plan, task)
     has_val = bool(plan.of("val"))
     if not has_val:
-        log.warning("the catalog has no validation region: no validation; the exported model is the last epoch")
+        log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
 
     out.mkdir(parents=True, exist_ok=True)
     if not launched:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    trainer, best_ckpt = _trainer(config, out, last, has_val, resume, quiet, callbacks)
+    trainer.fit(task, datamodule=data, ckpt_path=last if resume else None)
+    if trainer.is_global_zero:
+        _export(out, best_ckpt.best_model_path, last, f"{config.strategy} ({config.encoder}) for "
+                                                      f"{trainer.global_step} steps")
+    return out / "model.pt"
+
+
+def _check_out(out: Path, last: Path, config: TrainConfig, resume: bool, launched: bool) -> None:
+    """A new run needs a fresh folder; ``--resume`` needs a last checkpoint of the same strategy and model."""
+    if resume and not last.is_file():
+        raise InputError(out, "--resume given but there is no checkpoints/last.ckpt to resume from")
+    if not resume and not launched and (out / "checkpoints").exists():
+        raise InputError(out, "already holds a training run; pass --resume to continue it or choose another --out")
+    if resume:
+        _check_resume(config, out)
+
+
+def _data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPlan, task: SegmentationTask
+                 ) -> SslDataModule:
+    """The training and validation data the strategy of ``task`` asks for (pairs of windows for cross-view)."""
+    paired = bool(getattr(task.ssl, "paired", False))
+    overlap = tuple(getattr(task.ssl.config, "overlap", (0.25, 0.75)))
+    return SslDataModule(catalog, root, plan, config.patch_size, config.batch_size,
+                         config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
+                         STRATEGIES[config.strategy].uses_unlabeled, pairs=paired,
+                         overlap=overlap,  # type: ignore[arg-type]
+                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth)
+
+
+def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: bool, quiet: bool,
+             callbacks: Sequence[Callback]) -> tuple[Any, Any]:
+    """The Lightning trainer (loggers, devices, precision, step limits) and its best-checkpoint callback."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from geossl.train.checkpoints import AtomicCheckpointIO, FinalStepCheckpoint
+
     # two callbacks: Lightning 2.6 writes save_last only when the monitored checkpoint was written too
-    best_ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_miou", mode="max",
+    best_ckpt = ModelCheckpoint(dirpath=last.parent, filename="best", monitor="val_miou", mode="max",
                                 save_top_k=1 if has_val else 0, auto_insert_metric_name=False,
                                 enable_version_counter=False, save_on_train_epoch_end=False)
-    last_ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+    last_ckpt = ModelCheckpoint(dirpath=last.parent, filename=last.stem, monitor=None, save_top_k=1,
                                 enable_version_counter=False, save_on_train_epoch_end=not has_val)
     # a resumed run logs beside the first one (Lightning's CSV logger would overwrite logs/metrics.csv)
     version = f"resume-{len(list((out / 'logs').glob('resume-*'))) + 1}" if resume else ""
@@ -166,27 +201,27 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
         accelerator=config.accelerator, devices=devices,
         strategy="ddp" if isinstance(devices, int) and devices > 1 else "auto",
         precision=_precision(config),  # type: ignore[arg-type]
-        max_steps=config.total_steps, max_epochs=config.epochs, logger=loggers, callbacks=[best_ckpt, last_ckpt],
+        max_steps=config.total_steps, max_epochs=config.epochs, logger=loggers,
+        callbacks=[best_ckpt, last_ckpt, FinalStepCheckpoint(last), *callbacks],
         enable_progress_bar=not quiet, enable_model_summary=not quiet, use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=None if has_val else 0,
-        log_every_n_steps=min(10, config.steps_per_epoch), default_root_dir=out,
+        log_every_n_steps=min(10, config.steps_per_epoch), default_root_dir=out, plugins=[AtomicCheckpointIO()],
     )
-    trainer.fit(task, datamodule=data, ckpt_path=last if resume else None)
-    if torch.load(last, map_location="cpu", weights_only=True)["global_step"] != trainer.global_step:
-        trainer.save_checkpoint(last)  # max_steps stopped the run mid-epoch: keep its final state too
-    if not trainer.is_global_zero:
-        return out / "model.pt"
-    best = Path(best_ckpt.best_model_path) if best_ckpt.best_model_path else last
-    if not has_val or not best.is_file():
-        best = last
-    saved, model = load_bundle(best)
+    return trainer, best_ckpt
+
+
+def _export(out: Path, best: str, last: Path, what: str) -> None:
+    """``model.pt`` and ``metrics.json`` from the best checkpoint, or the last one when there is none.
+
+    ``best`` is ``""`` when no validation has run (a run without a validation split or shorter than one epoch).
+    """
+    chosen = Path(best) if best and Path(best).is_file() else last
+    saved, model = load_bundle(chosen)
     save_bundle(out / "model.pt", saved, model)
     write_text_atomic(out / "metrics.json", json.dumps(saved.metrics, indent=2))
     miou = saved.metrics.get("val", {}).get("miou")
-    log.info("trained %s (%s) for %d steps: %s checkpoint (step %s, val mIoU %s) exported to %s", config.strategy,
-             config.encoder, trainer.global_step, best.stem, saved.metrics.get("step"),
-             "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
-    return out / "model.pt"
+    log.info("trained %s: %s checkpoint (step %s, val mIoU %s) exported to %s", what, chosen.stem,
+             saved.metrics.get("step"), "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
 
 
 def _quiet_lightning() -> None:
@@ -196,6 +231,9 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(level)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # our loaders draw each step's batch from the global step (geossl.data.module): resuming mid-epoch is exact
+    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # --resume
 
 
 def _launched_by_lightning() -> bool:
@@ -203,7 +241,7 @@ def _launched_by_lightning() -> bool:
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
-def _check_resume(last: Path, config: TrainConfig, out: Path) -> None:
+def _check_resume(config: TrainConfig, out: Path) -> None:
     """The run to resume must have the same strategy and model."""
     saved = out / "config.yaml"
     if not saved.is_file():

@@ -5,6 +5,12 @@ confusion matrices and pseudo-label statistics; a training step hands the labele
 strategy. The unlabeled batch's hidden truth (when the unlabeled area has labels) is taken out of the batch
 before the strategy sees it and only feeds :class:`~geossl.train.metrics.PseudoLabelStats`.
 
+Randomness: step ``s`` of rank ``r`` hands the strategy a generator made from ``(seed, s, r)`` alone
+(:func:`geossl.data.rng.draws`) for its strong views, CutMix and feature dropout, and reseeds torch's global
+generator from them too, for randomness inside the network (the dropout of DeepLabV3+'s ASPP); the data's
+windows are drawn the same way (:mod:`geossl.data.module`). With the weights, the optimizer and ``ssl_state``
+restored, a resumed run computes exactly the steps the uninterrupted run computed.
+
 Checkpoints carry the model bundle (``geossl``: classes, bands, normalisation, patch size, model config,
 strategy, validation metrics) next to Lightning's ``state_dict`` (model weights under ``model.``), so
 :func:`geossl.models.load_bundle` reads them with ``weights_only=True``; ``ssl_state`` holds the strategy's
@@ -23,6 +29,7 @@ from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 from torchgeo.trainers import BaseTask
 
+from geossl.data.rng import draws, seed_of
 from geossl.models import ModelBundle, Segmenter
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
@@ -87,7 +94,8 @@ class SegmentationTask(BaseTask):
         if batch_u is not None:
             batch_u = dict(batch_u)
             truth = batch_u.pop("truth", None)
-        out = self.ssl.training_step(batch_l, batch_u, self.global_step, self.train_config.total_steps)
+        step = self.global_step
+        out = self.ssl.training_step(batch_l, batch_u, step, self.train_config.total_steps, self.step_draws(step))
         n = batch_l["image"].shape[0]
         self.log("train_loss", out.loss.detach(), prog_bar=True, batch_size=n)
         for name, value in out.terms.items():
@@ -95,6 +103,12 @@ class SegmentationTask(BaseTask):
         if out.pseudo is not None:
             self.pseudo_stats.update(out.pseudo.labels, out.pseudo.weight, out.pseudo.valid, truth)
         return out.loss
+
+    def step_draws(self, step: int) -> torch.Generator:
+        """The generator of one step's random choices; also reseeds torch's global generator for the network's."""
+        seed, rank = self.train_config.seed, self.global_rank
+        torch.manual_seed(seed_of(seed, "network", rank, step))
+        return draws(seed, "step", rank, step)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """At the last batch of an epoch (before validation): the strategy's epoch end (DWL head merge)."""
