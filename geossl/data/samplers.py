@@ -77,8 +77,9 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
 
     A region is drawn with probability proportional to its area, then a window inside it the way torchgeo's
     :class:`~torchgeo.samplers.RandomGeoSampler` draws one (a tile by area, then a window in the tile; drawn
-    here, since torchgeo draws the tile from torch's global generator), then one of the 8 symmetries. With ``pairs`` each item is a (window, partner) pair overlapping by a random share
-    (module docstring), each with its own symmetry.
+    here, since torchgeo draws the tile from torch's global generator), then one of the 8 symmetries. With
+    ``pairs`` each item is a (window, partner) pair overlapping by a random share (module docstring), each with
+    its own symmetry.
 
     An epoch is ``length`` items. Item ``i`` of the run is drawn from ``draws(seed, stream, rank, i)`` alone
     (each rank of a distributed run draws its own windows).
