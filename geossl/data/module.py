@@ -27,6 +27,7 @@ from geossl.data.rasters import catalog_rasters, with_labels
 from geossl.data.regions import Region, reassign_labeled, region_class_counts, split_regions
 from geossl.data.samplers import RegionGridSampler, RegionSampler
 from geossl.errors import InputError
+from geossl.manifest import Split
 from geossl.selection import LabeledSelection
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class SplitPlan:
     regions: list[Region]
     labeled_counts: np.ndarray
 
-    def of(self, split: str) -> list[Region]:
+    def of(self, split: Split) -> list[Region]:
         """The regions of one split."""
         return [r for r in self.regions if r.split == split]
 
@@ -57,12 +58,11 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
     if not label_paths:
         raise InputError(catalog_file, "the catalog has no labels to train on")
     ids = [c.id for c in catalog.classes]
-    wanted = [r for r in regions if r.split in (("labeled", "unlabeled") if label_fraction is not None
-                                                else ("labeled",))]
+    wanted = [r for r in regions if r.split == Split.LABELED or (label_fraction is not None and r.split.is_train)]
     counts = region_class_counts(label_paths, wanted, ids)
     if label_fraction is not None:
         regions = reassign_labeled(regions, counts, label_fraction, seed, selection)
-    labeled = [r for r in regions if r.split == "labeled"]
+    labeled = [r for r in regions if r.split == Split.LABELED]
     total = sum((counts[r.key] for r in labeled), np.zeros(len(ids), dtype=np.int64))
     if not labeled or total.sum() == 0:
         raise InputError(catalog_file, "the labeled split holds no labeled pixel (every label there is the "
@@ -114,12 +114,12 @@ class SslDataModule(pl.LightningDataModule):
         """``labeled`` (and ``unlabeled``) loaders of ``steps_per_epoch`` batches each."""
         images, labels = catalog_rasters(self.catalog, self.root)
         assert labels is not None
-        labeled = PatchDataset(with_labels(images, labels), self.plan.of("labeled"), self.patch_size,
+        labeled = PatchDataset(with_labels(images, labels), self.plan.of(Split.LABELED), self.patch_size,
                                self.normalizer, self.encoder, "mask")
         loaders = {"labeled": self._loader(labeled, self._sampler(labeled, "windows/labeled", self.batch_size),
                                            self.batch_size, drop_last=True)}
         if self.use_unlabeled:
-            regions = self.plan.of("unlabeled")
+            regions = self.plan.of(Split.UNLABELED)
             if not regions:
                 raise InputError("--label-fraction", "no unlabeled region is left for a semi-supervised strategy")
             truth = self.pseudo_truth and labels is not None
@@ -134,7 +134,7 @@ class SslDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Grid patches over the validation regions."""
         rank, world = self._rank()
-        return split_loader(self.catalog, self.root, self.plan.of("val"), self.patch_size, self.batch_size,
+        return split_loader(self.catalog, self.root, self.plan.of(Split.VAL), self.patch_size, self.batch_size,
                             rank, world, self.workers)
 
 

@@ -7,14 +7,12 @@ histogram of :data:`FLOAT_BINS` bins between the global minimum and maximum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import dask.array as da
 import numpy as np
 from dask import delayed
 from distributed import Client
 
+from geossl.catalog import BandStats, Histogram
 from geossl.parallel import gather_progress
 
 FLOAT_BINS = 4096
@@ -81,25 +79,6 @@ def _valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
     return valid
 
 
-@dataclass
-class BandStats:
-    """Statistics of one band over valid pixels."""
-
-    name: str
-    count: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    p2: float
-    p98: float
-    histogram: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dict(self.__dict__)
-
-
 def _percentile(hist: np.ndarray, edges_lo: float, width: float, q: float) -> float:
     """Value below which a fraction ``q`` of the histogram lies (inverted CDF, bin lower edge)."""
     total = hist.sum()
@@ -130,7 +109,7 @@ def _summarise(names: list[str], acc: dict[str, np.ndarray], exact_offset: int |
         out.append(BandStats(
             name=name, count=n, mean=float(mean), std=float(np.sqrt(var)), min=vmin, max=vmax,
             p2=_percentile(hist, lo, width, 0.02), p98=_percentile(hist, lo, width, 0.98),
-            histogram={"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+            histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]),
         ))
     return out
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption
 from geossl.data.views import ViewConfig
+from geossl.manifest import Split
 from geossl.models.config import ModelOptions
 from geossl.selection import LabeledSelection
 
@@ -94,8 +95,7 @@ class TrainConfig(ModelOptions):
 class EvaluateSettings(StrictModel):
     """Which split to evaluate on: the option a pipeline's evaluate step sets too."""
 
-    split: Literal["labeled", "unlabeled", "val", "test"] = Field(
-        default="test", description="Which split's regions to evaluate on.")
+    split: Split = Field(default=Split.TEST, description="Which split's regions to evaluate on.")
 
 
 class EvaluateOptions(EvaluateSettings):

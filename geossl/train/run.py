@@ -77,8 +77,8 @@ def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
     """The self-description of the model being trained."""
     return ModelBundle(classes=catalog.classes, ignore_id=catalog.ignore_id, bands=catalog.bands,
                        source_bands=described_bands(Path(scene.source) for scene in catalog.scenes),
-                       mean=[float(s["mean"]) for s in catalog.band_stats],
-                       std=[float(s["std"]) for s in catalog.band_stats], nodata=catalog.nodata,
+                       mean=[s.mean for s in catalog.band_stats],
+                       std=[s.std for s in catalog.band_stats], nodata=catalog.nodata,
                        patch_size=config.patch_size, overlap=config.prediction_overlap,
                        resolution=list(catalog.resolution), crs=catalog.crs,
                        grid_origin=[catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]],
