@@ -18,7 +18,8 @@ class PretrainConfig(StrictModel):
 
     ``moco`` is the default method: MoCo v3 (the method of the SSL4EO-S12 multispectral benchmark and of
     torchgeo's own Sentinel-2 weights) has a momentum encoder that keeps its targets stable at the small batches
-    a CPU affords, and no memory bank to size; ``simclr`` costs about 3/4 of its step, ``byol`` about the same.
+    a CPU affords, and no memory bank to size. On Zion (bench/pretrain.py) a ``simclr`` step costs about 3/4 of a
+    ``moco`` step (one backbone instead of two), a ``byol`` step about 1.1×.
     """
 
     method: Method = Field("moco", description="Self-supervised method: moco (v3), simclr (v1) or byol.")
