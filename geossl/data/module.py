@@ -58,7 +58,7 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
     if not label_paths:
         raise InputError(catalog_file, "the catalog has no labels to train on")
     ids = [c.id for c in catalog.classes]
-    wanted = [r for r in regions if r.split == Split.LABELED or (label_fraction is not None and r.split.is_train)]
+    wanted = [r for r in regions if r.split == Split.LABELED or (label_fraction is not None and r.is_train)]
     counts = region_class_counts(label_paths, wanted, ids)
     if label_fraction is not None:
         regions = reassign_labeled(regions, counts, label_fraction, seed, selection)

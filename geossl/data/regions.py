@@ -33,14 +33,20 @@ MAX_COUNT_PIXELS = 4_000_000
 
 @dataclass(frozen=True)
 class Region:
-    """One polygon of one split, in the catalog CRS."""
+    """One polygon of one split (None: of none, e.g. a whole scene), in the catalog CRS."""
 
     key: str
-    split: Split
+    split: Split | None
     geometry: Polygon
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "split", Split(self.split))
+        if self.split is not None:
+            object.__setattr__(self, "split", Split(self.split))
+
+    @property
+    def is_train(self) -> bool:
+        """True for a region of a train split (``labeled`` or ``unlabeled``)."""
+        return self.split is not None and self.split.is_train
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fract
     be chosen, in a seeded random order, by ``selection`` (:func:`geossl.selection.choose_labeled`); the
     other train regions become ``unlabeled``. Validation and test regions are untouched.
     """
-    train = [r for r in regions if r.split.is_train]
+    train = [r for r in regions if r.is_train]
     candidates = [r for r in train if counts.get(r.key, np.zeros(1)).sum() > 0]
     order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
     n_labeled = min(len(order), max(1, round(fraction * len(train))))
@@ -150,7 +156,7 @@ def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fract
     chosen = {order[i].key for i in choose_labeled(table, n_labeled, selection)}
     out = []
     for r in regions:
-        if r.split.is_train:
+        if r.is_train:
             r = Region(key=r.key, split=Split.LABELED if r.key in chosen else Split.UNLABELED, geometry=r.geometry)
         out.append(r)
     log.info("label fraction %.3g: %d of %d train regions labeled", fraction, n_labeled, len(train))

@@ -22,13 +22,10 @@ from geossl.data.regions import Region
 from geossl.data.samplers import RegionSampler
 from geossl.errors import InputError
 
-#: Split name of the scene-wide regions (never one of the catalog's own splits).
-SCENE_SPLIT = "scene"
-
 
 def scene_regions(catalog: Catalog) -> list[Region]:
-    """One region per scene: its bounds on the catalog grid."""
-    return [Region(key=s.id, split=SCENE_SPLIT, geometry=shapely.box(*s.bounds)) for s in catalog.scenes]
+    """One region per scene, of no split: its bounds on the catalog grid."""
+    return [Region(key=s.id, split=None, geometry=shapely.box(*s.bounds)) for s in catalog.scenes]
 
 
 def window_loader(catalog: Catalog, root: Path, size: int, batch_size: int, batches: int, seed: int,
