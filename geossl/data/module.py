@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -106,11 +107,11 @@ class SslDataModule(pl.LightningDataModule):
                              start=lambda: self._global_step() * batch)
 
     def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
-                drop_last: bool) -> DataLoader:
+                drop_last: bool) -> DataLoader[Any]:
         return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate_patches,
                           num_workers=self.workers, drop_last=drop_last, persistent_workers=self.workers > 0)
 
-    def train_dataloader(self) -> dict[str, DataLoader]:
+    def train_dataloader(self) -> dict[str, DataLoader[Any]]:
         """``labeled`` (and ``unlabeled``) loaders of ``steps_per_epoch`` batches each."""
         images, labels = catalog_rasters(self.catalog, self.root)
         assert labels is not None
@@ -131,7 +132,7 @@ class SslDataModule(pl.LightningDataModule):
             loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)
         return loaders
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Any]:
         """Grid patches over the validation regions."""
         rank, world = self._rank()
         return split_loader(self.catalog, self.root, self.plan.of(Split.VAL), self.patch_size, self.batch_size,
@@ -139,7 +140,7 @@ class SslDataModule(pl.LightningDataModule):
 
 
 def split_loader(catalog: Catalog, root: Path, regions: list[Region], patch_size: int, batch_size: int,
-                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader:
+                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader[Any]:
     """Labeled grid patches over ``regions``: each pixel of the regions exactly once.
 
     See :class:`RegionGridSampler`.

@@ -66,7 +66,7 @@ class Normalizer:
 
     def _normalize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = image.astype(np.float32)
-        valid = np.isfinite(x).all(axis=0)
+        valid = np.asarray(np.isfinite(x).all(axis=0))
         if self.nodata is not None and not math.isnan(self.nodata):
             valid &= ~(image == self.nodata).any(axis=0)
         x -= self._mean

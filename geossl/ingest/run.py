@@ -73,7 +73,8 @@ def _up_to_date(out: Path, digest: str) -> bool:
 def _footprint_wgs84(grid: Grid) -> dict[str, Any]:
     minx, miny, maxx, maxy = grid.bounds
     edge = max(maxx - minx, maxy - miny) / 20  # densify so curved edges are followed
-    return transform_geom(grid.crs, "EPSG:4326", mapping(box(*grid.bounds).segmentize(edge)))
+    geometry: dict[str, Any] = transform_geom(grid.crs, "EPSG:4326", mapping(box(*grid.bounds).segmentize(edge)))
+    return geometry
 
 
 def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
-from dask import delayed
+from dask.delayed import delayed
 from distributed import Client
 
 from geossl.catalog import BandStats, Histogram
@@ -163,6 +163,7 @@ def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None
         hist = None
         for _, part in gather_progress(futures, "band histograms", quiet):
             hist = part if hist is None else hist + part
+        assert hist is not None
         acc["hist"] = hist
     assert acc is not None
     return _summarise(names, acc, offset)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from geossl.catalog import load_catalog
+from geossl.manifest import ClassDef
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.quicklook import (
     class_quicklook,
@@ -20,7 +22,7 @@ from geossl.pipeline.report import ReportData, write_report
 MAX_QUICKLOOK_SCENES = 4
 
 
-def class_areas_km2(items: list[dict], classes: list) -> list[tuple[str, str, float]]:
+def class_areas_km2(items: list[dict[str, Any]], classes: list[ClassDef]) -> list[tuple[str, str, float]]:
     """Predicted area per class in km² over all scenes, from the STAC items written by predict.
 
     The pixel area is ``|a·e|`` of each scene's transform, in the CRS's units squared (metres for projected

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
+from geossl.io.cog import Compression
 from geossl.io.style import raster_qml
 from geossl.models import ModelBundle
 from geossl.parallel import dask_client, gather_progress
@@ -55,7 +56,7 @@ class SceneJob:
     kinds: tuple[OutputKind, ...]
     files: dict[str, str]
     stage: Path
-    compress: str
+    compress: Compression
     model: dict[str, Any]
     prediction: dict[str, Any]
 
@@ -199,7 +200,7 @@ def _run_dask(jobs: list[SceneJob], source: ModelSource, options: PredictOptions
             finals.append(client.submit(finish_scene, job, blocks, pure=False))
             futures += blocks + [finals[-1]]
         final_keys = {f.key for f in finals}
-        items: dict[str, dict[str, Any]] = {}
+        items: dict[Any, dict[str, Any]] = {}
         try:
             for future, result in gather_progress(futures, "predicting blocks", options.quiet):
                 if future.key in final_keys:

@@ -10,6 +10,7 @@ readers of ``geossl train``: the same torchgeo dataset, grid snapping, nodata ma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import shapely
 from torch.utils.data import DataLoader
@@ -29,7 +30,7 @@ def scene_regions(catalog: Catalog) -> list[Region]:
 
 
 def window_loader(catalog: Catalog, root: Path, size: int, batch_size: int, batches: int, seed: int,
-                  workers: int = 0) -> DataLoader:
+                  workers: int = 0) -> DataLoader[Any]:
     """``batches`` batches of ``batch_size`` random windows (``batch["image"]``: ``(N, bands, size, size)``)."""
     largest = max(min(s.width, s.height) for s in catalog.scenes)
     if size > largest:

@@ -34,6 +34,7 @@ from geossl.config import validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
+from geossl.manifest import Split
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelOptions
 from geossl.ssl import STRATEGIES
@@ -128,7 +129,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     launched = _launched_by_lightning()
     _check_out(out, last, config, resume, launched)
     plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
-    if STRATEGIES[config.strategy].uses_unlabeled and not plan.of("unlabeled"):
+    if STRATEGIES[config.strategy].uses_unlabeled and not plan.of(Split.UNLABELED):
         raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy}")
 
     if config.threads is not None:
@@ -137,7 +138,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, catalog).model_dump(mode="json"),
                             class_weights(config, plan))
     data = _data_module(config, catalog, root, plan, task)
-    has_val = bool(plan.of("val"))
+    has_val = bool(plan.of(Split.VAL))
     if not has_val:
         log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
 
@@ -170,7 +171,7 @@ def _data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitP
     return SslDataModule(catalog, root, plan, config.patch_size, config.batch_size,
                          config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
                          STRATEGIES[config.strategy].uses_unlabeled, pairs=paired,
-                         overlap=overlap,  # type: ignore[arg-type]
+                         overlap=overlap,
                          seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth)
 
 

@@ -188,7 +188,7 @@ def _successors(grid: np.ndarray, runs: _Runs) -> np.ndarray:
     next_direction = (direction + turn) % 4
     lookup = np.full((h + 1) * (w + 1) * 4, -1, dtype=np.int32)
     lookup[(runs.sy * (w + 1) + runs.sx) * 4 + direction] = np.arange(len(runs), dtype=np.int32)
-    succ = lookup[(ey * (w + 1) + ex) * 4 + next_direction]
+    succ: np.ndarray = lookup[(ey * (w + 1) + ex) * 4 + next_direction]
     if (succ < 0).any():  # pragma: no cover - would be a bug in the turn rule
         raise RuntimeError("polygon tracing found an open ring")
     return succ
