@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from geossl.commands.options import is_quiet, scheduler_options_with
+from geossl.commands.options import is_quiet, scheduler_options_with, threads_option
 
 
 @click.command()
@@ -30,15 +30,17 @@ from geossl.commands.options import is_quiet, scheduler_options_with
               help="Trust the scene's band order even when its band names differ from the checkpoint's.")
 @click.option("--compress", type=click.Choice(["ZSTD", "DEFLATE", "LZW", "NONE"], case_sensitive=False),
               default="ZSTD", show_default=True, help="COG compression.")
+@threads_option
 @scheduler_options_with(
-    "Blocks predicted at once by the local Dask cluster, each with cores/N threads for the model "
-    "[default: 1, the model using every core].",
+    "Blocks predicted at once by the local Dask cluster, each with --threads threads for the model (set "
+    "--threads to cores/N to keep the cores from being oversubscribed) [default: 1].",
     "An existing dask.distributed scheduler (tcp://host:port) instead of a LocalCluster; 'synchronous': "
     "no Dask, every block in this process.")
 @click.pass_context
 def predict(ctx: click.Context, checkpoint: Path, scenes: tuple[Path, ...], out: Path, patch_size: int | None,
             overlap: int | None, batch_size: int, tta: bool, probabilities: bool, block_width: int, device: str,
-            ignore_band_names: bool, compress: str, scheduler: str | None, workers: int | None) -> None:
+            ignore_band_names: bool, compress: str, threads: int | None, scheduler: str | None, workers: int | None
+            ) -> None:
     """Predict land cover over SCENES with CHECKPOINT; write COGs, QGIS styles and STAC Items into --out.
 
     Blocks (column strips of wide scenes) and scenes run as Dask tasks; on an existing cluster the checkpoint,
@@ -50,6 +52,6 @@ def predict(ctx: click.Context, checkpoint: Path, scenes: tuple[Path, ...], out:
     options = PredictOptions(out=out, patch_size=patch_size, overlap=overlap, batch_size=batch_size, tta=tta,
                              probabilities=probabilities, block_width=block_width, device=device,
                              ignore_band_names=ignore_band_names, compress=compress.upper(), scheduler=scheduler,
-                             workers=workers, quiet=is_quiet(ctx))
+                             threads=threads, workers=workers, quiet=is_quiet(ctx))
     for item in run_predict(checkpoint, list(scenes), options):
         click.echo(str(out / item["assets"]["classes"]["href"]))
