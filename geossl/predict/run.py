@@ -226,7 +226,7 @@ def _run_dask(jobs: list[SceneJob], source: ModelSource, options: PredictOptions
             finals.append(client.submit(finish_scene, job, blocks, pure=False))
             futures += blocks + [finals[-1]]
         final_keys = {f.key for f in finals}
-        items: dict[str, dict[str, Any]] = {}
+        items: dict[Any, dict[str, Any]] = {}
         try:
             for future, result in gather_progress(futures, "predicting blocks", options.quiet):
                 if future.key in final_keys:
