@@ -118,11 +118,17 @@ def _count_in(src: rasterio.io.DatasetReader, polygon: Polygon, lut: np.ndarray,
     scale = max(1, math.ceil(math.sqrt(window.width * window.height / MAX_COUNT_PIXELS)))
     shape_out = (max(1, int(window.height) // scale), max(1, int(window.width) // scale))
     data = src.read(1, window=window, out_shape=shape_out, resampling=Resampling.nearest)
-    transform = src.window_transform(window) @ rasterio.Affine.scale(
+    transform = _window_transform(window, src.transform) @ rasterio.Affine.scale(
         window.width / shape_out[1], window.height / shape_out[0])
     inside = rasterio.features.geometry_mask([polygon], shape_out, transform, invert=True)
     cls = lut[data[inside].astype(np.int64)]
     return np.bincount(cls[cls >= 0], minlength=k) * scale * scale
+
+
+def _window_transform(window: rasterio.windows.Window, transform: rasterio.Affine) -> rasterio.Affine:
+    """``src.window_transform(window)``, computed as rasterio does but with ``@`` (rasterio's ``*`` warns)."""
+    x, y = transform @ (window.col_off, window.row_off)
+    return rasterio.Affine.translation(x - transform.c, y - transform.f) @ transform
 
 
 def _pixel_window(bounds: tuple[float, float, float, float], src: rasterio.io.DatasetReader
