@@ -171,7 +171,8 @@ def _data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitP
                          config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
                          STRATEGIES[config.strategy].uses_unlabeled, pairs=paired,
                          overlap=overlap,  # type: ignore[arg-type]
-                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth)
+                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth,
+                         labeled_sampling=config.labeled_sampling)
 
 
 def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: bool, quiet: bool,
