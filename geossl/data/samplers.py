@@ -16,7 +16,7 @@ positions of each class (:func:`geossl.data.regions.labeled_positions`), an item
 the classes that have positions, then one of that class's positions, then a window that contains it at a
 uniformly random offset, kept inside its region's box (a region's box always holds a whole window). So each
 present class is in at least ``1 / n_classes`` of the windows, however few pixels it has (Zion's 1/8 labeled
-blocks hold 67 Water pixels out of 127,000: uniform windows show Water in a few percent of windows).
+blocks hold 67 Water pixels of 126,000: 9.5 % of uniform 64 px windows hold one, 45 % of class-balanced ones).
 
 Spatial pairs (cross-view): the partner of a window at ``(row, col)`` sits at ``(row + dy, col + dx)`` with
 ``|dy| = round((1 - fy) * size)``, ``|dx| = round((1 - fx) * size)``, where the overlap share of the area
