@@ -275,8 +275,9 @@ def _bundle(model: Segmenter):
     from geossl.manifest import ClassDef
     from geossl.models import ModelBundle
 
-    return ModelBundle(classes=[ClassDef(id=i + 1, name=f"c{i}", color="#102030") for i in range(3)], bands=["r", "g", "b"],
-                       mean=[0.0] * 3, std=[1.0] * 3, patch_size=64, overlap=16, model=model.config, strategy="dwl")
+    classes = [ClassDef(id=i + 1, name=f"c{i}", color="#102030") for i in range(3)]
+    return ModelBundle(classes=classes, bands=["r", "g", "b"], mean=[0.0] * 3, std=[1.0] * 3, patch_size=64,
+                       overlap=16, model=model.config, strategy="dwl")
 
 
 def test_an_older_dwl_checkpoint_resumes_with_its_pseudo_head(synth_catalog):
@@ -313,6 +314,12 @@ def test_cli_strategy_options_reach_the_run_and_the_exported_model_is_the_segmen
     bundle, model = load_bundle(out / "model.pt")
     assert exported.keys() == model.state_dict().keys() and bundle.strategy == "dwl"
     assert all(torch.equal(v, last[f"model.{k}"]) for k, v in exported.items())
+    # a resumed run keeps its strategy and the strategy's options (the modules they make are in the checkpoint)
+    for flags, says in ((["--strategy-option", "warmup_steps=0", "--strategy-option", "teacher=student"],
+                         "--strategy-option: teacher differs"), (["--strategy", "fixmatch"], "--strategy: differs")):
+        again = run_cli("train", MANIFEST, "--catalog", synth_catalog, "--out", out, "--config", config,
+                        "--max-steps", "2", "--resume", *flags)
+        assert again.exit_code == 2 and says in again.stderr, again.output
 
 
 @pytest.mark.parametrize(("flags", "says"), [

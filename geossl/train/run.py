@@ -31,7 +31,7 @@ import torch
 import yaml
 
 from geossl.catalog import Catalog
-from geossl.config import validate_model
+from geossl.config import flag_name, read_yaml, validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 #: The last checkpoint of a run, in its folder (what ``--resume`` continues).
 LAST = Path("checkpoints") / "last.ckpt"
-#: What a resumed run must share with the run it continues.
-RESUME_SAME = ("strategy", "arch", "encoder", "decoder_channels", "patch_size")
+#: What a resumed run must share with the run it continues, besides its strategy and the strategy's options.
+RESUME_SAME = ("arch", "encoder", "decoder_channels", "patch_size")
 
 
 def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
@@ -262,15 +262,20 @@ def _launched_by_lightning() -> bool:
 
 
 def _check_resume(config: TrainConfig, out: Path) -> None:
-    """The run to resume must have the same strategy and model."""
+    """The run to resume must have the same model and the same strategy, with the same options."""
     saved = out / "config.yaml"
     if not saved.is_file():
         return
-    before = yaml.safe_load(saved.read_text()) or {}
-    strategy = before.get("strategy")  # a name in configs written before strategies had options of their own
-    before["strategy"] = strategy.get("name") if isinstance(strategy, dict) else strategy
-    mine = {"strategy": config.strategy.name, **{k: getattr(config, k) for k in RESUME_SAME if k != "strategy"}}
+    before = read_yaml(saved)
     for key in RESUME_SAME:
-        if before.get(key) != mine[key]:
-            raise InputError(f"--{key.replace('_', '-')}", f"differs from the run being resumed in {out} "
-                                                           f"({before.get(key)!r} there)")
+        if before.get(key) != getattr(config, key):
+            raise InputError(flag_name(key), f"differs from the run being resumed in {out} ({before.get(key)!r} there)")
+    strategy = validate_model(TrainConfig, {k: v for k, v in before.items() if k in ("strategy", "strategy_params")},
+                              saved).strategy
+    if strategy.name != config.strategy.name:
+        raise InputError("--strategy", f"differs from the run being resumed in {out} ({strategy.name!r} there)")
+    theirs, mine = strategy.model_dump(mode="json"), config.strategy.model_dump(mode="json")
+    changed = next((k for k in mine if mine[k] != theirs[k]), None)
+    if changed is not None:
+        raise InputError("--strategy-option", f"{changed} differs from the run being resumed in {out} "
+                                              f"({theirs[changed]!r} there)")
