@@ -33,8 +33,9 @@ from geossl.models.segmenter import Segmenter
 log = logging.getLogger(__name__)
 
 BUNDLE_KEY = "geossl"
-#: Prefix of the segmenter's weights in a training checkpoint (the Lightning task's ``model`` attribute).
-CHECKPOINT_MODEL = "model."
+#: Prefixes of the segmenter's weights and of the strategy's own modules in a training checkpoint (the Lightning
+#: task's ``model`` and ``strategy`` attributes).
+CHECKPOINT_MODEL, CHECKPOINT_STRATEGY = "model.", "strategy."
 #: DWL's pseudo head inside the segmenter's weights, as bundles and checkpoints held it before it became the
 #: strategy's own module: ignored when read (prediction never used it).
 OLD_PSEUDO_HEAD = "pseudo_head."

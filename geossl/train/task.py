@@ -33,7 +33,7 @@ from torchgeo.trainers import BaseTask
 
 from geossl.data.rng import draws, seed_of
 from geossl.models import ModelBundle, Segmenter
-from geossl.models.bundle import CHECKPOINT_MODEL, OLD_PSEUDO_HEAD
+from geossl.models.bundle import CHECKPOINT_MODEL, CHECKPOINT_STRATEGY, OLD_PSEUDO_HEAD
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
 from geossl.train.metrics import ConfusionMatrix, PseudoLabelStats, segmentation_metrics
@@ -66,7 +66,7 @@ class SegmentationTask(BaseTask):
         self.ssl = STRATEGIES[options.name](self.model, options, self.train_config.views,
                                             None if weights is None else torch.tensor(weights),
                                             self.train_config.debias_pseudo_labels)
-        self.strategy = self.ssl.owned
+        self.strategy = self.ssl.owned  # registered here: checkpointed under CHECKPOINT_STRATEGY, never exported
 
     def configure_metrics(self) -> None:
         """Confusion matrices (validation, test) and pseudo-label statistics."""
@@ -182,5 +182,5 @@ class SegmentationTask(BaseTask):
         old = CHECKPOINT_MODEL + OLD_PSEUDO_HEAD
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(old)]:
-            state["strategy." + key.removeprefix(CHECKPOINT_MODEL)] = state.pop(key)
+            state[CHECKPOINT_STRATEGY + key.removeprefix(CHECKPOINT_MODEL)] = state.pop(key)
         self.ssl.load_state_dict(checkpoint.get("ssl_state", {}))
