@@ -39,8 +39,9 @@ class PseudoLabelStrategy(Strategy):
 
     def __init__(self, model: Segmenter, config: StrategyConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, config, *args, **kwargs)
-        if self.config.teacher == "ema":
-            self.owned["teacher"] = EmaTeacher(model, self.config.ema_decay)
+        self.teacher = EmaTeacher(model, self.config.ema_decay) if self.config.teacher == "ema" else None
+        if self.teacher is not None:
+            self.owned["teacher"] = self.teacher
         self.refinement = REFINEMENTS[self.config.refine.name](self.config.refine)
 
     def teach(self, weak: Tensor, student_logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -49,8 +50,8 @@ class PseudoLabelStrategy(Strategy):
         From the EMA teacher when there is one; else from ``student_logits`` (the model's logits of ``weak``,
         when the step computes them anyway) or a forward of the model (train mode, no gradient).
         """
-        if "teacher" in self.owned:
-            return self.pseudo_labels(self.owned["teacher"](weak))
+        if self.teacher is not None:
+            return self.pseudo_labels(self.teacher(weak))
         if student_logits is None:
             with torch.no_grad():
                 student_logits = self.model(weak)
@@ -64,5 +65,5 @@ class PseudoLabelStrategy(Strategy):
 
     def after_optimizer_step(self) -> None:
         """The EMA teacher follows the model."""
-        if "teacher" in self.owned:
-            self.owned["teacher"].update(self.model)
+        if self.teacher is not None:
+            self.teacher.update(self.model)

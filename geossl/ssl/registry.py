@@ -9,7 +9,7 @@ Pydantic validates the chosen part's options only, once, and an error names the 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Protocol, TypeVar, Union
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BeforeValidator, ConfigDict, Field
 
@@ -36,20 +36,21 @@ class NamedConfig(StrictModel):
         return self.name + (f"({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
 
 
-class Part(Protocol):
-    """What a registry holds: a class with an options model."""
-
-    Config: ClassVar[type[NamedConfig]]
+P = TypeVar("P")
 
 
-P = TypeVar("P", bound=Part)
+def config_of(part: Any) -> type[NamedConfig]:
+    """The options model of a part (its ``Config``)."""
+    config = part.Config
+    assert isinstance(config, type) and issubclass(config, NamedConfig), part
+    return config
 
 
 def registry(*parts: type[P]) -> dict[str, type[P]]:
     """``{name: part}`` in the order given; two parts of one name are an error."""
     out: dict[str, type[P]] = {}
     for part in parts:
-        name = part.Config.tag()
+        name = config_of(part).tag()
         if name in out:
             raise ValueError(f"two parts named {name!r}: {out[name].__name__} and {part.__name__}")
         out[name] = part
@@ -67,7 +68,7 @@ def tagged_union(parts: dict[str, type[P]], what: str) -> Any:
     A plain string stands for ``{name: STRING}`` (the part with its defaults). An unknown or missing name is an
     error listing the names (``what`` says what is chosen, e.g. "strategy").
     """
-    configs = tuple(part.Config for part in parts.values())
+    configs = tuple(config_of(part) for part in parts.values())
 
     def named(value: Any) -> Any:
         if isinstance(value, str):
