@@ -115,10 +115,9 @@ def _precision(config: TrainConfig) -> str:
 
 @dataclass
 class Prepared:
-    """A run's inputs, checked: the catalog (and its folder), the regions of each split, the data to train on."""
+    """A run's inputs, checked: the catalog, the regions of each split, the data to train on."""
 
     catalog: Catalog
-    root: Path
     plan: SplitPlan
     data: SslDataModule
 
@@ -149,7 +148,7 @@ def prepare(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Pa
         raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy.name}")
     if not plan.of("val"):
         log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
-    return Prepared(catalog, root, plan, data_module(config, catalog, root, plan))
+    return Prepared(catalog, plan, data_module(config, catalog, root, plan))
 
 
 def fit(run: Prepared, config: TrainConfig, out: Path, resume: bool, quiet: bool,
@@ -179,7 +178,7 @@ def _check_out(out: Path, config: TrainConfig, resume: bool, launched: bool) -> 
     """A new run needs a fresh folder; ``--resume`` needs a last checkpoint of the same strategy and model."""
     if resume and not (out / LAST).is_file():
         raise InputError(out, "--resume given but there is no checkpoints/last.ckpt to resume from")
-    if not resume and not launched and (out / "checkpoints").exists():
+    if not resume and not launched and (out / LAST.parent).exists():
         raise InputError(out, "already holds a training run; pass --resume to continue it or choose another --out")
     if resume:
         _check_resume(config, out)
