@@ -57,7 +57,7 @@ def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
     The encoder (by building the model once) and patch size against the catalog's bands and scenes, and whether
     ``label_fraction`` leaves the strategy an unlabeled area.
     """
-    Segmenter(model_config(config, catalog))
+    Segmenter(model_config(config, catalog), catalog.bands)
     largest = max(min(s.width, s.height) for s in catalog.scenes)
     if config.patch_size > largest:
         raise InputError("--patch-size", f"{config.patch_size} px is larger than every scene (the largest fits "

@@ -60,7 +60,9 @@ class SegmentationTask(BaseTask):
         """The segmentation network and the strategy that trains it (its own modules under ``strategy``)."""
         self.train_config = TrainConfig.model_validate(self.hparams["config"])
         self.bundle = ModelBundle.model_validate(self.hparams["bundle"])
-        self.model = Segmenter(self.bundle.model)
+        # the bundle records weights "none" (it is self-contained); the run starts from the config's weights
+        start = self.bundle.model.model_copy(update={"weights": self.train_config.weights})
+        self.model = Segmenter(start, self.bundle.bands)
         options = self.train_config.strategy
         weights = self.hparams.get("class_weights")
         self.ssl = STRATEGIES[options.name](self.model, options, self.train_config.views,
