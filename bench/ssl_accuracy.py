@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RUNS = [  # (run name, strategy, extra train flags, strategy_params): the notes' defaults
+RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the notes' defaults
     ("supervised_1/8", "supervised", [], {}),
     ("fixmatch", "fixmatch", [], {}),
     ("unimatch", "unimatch", [], {}),
@@ -68,8 +68,10 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
 
     from geossl.catalog import load_catalog
     from geossl.data.module import SslDataModule, plan_splits
+    from geossl.data.spec import DataSpec
     from geossl.models import Segmenter
     from geossl.ssl import STRATEGIES
+    from geossl.ssl.crossview import CrossViewConfig
     from geossl.train.config import TrainConfig
     from geossl.train.run import model_config
 
@@ -78,38 +80,39 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
     cat = load_catalog(catalog)
     plan = plan_splits(cat, catalog, None, 0)
     batches = {}
-    for pairs in (False, True):
-        dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size, a.unlabeled_batch_size, 2, True,
-                           pairs=pairs)
+    for spec in (DataSpec(unlabeled=True), CrossViewConfig().data_spec()):
+        dm = SslDataModule(cat, catalog, plan, spec, a.patch_size, a.batch_size, a.unlabeled_batch_size, 2)
         loaders = dm.train_dataloader()
-        batches[pairs] = (next(iter(loaders["labeled"])), next(iter(loaders["unlabeled"])))
+        batches[spec.paired] = (next(iter(loaders["labeled"])), next(iter(loaders["unlabeled"])))
     # The second reading of "the same batch size": a supervised step on as many patches as an SSL step sees.
-    dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size + a.unlabeled_batch_size,
-                       a.unlabeled_batch_size, 2, True)
+    dm = SslDataModule(cat, catalog, plan, DataSpec(unlabeled=True), a.patch_size,
+                       a.batch_size + a.unlabeled_batch_size, a.unlabeled_batch_size, 2)
     batches[SAME_PATCHES] = (next(iter(dm.train_dataloader()["labeled"])), None)
     setups = {}
     for name in ("supervised", SAME_PATCHES, "fixmatch", "unimatch", "crossview", "dwl"):
-        cfg = TrainConfig(strategy=name.split()[0], encoder=a.encoder, patch_size=a.patch_size, batch_size=a.batch_size,
-                          decoder_channels=a.decoder_channels)
-        model = Segmenter(model_config(cfg, cat)).train()
         params = {"warmup_steps": 0} if name == "dwl" else {}
-        strategy = STRATEGIES[cfg.strategy](model, STRATEGIES[cfg.strategy].Config(**params))
+        cfg = TrainConfig(strategy={"name": name.split()[0], **params}, encoder=a.encoder, patch_size=a.patch_size,
+                          batch_size=a.batch_size, decoder_channels=a.decoder_channels)
+        model = Segmenter(model_config(cfg, cat)).train()
+        strategy = STRATEGIES[cfg.strategy.name](model, cfg.strategy)
         if name == "dwl":  # time it in steady state: a full class memory (50 batches)
             with torch.no_grad():
                 probs = model(batches[False][1]["image"]).softmax(dim=1)
             for _ in range(strategy.config.memory_batches):
                 strategy.memory.update(probs, probs.argmax(dim=1), batches[False][1]["valid"])
-        setups[name] = (model, strategy, torch.optim.AdamW(model.parameters(), lr=1e-3))
+        paired = cfg.strategy.data_spec().paired
+        setups[name] = (paired, strategy, torch.optim.AdamW(strategy.trainable(), lr=1e-3))
     times: dict[str, list[float]] = {n: [] for n in setups}
     for r in range(rounds + 1):
-        for name, (_, strategy, opt) in setups.items():
-            batch_l, batch_u = batches[SAME_PATCHES if name == SAME_PATCHES else strategy.paired]
+        for name, (paired, strategy, opt) in setups.items():
+            batch_l, batch_u = batches[SAME_PATCHES if name == SAME_PATCHES else paired]
             batch_u = batch_u and {k: v for k, v in batch_u.items() if k != "truth"}
             t0 = time.perf_counter()
             out = strategy.training_step(batch_l, batch_u, 100, 1000)
             opt.zero_grad()
             out.loss.backward()
             opt.step()
+            strategy.after_optimizer_step()
             if r:  # round 0 warms up
                 times[name].append(time.perf_counter() - t0)
     return {n: statistics.median(v) for n, v in times.items()}
@@ -183,10 +186,10 @@ def main() -> None:
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         run_dir.mkdir(parents=True)
         run_config = run_dir / "bench_config.yaml"
-        run_config.write_text(config.read_text() + f"strategy_params: {json.dumps(params)}\n")
+        run_config.write_text(config.read_text() + f"strategy: {json.dumps({'name': strategy, **params})}\n")
         t0 = time.time()
-        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, "--strategy", strategy,
-            *model_flags(a), "--max-steps", a.steps, "--seed", seed, *extra,
+        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, *model_flags(a),
+            "--max-steps", a.steps, "--seed", seed, *extra,
             log=a.out / f"{key.replace('/', '_')}.log")
         train_s = time.time() - t0
         cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
