@@ -6,14 +6,17 @@ unlabeled. Same model (U-Net, small timm encoder), steps and batch size for
 supervised (1/8 labels), fixmatch, unimatch, crossview, dwl and supervised with every train label (the upper
 bound). Prints test macro mIoU, per-class IoU and the gap closure (ssl - sup_1/8) / (sup_full - sup_1/8), and
 the time of one training step of each strategy against one supervised step on the same batch (measured side by
-side, round robin, in one process, on the same real batches; data loading excluded).
+side, round robin, in one process, on the same real batches; data loading excluded). Beside them, the classic
+peer: a per-pixel random forest (bench/forest.py) on the same 1/8 and all train labels, scored on the same
+val and test pixels with the same metrics.
 
     python bench/ssl_accuracy.py --data-root ../shared/data            # the table (one seed, ~40 min)
     python bench/ssl_accuracy.py --data-root ../shared/data --variants --only crossview_adaptive
     python bench/ssl_accuracy.py --data-root ../shared/data --probe    # step times only (sizing)
 
 Targets: crossview and dwl each >= supervised-1/8 + 3 mIoU points and gap closure >= 0.5; one SSL step
-<= 2.5x one supervised step.
+<= 2.5x one supervised step; supervised with all labels >= the forest with all labels; the moonshot: an SSL
+row at 1/8 labels >= the forest with all labels.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from forest import FOREST_ROWS, forest_runs  # noqa: E402
 
 RUNS = [  # (run name, strategy, extra train flags, strategy_params): the notes' defaults
     ("supervised_1/8", "supervised", [], {}),
@@ -133,7 +139,10 @@ def main() -> None:
     p.add_argument("--timing-rounds", type=int, default=8)
     p.add_argument("--probe", action="store_true", help="step times only")
     p.add_argument("--variants", action="store_true", help="also the VARIANTS rows")
-    p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview")
+    p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview forest")
+    p.add_argument("--no-forest", action="store_true", help="skip the random-forest rows")
+    p.add_argument("--forest-max-per-class", type=int, default=None,
+                   help="train the forest on at most this many pixels per class (seeded subset; default: all)")
     a = p.parse_args()
     a.unlabeled_batch_size = a.unlabeled_batch_size or a.batch_size
     if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
@@ -176,7 +185,7 @@ def main() -> None:
     todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
             if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
 
-    def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> tuple[str, dict]:
+    def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> dict[str, dict]:
         key = f"{name}@{seed}"
         run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
         if run_dir.exists():
@@ -194,17 +203,22 @@ def main() -> None:
         metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
         best = json.loads((run_dir / "metrics.json").read_text())
         val = best.get("val", {})
-        return key, {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
-                     "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}
+        return {key: {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
+                      "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}}
 
-    # --jobs runs train side by side (one process per core with --threads 1); each run's time is its own wall.
+    jobs = [lambda job=job: one(*job) for job in todo]
+    if not a.no_forest and (not a.only or "forest" in a.only):  # one job per seed (both rows), started first
+        jobs[:0] = [lambda s=s: forest_runs(catalog, s, a.threads, a.forest_max_per_class)
+                    for s in range(a.first_seed, a.first_seed + a.seeds)]
+    # --jobs runs side by side (one process per core with --threads 1); each run's time is its own wall.
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        for key, record in pool.map(lambda job: one(*job), todo):
-            runs[key] = record
+        for records in pool.map(lambda job: job(), jobs):
+            runs.update(records)
             results["elapsed_s"] = time.time() - started
             results_path.write_text(json.dumps(results, indent=2))
-            print(f"{key:<22} test mIoU {100 * record['miou']:5.1f}  (val {100 * (record['val_miou'] or 0):5.1f}, "
-                  f"{record['train_seconds'] / 60:5.1f} min)", flush=True)
+            for key, record in records.items():
+                print(f"{key:<22} test mIoU {100 * record['miou']:5.1f}  (val {100 * (record['val_miou'] or 0):5.1f}, "
+                      f"{record['train_seconds'] / 60:5.1f} min)", flush=True)
     results["header"]["load_after"] = os.getloadavg()
     results_path.write_text(json.dumps(results, indent=2))
     print(table(results))
@@ -212,7 +226,7 @@ def main() -> None:
 
 def table(results: dict) -> str:
     runs = results["runs"]
-    names = [row[0] for row in RUNS + VARIANTS]
+    names = [row[0] for row in RUNS + VARIANTS] + list(FOREST_ROWS)
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     classes = list(next(iter(runs.values()))["iou"])
 
@@ -224,17 +238,18 @@ def table(results: dict) -> str:
     def fmt(v: float | None) -> str:
         return "–" if v is None else f"{100 * v:.1f}"
 
-    lines = ["| method | test mIoU | gap closure | " + " | ".join(classes) + " |",
-             "|---|---|---|" + "---|" * len(classes)]
+    lines = ["| method | test mIoU | OA | val mIoU | gap closure | " + " | ".join(classes) + " |",
+             "|---|---|---|---|---|" + "---|" * len(classes)]
     sup, full = mean("supervised_1/8", lambda r: r["miou"]), mean("supervised_full", lambda r: r["miou"])
     for name in names:
         m = mean(name, lambda r: r["miou"])
         if m is None:
             continue
-        closure = "" if sup is None or full is None or full == sup or name.startswith("supervised") else \
-            f"{(m - sup) / (full - sup):+.2f}"
+        baseline = name.split("_")[0] in ("supervised", "forest")
+        closure = "" if sup is None or full is None or full == sup or baseline else f"{(m - sup) / (full - sup):+.2f}"
         ious = [fmt(mean(name, lambda r, c=c: r["iou"][c])) for c in classes]
-        lines.append(f"| {name} | {fmt(m)} | {closure} | " + " | ".join(ious) + " |")
+        oa, val = mean(name, lambda r: r["oa"]), mean(name, lambda r: r["val_miou"])
+        lines.append(f"| {name} | {fmt(m)} | {fmt(oa)} | {fmt(val)} | {closure} | " + " | ".join(ious) + " |")
     return "\n".join(lines)
 
 
