@@ -121,6 +121,23 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
     return {n: statistics.median(v) for n, v in times.items()}
 
 
+def print_step_times(a: argparse.Namespace, times: dict[str, float]) -> None:
+    """Each strategy's step time against a supervised step, and the verdict on the step-time target."""
+    n_l, n_u = a.batch_size, a.unlabeled_batch_size
+    print(f"step time (s, median of {a.timing_rounds}; patch {a.patch_size}, {a.encoder}); SSL steps take {n_l} "
+          f"labeled + {n_u} unlabeled patches; ratios against supervised on the same {n_l} labeled patches "
+          f"(the target's reading) and on {n_l + n_u} patches (as many patches as the SSL step):")
+    print(f"  supervised ({n_l} patches) {times['supervised']:.3f} s, supervised ({n_l + n_u} patches) "
+          f"{times[SAME_PATCHES]:.3f} s")
+    for name, t in times.items():
+        if name.startswith("supervised"):
+            continue
+        ratio = t / times["supervised"]
+        verdict = "ok" if ratio <= TARGET_STEP_RATIO else "MISSES target"
+        print(f"  {name:<10} {t:7.3f} s  x{ratio:4.2f} (target <= {TARGET_STEP_RATIO}: {verdict}); "
+              f"x{t / times[SAME_PATCHES]:4.2f} supervised on {n_l + n_u} patches")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
@@ -136,7 +153,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed + seeds - 1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2, help="trainings side by side (2 cores, 1 thread each)")
-    p.add_argument("--timing-rounds", type=int, default=8)
+    p.add_argument("--timing-rounds", type=int, default=8, help="0: skip the step timing")
     p.add_argument("--probe", action="store_true", help="step times only")
     p.add_argument("--variants", action="store_true", help="also the VARIANTS rows")
     p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview forest")
@@ -157,23 +174,14 @@ def main() -> None:
               "decoder_channels": a.decoder_channels, "patch_size": a.patch_size, "batch_size": a.batch_size,
               "unlabeled_batch_size": a.unlabeled_batch_size,
               "steps": a.steps, "threads": a.threads, "jobs": a.jobs}
-    times = step_times(a, catalog, a.timing_rounds)
-    n_l, n_u = a.batch_size, a.unlabeled_batch_size
-    print(f"step time (s, median of {a.timing_rounds}; patch {a.patch_size}, {a.encoder}); SSL steps take {n_l} "
-          f"labeled + {n_u} unlabeled patches; ratios against supervised on the same {n_l} labeled patches "
-          f"(the target's reading) and on {n_l + n_u} patches (as many patches as the SSL step):")
-    print(f"  supervised ({n_l} patches) {times['supervised']:.3f} s, supervised ({n_l + n_u} patches) "
-          f"{times[SAME_PATCHES]:.3f} s")
-    for name, t in times.items():
-        if name.startswith("supervised"):
-            continue
-        ratio = t / times["supervised"]
-        verdict = "ok" if ratio <= TARGET_STEP_RATIO else "MISSES target"
-        print(f"  {name:<10} {t:7.3f} s  x{ratio:4.2f} (target <= {TARGET_STEP_RATIO}: {verdict}); "
-              f"x{t / times[SAME_PATCHES]:4.2f} supervised on {n_l + n_u} patches")
+    times = step_times(a, catalog, a.timing_rounds) if a.timing_rounds else {}
+    if times:
+        print_step_times(a, times)
     results_path = a.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() and a.only else {}
-    results.update({"header": header, "step_times": times})
+    results["header"] = header
+    if times:
+        results["step_times"] = times
     results_path.write_text(json.dumps(results, indent=2))
     if a.probe:
         return
