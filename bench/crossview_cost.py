@@ -35,6 +35,7 @@ def main() -> None:
     from geossl.data.module import SslDataModule, plan_splits
     from geossl.models import Segmenter
     from geossl.ssl import STRATEGIES
+    from geossl.ssl.crossview import CrossViewConfig
     from geossl.train.config import TrainConfig
     from geossl.train.run import model_config
 
@@ -52,17 +53,18 @@ def main() -> None:
     plan = plan_splits(cat, a.catalog, None, 0)
     print(f"load before {os.getloadavg()[0]:.1f}; patch {a.patch_size}, {a.encoder}, {a.batch_size} labeled")
     for n_u in a.unlabeled_batch_size:
-        dm = SslDataModule(cat, a.catalog, plan, a.patch_size, a.batch_size, n_u, 2, True, pairs=True)
+        dm = SslDataModule(cat, a.catalog, plan, CrossViewConfig().data_spec(), a.patch_size, a.batch_size, n_u, 2)
         loaders = dm.train_dataloader()
         batch_l = next(iter(loaders["labeled"]))
         batch_u = {k: v for k, v in next(iter(loaders["unlabeled"])).items() if k != "truth"}
         setups = {}
         for name, params in {"supervised": None, **VARIANTS}.items():
-            cfg = TrainConfig(strategy="supervised" if params is None else "crossview", encoder=a.encoder,
-                              patch_size=a.patch_size, batch_size=a.batch_size, decoder_channels=[64, 32, 16, 16, 16])
+            options = {"name": "supervised"} if params is None else {"name": "crossview", **params}
+            cfg = TrainConfig(strategy=options, encoder=a.encoder, patch_size=a.patch_size, batch_size=a.batch_size,
+                              decoder_channels=[64, 32, 16, 16, 16])
             model = Segmenter(model_config(cfg, cat)).train()
-            strategy = STRATEGIES[cfg.strategy](model, STRATEGIES[cfg.strategy].Config(**(params or {})))
-            setups[name] = (strategy, torch.optim.AdamW(model.parameters(), lr=1e-3))
+            strategy = STRATEGIES[cfg.strategy.name](model, cfg.strategy)
+            setups[name] = (strategy, torch.optim.AdamW(strategy.trainable(), lr=1e-3))
         times: dict[str, list[float]] = {n: [] for n in setups}
         for r in range(a.rounds + 1):
             for name, (strategy, opt) in setups.items():

@@ -13,6 +13,7 @@ from geossl.data.module import SslDataModule, plan_splits
 from geossl.data.rasters import LabelRasters
 from geossl.data.regions import Region, labeled_positions
 from geossl.data.samplers import RegionSampler, dataset_grid
+from geossl.data.spec import DataSpec
 from geossl.train.config import TrainConfig
 from geossl.train.run import train
 from tests.test_train import MANIFEST, KillAt, Killed, assert_same_training_state, resumable_config, training_state
@@ -87,12 +88,13 @@ def test_the_training_data_uses_the_option(synth_catalog):
     catalog = load_catalog(synth_catalog)
     plan = plan_splits(catalog, synth_catalog, None, 0)
     for option, expected in (("uniform", False), ("class_balanced", True)):
-        dm = SslDataModule(catalog, synth_catalog, plan, 64, 2, 2, 1, False, labeled_sampling=option)
+        dm = SslDataModule(catalog, synth_catalog, plan, DataSpec(unlabeled=False), 64, 2, 2, 1,
+                           labeled_sampling=option)
         assert (dm.train_dataloader()["labeled"].sampler.positions is not None) is expected
 
 
 def test_a_killed_class_balanced_run_resumes_to_the_uninterrupted_weights(synth_catalog, tmp_path):
-    config = resumable_config("supervised", labeled_sampling="class_balanced")
+    config = TrainConfig(**{**resumable_config("supervised").model_dump(), "labeled_sampling": "class_balanced"})
     train(MANIFEST, config, tmp_path / "once", synth_catalog, quiet=True)
     with pytest.raises(Killed):
         train(MANIFEST, config, tmp_path / "killed", synth_catalog, quiet=True, callbacks=[KillAt(3)])
