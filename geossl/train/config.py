@@ -68,6 +68,10 @@ class TrainConfig(ModelOptions):
                                          "catalog's].")
     label_selection: LabeledSelection = Field(default="random", description="How --label-fraction picks them: "
                                               "seeded random, or every class covered first.")
+    labeled_sampling: Literal["uniform", "class_balanced"] = Field(
+        default="uniform", description="Labeled training windows: uniform over the labeled area, or class_balanced "
+                                       "(a class drawn uniformly among those labeled, then a window holding one of "
+                                       "its pixels).")
     seed: int = Field(default=0, description="Random seed.")
     accelerator: str = Field(default="auto", description="auto, cpu, gpu... (Lightning).")
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
