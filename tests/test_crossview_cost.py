@@ -36,9 +36,10 @@ def step(params: dict) -> tuple[dict[str, list[int]], dict[str, torch.Tensor]]:
 
 @pytest.mark.parametrize("params, encoded, decoded, terms", [
     ({"strong_views": 2, "single_stream": False}, N_L + 3 * N_U, N_L + 7 * N_U, {"loss_s2", "loss_dkd"}),
-    ({}, N_L + 2 * N_U, N_L + 4 * N_U, {"loss_dkd"}),
+    ({}, N_L + 3 * N_U, N_L + 7 * N_U, {"loss_s2", "loss_dkd"}),
+    ({"strong_views": 1, "single_stream": True}, N_L + 2 * N_U, N_L + 4 * N_U, {"loss_dkd"}),
     ({"strong_views": 2, "single_stream": True}, N_L + 3 * N_U, N_L + 5 * N_U, {"loss_s2", "loss_dkd"}),
-    ({"strong_streams": False}, N_L + 2 * N_U, N_L + 3 * N_U, set()),
+    ({"strong_views": 1, "single_stream": True, "strong_streams": False}, N_L + 2 * N_U, N_L + 3 * N_U, set()),
 ])
 def test_cost_options_cut_the_images_a_step_runs_through_the_network(params, encoded, decoded, terms):
     seen, logged = step(params)
@@ -48,6 +49,6 @@ def test_cost_options_cut_the_images_a_step_runs_through_the_network(params, enc
     assert float(logged["overlap_share"]) > 0
 
 
-def test_defaults_keep_every_kind_of_term_with_one_strong_view_and_one_stream():
+def test_defaults_are_the_full_recipe_whose_accuracy_is_measured():
     cfg = CrossViewConfig()
-    assert (cfg.strong_views, cfg.single_stream, cfg.strong_streams, cfg.spatial) == (1, True, True, True)
+    assert (cfg.strong_views, cfg.single_stream, cfg.strong_streams, cfg.spatial) == (2, False, True, True)
