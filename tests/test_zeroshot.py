@@ -104,3 +104,10 @@ def test_masked_crop_blanks_pixels_outside_the_mask():
     assert crop.shape == (2, 2, 3)
     assert crop[0, 0].tolist() == rgb[1, 1].tolist() and crop[1, 1].tolist() == rgb[2, 2].tolist()
     assert crop[0, 1].tolist() == [0, 0, 0] and crop[1, 0].tolist() == [0, 0, 0]
+
+
+def test_zeroshot_unknown_rgb_band_exits_2(synth_catalog, weights, tmp_path):
+    result = _zeroshot(synth_catalog, *weights, tmp_path / "prior.tif", "--rgb", "red,green,swir")
+    assert result.exit_code == 2
+    assert "catalog.json" in result.stderr and "'swir'" in result.stderr
+    assert not (tmp_path / "prior.tif").exists()

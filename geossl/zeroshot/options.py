@@ -29,9 +29,9 @@ class ZeroshotOptions(StrictModel):
     prompts_file: Annotated[Path | None, Flag(metavar="YAML")] = Field(
         None, description="YAML mapping class names to a prompt or a list of prompts (their embeddings are "
                           "averaged); classes it leaves out use --prompt-template.")
-    rgb: list[str] = Field(["red", "green", "blue"],
-                           description="Catalog band names shown to SAM and CLIP as red, green, blue (repeat "
-                                       "the flag three times).")
+    rgb: str = Field("red,green,blue",
+                     description="Three catalog band names, comma-separated, shown to SAM and CLIP as red, green, "
+                                 "blue.")
     stretch_low: Annotated[float, Field(ge=0, lt=100)] = Field(
         2.0, description="Percentile of each RGB band mapped to 0 (over the scene's valid pixels).")
     stretch_high: Annotated[float, Field(gt=0, le=100)] = Field(
@@ -55,10 +55,16 @@ class ZeroshotOptions(StrictModel):
 
     @field_validator("rgb")
     @classmethod
-    def _three_bands(cls, value: list[str]) -> list[str]:
-        if len(value) != 3:
-            raise ValueError(f"give three band names (red, green, blue), not {len(value)}")
-        return value
+    def _three_bands(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",")]
+        if len(names) != 3 or not all(names):
+            raise ValueError(f"give three band names (red,green,blue), not '{value}'")
+        return ",".join(names)
+
+    @property
+    def rgb_bands(self) -> list[str]:
+        """The band names of ``rgb``, red first."""
+        return self.rgb.split(",")
 
     @model_validator(mode="after")
     def _stretch(self) -> ZeroshotOptions:

@@ -42,7 +42,7 @@ def zeroshot(manifest_path: Path, catalog_dir: Path, data_root: Path | None, opt
     manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
     if NO_LABEL in manifest.class_ids:
         raise InputError(manifest_path, f"class id {NO_LABEL} is the prior's 'no label'; renumber the classes")
-    indexes = band_indexes(catalog.bands, options.rgb, root / "catalog.json")
+    indexes = band_indexes(catalog.bands, options.rgb_bands, root / "catalog.json")
     prompts = class_prompts(manifest.classes, options.prompt_template, options.prompts_file)
     sam, clip = load_sam(options.sam), load_clip(options.clip)
     if options.threads:
