@@ -81,12 +81,13 @@ class SplitCollection(_Record):
 
 
 class SceneEntry(_Record):
-    """One ingested scene: its analysis-ready image and aligned labels."""
+    """One ingested scene: its analysis-ready image, aligned labels and aligned prior (manifest ``prior:``)."""
 
     id: str
     source: str
     image: str
     labels: str | None
+    prior: str | None = None
     width: int
     height: int
     transform: list[float]

@@ -30,6 +30,7 @@ from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
 from geossl.ingest.options import IngestOptions
+from geossl.ingest.prior import PriorSources, check_prior, write_aligned_prior
 from geossl.ingest.splits import block_class_shares, block_splits, region_bounds, region_splits
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
@@ -41,6 +42,9 @@ from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inp
 from geossl.parallel import dask_client, gather_progress
 
 log = logging.getLogger(__name__)
+
+#: The catalog's folder of aligned prior maps (manifest ``prior:``), beside ``images/`` and ``labels/``.
+PRIORS = "priors"
 
 
 def _default_nodata(dtype: str) -> float:
@@ -98,7 +102,10 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,
                                   options.quiet)
-        catalog = _build(client, manifest, inputs, imagery, bands, target, labels, digest, stage, options)
+        prior = None
+        if manifest.prior is not None:
+            prior = check_prior(client, manifest, inputs.prior_rasters, imagery, options.quiet)
+        catalog = _build(client, manifest, inputs, imagery, bands, target, labels, prior, digest, stage, options)
         files = sorted(catalog.outputs)
         catalog.write(stage)
         publish(stage, out, files + [CATALOG_NAME], last=CATALOG_NAME)
@@ -125,13 +132,17 @@ class _Scenes:
         """Where the scenes' label COGs go in ``folder``."""
         return [folder / "labels" / f"{sid}.tif" for sid in self.ids]
 
+    def priors(self, folder: Path) -> list[Path]:
+        """Where the scenes' prior COGs go in ``folder``."""
+        return [folder / PRIORS / f"{sid}.tif" for sid in self.ids]
+
 
 def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo],
-           bands: list[str], target: TargetGrid, labels: LabelSources | None, digest: str, stage: Path,
-           options: IngestOptions) -> Catalog:
+           bands: list[str], target: TargetGrid, labels: LabelSources | None, prior: PriorSources | None,
+           digest: str, stage: Path, options: IngestOptions) -> Catalog:
     """Write every COG into ``stage``, then measure them, draw the splits and describe it all in a catalog."""
     scenes = _scenes(manifest, inputs, imagery, bands, target)
-    _write_cogs(client, scenes, manifest, labels, stage, options)
+    _write_cogs(client, scenes, manifest, labels, prior, stage, options)
     label_paths = scenes.labels(stage) if labels is not None else []
     arrays = [read_lazy(p) for p in scenes.images(stage)]
     stats = band_statistics(client, arrays, scenes.nodata, bands, options.quiet)
@@ -143,7 +154,8 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     entries = [
         SceneEntry(
             id=sid, source=str(info.path), image=f"images/{sid}.tif",
-            labels=f"labels/{sid}.tif" if labels is not None else None, width=grid.width, height=grid.height,
+            labels=f"labels/{sid}.tif" if labels is not None else None,
+            prior=f"{PRIORS}/{sid}.tif" if prior is not None else None, width=grid.width, height=grid.height,
             transform=list(grid.transform)[:6], bounds=list(grid.bounds),
             footprint_wgs84=_footprint_wgs84(grid), band_stats=scene_stats,
         )
@@ -173,15 +185,17 @@ def _scenes(manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo
     return _Scenes(ids=scene_ids(inputs.imagery), imagery=imagery, grids=grids, bands=bands, nodata=nodata)
 
 
-def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelSources | None, stage: Path,
-                options: IngestOptions) -> None:
-    """Write the image (and label) COG of every scene on the Dask cluster, and the label layers' QGIS style."""
+def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelSources | None,
+                prior: PriorSources | None, stage: Path, options: IngestOptions) -> None:
+    """Write the image (label, prior) COG of every scene on the Dask cluster, and the class layers' QGIS style."""
     (stage / "images").mkdir()
     (stage / "labels").mkdir()
+    if prior is not None:
+        (stage / PRIORS).mkdir()
     cog = options.cog()
     tasks = []
-    for info, grid, image, label in zip(scenes.imagery, scenes.grids, scenes.images(stage), scenes.labels(stage),
-                                        strict=True):
+    for info, grid, image, label, prior_path in zip(scenes.imagery, scenes.grids, scenes.images(stage),
+                                                    scenes.labels(stage), scenes.priors(stage), strict=True):
         vrt = wrap_vrt(info.path, descriptions=scenes.bands, nodata=scenes.nodata)
         warp = None if grid.same_as(info.grid) else grid
         if warp is not None:
@@ -189,12 +203,15 @@ def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelS
         tasks.append(client.submit(_write_image, vrt, info.path, image, cog, warp, pure=False))
         if labels is not None:
             tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, label, stage, cog, pure=False))
+        if prior is not None:
+            tasks.append(client.submit(write_aligned_prior, prior, manifest, grid, prior_path, stage, cog,
+                                       pure=False))
     for _ in gather_progress(tasks, "writing COGs", options.quiet):
         pass
-    if labels is not None:
-        qml = raster_qml(manifest.classes)
-        for path in scenes.labels(stage):
-            write_text_atomic(path.with_suffix(".qml"), qml)
+    qml = raster_qml(manifest.classes)
+    styled = (scenes.labels(stage) if labels is not None else []) + (scenes.priors(stage) if prior is not None else [])
+    for path in styled:
+        write_text_atomic(path.with_suffix(".qml"), qml)
 
 
 def _class_counts(client: Any, manifest: Manifest, inputs: ResolvedInputs, label_paths: list[Path]
@@ -247,7 +264,7 @@ def _geojson_wgs84(splits: SplitCollection, crs: CRS) -> dict[str, Any]:
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
     """Remove files of an earlier ingest that this one no longer writes (scenes dropped from the manifest)."""
-    for sub in ("images", "labels"):
+    for sub in ("images", "labels", PRIORS):
         folder = out / sub
         if folder.is_dir():
             for path in folder.iterdir():

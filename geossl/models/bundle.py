@@ -5,7 +5,8 @@ A bundle file is a ``torch.save``d dict of plain types and tensors::
     {"geossl": <ModelBundle as a dict>, "state_dict": <Segmenter state dict>}
 
 Lightning checkpoints written by ``geossl train`` carry the same two keys (the ``geossl`` entry is added on
-save), so either can be given to ``geossl predict``.
+save; the segmenter's weights under ``model.``, the strategy's own modules under ``strategy.``), so either can be
+given to ``geossl predict``: only the segmenter is read.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ BUNDLE_FORMAT = "geossl-model"
 BUNDLE_VERSION = 1
 #: ``_UPGRADES[v]`` turns a version ``v`` bundle description into a version ``v + 1`` one (none yet).
 _UPGRADES: dict[int, Upgrade] = {}
+#: Prefixes of the segmenter's weights and of the strategy's own modules in a training checkpoint (the Lightning
+#: task's ``model`` and ``strategy`` attributes).
+CHECKPOINT_MODEL, CHECKPOINT_STRATEGY = "model.", "strategy."
+#: DWL's pseudo head inside the segmenter's weights, as bundles and checkpoints held it before it became the
+#: strategy's own module: ignored when read (prediction never used it).
+OLD_PSEUDO_HEAD = "pseudo_head."
 
 
 class ModelBundle(BaseModel):
@@ -107,8 +114,9 @@ def described_bands(paths: Iterable[Path]) -> list[list[str]]:
 def upgrade_bundle(data: dict[str, Any], source: str | Path) -> dict[str, Any]:
     """A bundle description (a bundle file's ``geossl`` entry) of any version, brought to :data:`BUNDLE_VERSION`.
 
-    Fields added to version 1 after its first files (``source_bands``, ``grid_origin``) read as empty: unknown.
-    Another format, or a newer version, is an :class:`InputError` naming ``source``.
+    Fields added to version 1 after its first files (``source_bands``, ``grid_origin``) read as empty: unknown;
+    the ``pseudo_head`` of older DWL models is dropped by :class:`ModelConfig`. Another format, or a newer
+    version, is an :class:`InputError` naming ``source``.
     """
     if data.get("format", BUNDLE_FORMAT) != BUNDLE_FORMAT:
         raise InputError(source, f"not a geossl checkpoint (format {data.get('format')!r})")
@@ -138,11 +146,23 @@ def load_bundle(path: str | Path) -> tuple[ModelBundle, Segmenter]:
         bundle = ModelBundle.model_validate(upgrade_bundle(payload[BUNDLE_KEY], path))
     except ValidationError as exc:
         raise InputError(path, f"damaged geossl checkpoint: {str(exc).splitlines()[0]}") from exc
-    state = {k.removeprefix("model."): v for k, v in payload["state_dict"].items()
-             if not k.startswith(("ema_", "teacher."))}
     model = Segmenter(bundle.model.model_copy(update={"weights": "none"}))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(segmenter_state(payload["state_dict"]), strict=False)
     if missing:
         raise InputError(path, f"checkpoint lacks {len(missing)} model tensors (e.g. {missing[0]})")
+    if unexpected:
+        raise InputError(path, f"checkpoint holds {len(unexpected)} tensors the model does not have "
+                               f"(e.g. {unexpected[0]})")
     model.eval()
     return bundle, model
+
+
+def segmenter_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The segmenter's tensors of a bundle's or a training checkpoint's state dict.
+
+    A checkpoint's are those under ``model.`` (its strategy's modules, under ``strategy.``, are left out); an old
+    DWL bundle's or checkpoint's pseudo head is left out too (:data:`OLD_PSEUDO_HEAD`).
+    """
+    if any(k.startswith(CHECKPOINT_MODEL) for k in state):
+        state = {k.removeprefix(CHECKPOINT_MODEL): v for k, v in state.items() if k.startswith(CHECKPOINT_MODEL)}
+    return {k: v for k, v in state.items() if not k.startswith(OLD_PSEUDO_HEAD)}
