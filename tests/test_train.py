@@ -27,7 +27,7 @@ TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patc
         "steps_per_epoch": 1, "threads": 1}
 # thresholds 0 so pseudo-labels are used from the first step; DWL past its warm-up after one step
 PARAMS = {"fixmatch": {"threshold": 0.0}, "unimatch": {"threshold": 0.0}, "crossview": {"threshold": 0.0},
-          "dwl": {"warmup_steps": 1}}
+          "dwl": {"warmup_steps": 1}, "prototype": {"threshold": 0.0}}
 _RUNS: dict[str, Path] = {}
 
 
@@ -160,7 +160,9 @@ class KillAt(Callback):
 
 # two epochs of 2 steps and one of 1; memory and warm-up small enough that DWL's FIFO drops batches meanwhile
 RESUMABLE = {**TINY, "steps_per_epoch": 2, "max_steps": 5}
-RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3}}
+# prototypes re-drawn after one idle step, so the maintenance's random draws run through the resume
+RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3},
+                 "prototype": {"threshold": 0.0, "reinit_after": 1}}
 
 
 def resumable_config(strategy: str, **extra) -> TrainConfig:
@@ -168,7 +170,7 @@ def resumable_config(strategy: str, **extra) -> TrainConfig:
                           **extra})
 
 
-@pytest.mark.parametrize("strategy", ["supervised", "unimatch", "dwl"])
+@pytest.mark.parametrize("strategy", ["supervised", "unimatch", "dwl", "prototype"])
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, synth_catalog, tmp_path):
     """Killed during step 3 (last checkpoint: step 2), then resumed: the same 5 steps as an uninterrupted run."""
     config = resumable_config(strategy)
@@ -182,6 +184,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, synth_catal
     assert_same_training_state(once, resumed)
     if strategy == "dwl":  # the class memory went on from step 2: 3 batches in the FIFO, as without the kill
         assert max(len(q) for q in resumed["ssl_state"]["memory"]["queues"]) == 3
+    if strategy == "prototype":  # the prototypes went on from step 2 (compared above, as ssl_state)
+        assert bool(resumed["ssl_state"]["prototypes"]["ready"].any())
 
 
 def test_a_run_stopped_mid_epoch_by_max_steps_resumes_exactly(synth_catalog, tmp_path):

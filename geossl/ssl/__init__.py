@@ -6,9 +6,10 @@ from geossl.ssl.base import PseudoLabels, StepOutput, Strategy
 from geossl.ssl.crossview import CrossView
 from geossl.ssl.dwl import Dwl
 from geossl.ssl.fixmatch import FixMatch
+from geossl.ssl.prototype import Prototype
 from geossl.ssl.supervised import Supervised
 from geossl.ssl.unimatch import UniMatch
 
-STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (Supervised, FixMatch, UniMatch, CrossView, Dwl)}
+STRATEGIES: dict[str, type[Strategy]] = {s.name: s for s in (Supervised, FixMatch, UniMatch, CrossView, Dwl, Prototype)}
 
 __all__ = ["STRATEGIES", "PseudoLabels", "StepOutput", "Strategy"]

@@ -32,7 +32,8 @@ class TrainConfig(ModelOptions):
     Every field but ``strategy_params`` and ``views`` (config file only) is also a ``geossl train`` flag.
     """
 
-    strategy: str = Field(default="supervised", description="supervised, fixmatch, unimatch, crossview or dwl.")
+    strategy: str = Field(default="supervised", description="supervised, fixmatch, unimatch, crossview, dwl or "
+                                                               "prototype.")
     strategy_params: Annotated[dict[str, Any], NO_FLAG] = {}
     views: Annotated[ViewConfig, NO_FLAG] = ViewConfig()
     patch_size: int = Field(default=256, ge=32, multiple_of=32, description="Training window in pixels.")
