@@ -139,6 +139,39 @@ def test_maintenance_draws_only_from_the_generator_it_is_given():
     assert torch.equal(heads[0].prototypes, heads[1].prototypes)
 
 
+def _ddp_update(rank: int, folder: str, feats: torch.Tensor, labels: torch.Tensor) -> None:
+    """One process of two: update from its half of the pixels, save the head."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    head = head_with(PROTOS, ema=0.5, reinit_after=2)
+    head.idle[1, 0] = 1  # idle once more here: re-drawn on rank 0, and broadcast
+    half = feats.shape[-1] // 2
+    head.update(feats[..., rank * half:(rank + 1) * half], labels[..., rank * half:(rank + 1) * half],
+                torch.Generator().manual_seed(rank))
+    torch.save(head.state_dict(), f"{folder}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_under_ddp_every_process_keeps_the_prototypes_of_all_processes_features(tmp_path):
+    """Sums and counts are summed over the processes: the EMA is the one of all pixels; rank 0's re-draw wins."""
+    feats = pixels((1.0, 0.0), (0.6, -0.8), (4.0, 3.0), (0.0, -1.0))
+    labels = torch.tensor([[[0, 1, 0, 1]]])  # rank 0: (1, 0) and (0.6, −0.8); rank 1: (0.8, 0.6) and (0, −1)
+    torch.multiprocessing.spawn(_ddp_update, args=(str(tmp_path), feats, labels), nprocs=2)
+    states = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+    one = head_with(PROTOS, ema=0.5, reinit_after=2)
+    one.idle[1, 0] = 1
+    one.update(feats, labels)
+    # the EMA as in one process: (1, 0) and (0.8, 0.6) to (1, 0); (0.6, −0.8) and (0, −1) to (0.6, −0.8), which
+    # becomes normalise(0.5·(0.6, −0.8) + 0.5·(0.3, −0.9)); class 1's (−1, 0) got nothing for the second time:
+    # re-drawn from rank 0's only class-1 feature, (0.6, −0.8)
+    got = states[0]["prototypes"]
+    np.testing.assert_allclose(got[0].numpy(), one.prototypes[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got[1, 1].numpy(), np.array([0.45, -0.85]) / math.sqrt(0.45**2 + 0.85**2), rtol=1e-6)
+    np.testing.assert_allclose(got[1, 0].numpy(), [0.6, -0.8], rtol=1e-6)
+    assert states[0]["idle"].tolist() == [[0, 1], [0, 0]]
+
+
 # ------------------------------------------------------------------------------------------- consistency
 def test_consistency_is_the_prototype_cross_entropy_on_confident_pseudo_labels_over_valid_pixels():
     logits = prototype_logits(pixels((3.0, 4.0), (0.0, -2.0), (3.0, 4.0), (3.0, 4.0)), PROTOS, ALL, 0.1)
