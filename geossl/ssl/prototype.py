@@ -155,23 +155,23 @@ class PrototypeHead(nn.Module):
         self.prototypes.copy_(ema_step(self.prototypes, sums.view(k, m, d), counts, self.ema))
         idle = torch.where(counts > 0, 0, self.idle + 1)
         self.idle.copy_(torch.where((present > 0)[:, None], idle, self.idle))
-        drawn = self._reinitialise(feats, lab, rng)
+        drawn = self._reinitialise(feats, lab, (self.idle >= self.reinit_after) & (present > 0)[:, None], rng)
         _broadcast(self.prototypes, self.ready, self.idle)
         return drawn
 
-    def _reinitialise(self, feats: Tensor, lab: Tensor, rng: torch.Generator | None) -> int:
-        """Idle micro-prototypes of the classes with features here take random features of their class."""
+    def _reinitialise(self, feats: Tensor, lab: Tensor, stale: Tensor, rng: torch.Generator | None) -> int:
+        """The ``stale`` ``(K, M)`` micro-prototypes take random features of their class (when it has some here)."""
         drawn = 0
-        for c in range(self.prototypes.shape[0]):
+        for c in stale.any(dim=1).nonzero()[:, 0].tolist():
             rows = (lab == c).nonzero()[:, 0]
-            stale = (self.idle[c] >= self.reinit_after).nonzero()[:, 0]
-            if len(rows) == 0 or len(stale) == 0:
+            if len(rows) == 0:  # under DDP: features of the class on other processes only
                 continue
-            pick = rows[torch.randint(len(rows), (len(stale),), generator=rng).to(rows.device)]
-            self.prototypes[c, stale] = feats[pick]
-            self.ready[c, stale] = True
-            self.idle[c, stale] = 0
-            drawn += len(stale)
+            which = stale[c].nonzero()[:, 0]
+            pick = rows[torch.randint(len(rows), (len(which),), generator=rng).to(rows.device)]
+            self.prototypes[c, which] = feats[pick]
+            self.ready[c, which] = True
+            self.idle[c, which] = 0
+            drawn += len(which)
         return drawn
 
 
@@ -234,7 +234,7 @@ class Prototype(Strategy):
         decoded = model.decode(model.features(torch.cat([x_l, strong.image])))
         self.head.to(decoded.device)
         logits_l, logits_s = split(model.head(decoded), x_l.shape[0])
-        proto_l, proto_s = split(self.head(decoded, tuple(x_w.shape[-2:])), x_l.shape[0])
+        proto_l, proto_s = split(self.head(decoded, (x_w.shape[-2], x_w.shape[-1])), x_l.shape[0])
 
         v = strong.mix(valid)
         target, used = strong.mix(labels), (strong.mix(conf) >= cfg.threshold) & v
@@ -245,7 +245,7 @@ class Prototype(Strategy):
         loss = loss_s + cfg.weight_unlabeled * loss_u + cfg.weight_prototype * (loss_pl + loss_pc)
 
         confident = (conf >= cfg.threshold) & valid
-        size = tuple(decoded.shape[-2:])
+        size = (decoded.shape[-2], decoded.shape[-1])
         drawn = self.head.update(torch.cat([decoded[: x_l.shape[0]].detach(), decoded_w]),
                                  resize_labels(torch.cat([y_l, torch.where(confident, labels, IGNORE)]), size), rng)
         terms = {"loss_s": loss_s, "loss_u": loss_u, "loss_proto_l": loss_pl, "loss_proto_u": loss_pc}
