@@ -30,7 +30,8 @@ Maintenance, after the losses of the step are computed (they use the prototypes 
   random (steps without features of its class do not count). Micro-prototypes start uninitialised (as idle as
   that), so each class's are drawn from its features the first time the class appears.
 
-Choices where the notes leave it open (the official code, in MindSpore, has no training loop or maintenance):
+Choices where the notes leave it open (the official MindSpore release shows the cosine head and the EMA update,
+not the training loop or the maintenance):
 the prototypes sit on the decoder's features (no projection head, so nothing to train outside the segmentation
 network); uninitialised micro-prototypes count as cosine −1 and pixels of a class without an initialised one
 are left out of the prototype terms; the labeled term ``L_pl`` anchors the prototypes' classes to true labels;
