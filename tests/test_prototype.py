@@ -231,11 +231,29 @@ def test_a_step_uses_only_its_generator_and_its_state_round_trips_outside_the_mo
     assert float(first.terms["loss_proto_u"]) == 0 and float(first.terms["prototypes_drawn"]) == 12
     assert float(second.terms["loss_proto_u"]) > 0 and float(second.terms["loss_proto_l"]) > 0
     second.loss.backward()
+    # the head is the strategy's own module: its state loads into a fresh strategy, the model has none of it
     again = tiny_strategy()
-    again.load_state_dict(strategy.state_dict())
-    for key, value in strategy.head.state_dict().items():
-        assert torch.equal(again.head.state_dict()[key], value)
+    again.owned.load_state_dict(strategy.owned.state_dict())
+    assert set(strategy.owned.state_dict()) == {"prototypes.prototypes", "prototypes.ready", "prototypes.idle"}
+    for key, value in strategy.owned.state_dict().items():
+        assert torch.equal(again.owned.state_dict()[key], value)
     assert not any("proto" in key for key in strategy.model.state_dict())
+    assert not list(strategy.owned.parameters())  # nothing for the optimizer: the prototypes move by EMA only
+
+
+def test_with_an_ema_teacher_the_teacher_labels_and_its_features_update_the_prototypes(one_thread):
+    strategy = tiny_strategy(threshold=0.0, teacher="ema")
+    assert strategy.teacher is not None
+    teacher = strategy.teacher.net
+    with torch.no_grad():
+        for p in strategy.model.parameters():
+            p.add_(0.1)  # the student moves away from its teacher
+    _, unlabeled = tiny_batches()
+    features, (_, _, labels) = strategy.teach_with_features(unlabeled["image"])
+    with torch.no_grad():
+        expected = teacher.decode(teacher.features(unlabeled["image"]))
+    assert torch.equal(features, expected) and torch.equal(labels, teacher.head(expected).argmax(dim=1))
+    assert not torch.equal(features, strategy.model.decode(strategy.model.features(unlabeled["image"])))
 
 
 # ------------------------------------------------------------------------------------------- geossl train
@@ -243,19 +261,19 @@ def test_geossl_train_strategy_prototype(synth_catalog, tmp_path):
     """Two steps of a tiny U-Net: the prototypes are checkpointed for --resume but not exported in model.pt."""
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8],
-                                      "patch_size": 64, "batch_size": 2, "steps_per_epoch": 1, "threads": 1,
-                                      "strategy_params": {"threshold": 0.0}}))
+                                      "patch_size": 64, "batch_size": 2, "steps_per_epoch": 1, "threads": 1}))
     out = tmp_path / "run"
     result = run_cli("train", ROOT / "data_manifests" / "synthetic.yaml", "--catalog", synth_catalog, "--out", out,
-                     "--config", config, "--strategy", "prototype", "--max-steps", "2")
+                     "--config", config, "--strategy", "prototype", "--strategy-option", "threshold=0.0",
+                     "--strategy-option", "prototypes_per_class=3", "--max-steps", "2")
     assert result.exit_code == 0, result.output
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
-    protos = ckpt["ssl_state"]["prototypes"]
-    assert protos["prototypes"].shape == (6, 4, 8) and bool(protos["ready"].any())
-    np.testing.assert_allclose(protos["prototypes"][protos["ready"]].norm(dim=-1).numpy(), 1.0, rtol=1e-5)
-    assert not any("proto" in key for key in ckpt["state_dict"])
+    weights = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    protos, ready = weights["strategy.prototypes.prototypes"], weights["strategy.prototypes.ready"]
+    assert protos.shape == (6, 3, 8) and bool(ready.any())
+    np.testing.assert_allclose(protos[ready].norm(dim=-1).numpy(), 1.0, rtol=1e-5)
     bundle, model = load_bundle(out / "model.pt")
     assert bundle.strategy == "prototype" and not any("proto" in key for key in model.state_dict())
+    assert not any("proto" in key for key in torch.load(out / "model.pt", weights_only=True)["state_dict"])
     with open(out / "logs" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert any(r.get("train_loss_proto_u") and float(r["train_loss_proto_u"]) > 0 for r in rows)

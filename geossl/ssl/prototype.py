@@ -6,23 +6,27 @@ linear head) by cosine similarity to ``M`` micro-prototypes per class (``K × M 
     s_c(z) = max_m cos(z, P_cm) / T          (T = 0.1; a class's score is its best micro-prototype)
     p_proto(z) = softmax_c s_c(z)
 
-The pseudo-labels ``ŷ`` and confidences ``q`` come from the linear head on the weak view (no gradient, train
-mode, as in FixMatch). The strong view (photometric noise + CutMix, pseudo-labels pasted with the same box)
-goes through the network once, with the labeled images, and feeds both heads::
+The pseudo-labels ``ŷ`` and confidences ``q`` come from the linear head of the teacher on the weak view (the
+model itself, no gradient, train mode, as in FixMatch; or the EMA teacher, :mod:`geossl.ssl.pseudo`), and the
+gate ``1[q ≥ τ]`` may be changed by the ``refine`` option (the weights ``w`` below). The strong view
+(photometric noise + CutMix, pseudo-labels and weights pasted with the same box) goes through the network once,
+with the labeled images, and feeds both heads::
 
     L_s  = CE(linear(x_l), y_l)                               (class-weighted like every strategy's)
-    L_u  = Σ CE(linear(x_s), ŷ)·1[q ≥ τ] / N_valid            (FixMatch's term)
+    L_u  = Σ w·CE(linear(x_s), ŷ) / N_valid                   (FixMatch's term; w = 1[q ≥ τ] unrefined)
     L_pl = Σ w_y·CE(proto(x_l), y_l) / Σ w_y                  (the labeled pixels, same class weights)
-    L_pc = Σ CE(proto(x_s), ŷ)·1[q ≥ τ] / N_valid             (consistency: prototype vs. linear prediction)
+    L_pc = Σ w·CE(proto(x_s), ŷ) / N_valid                    (consistency: prototype vs. linear prediction)
     L    = L_s + λ_u·L_u + λ_p·(L_pl + L_pc)
 
-The prototypes are buffers, never trained by gradient: the prototype terms pull each feature towards the nearest
-prototype of its (pseudo-)class and away from the other classes' prototypes, through the shared network.
+The prototypes are buffers of the strategy's own module (``strategy.prototypes`` in checkpoints, restored by
+``--resume``, never in the exported model), never trained by gradient: the prototype terms pull each feature
+towards the nearest prototype of its (pseudo-)class and away from the other classes' prototypes, through the
+shared network.
 
 Maintenance, after the losses of the step are computed (they use the prototypes the step started with):
 
-- the features of the step are the labeled images' (true labels) and the weak view's confident pixels
-  (``q ≥ τ``, pseudo-labels), L2-normalised and detached;
+- the features of the step are the labeled images' (true labels) and the teacher's weak-view features where
+  ``w > 0`` (pseudo-labels), L2-normalised and detached;
 - each goes to the most similar initialised micro-prototype of its class; a micro-prototype that received
   features moves to ``P ← normalise(ema·P + (1 − ema)·mean(assigned features))`` (ema = 0.99);
 - a micro-prototype is idle at a step where its class has features but it received none; after
@@ -43,7 +47,7 @@ broadcast after each update, so every process keeps the same prototypes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -51,16 +55,17 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from geossl.config import StrictModel
 from geossl.data.normalize import IGNORE
 from geossl.models import Segmenter
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, StrategyConfig, no_unlabeled, split
 from geossl.ssl.losses import weighted_ce
+from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 
 
-class PrototypeConfig(StrictModel):
+class PrototypeConfig(PseudoLabelConfig):
     """Micro-prototypes per class, cosine temperature, prototype EMA, threshold, loss weights, maintenance."""
 
+    name: Literal["prototype"] = "prototype"
     prototypes_per_class: Annotated[int, Field(ge=1)] = 4
     temperature: Annotated[float, Field(gt=0)] = 0.1
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.99
@@ -94,12 +99,13 @@ def assign(feats: Tensor, labels: Tensor, prototypes: Tensor, ready: Tensor) -> 
     return torch.where(ready[labels].any(dim=1), labels * m + best, -1)
 
 
-def consistency(proto_logits: Tensor, pseudo: Tensor, used: Tensor, valid: Tensor) -> Tensor:
-    """``L_pc = Σ CE(proto, ŷ)·used / N_valid``: the prototype prediction trained on the linear head's labels.
+def consistency(proto_logits: Tensor, pseudo: Tensor, weight: Tensor, valid: Tensor) -> Tensor:
+    """``L_pc = Σ CE(proto, ŷ)·w / N_valid``: the prototype prediction trained on the linear head's labels.
 
-    ``used``: confident (``q ≥ τ``), valid, and of a class with an initialised micro-prototype.
+    ``w``: the pseudo-label's weight (``1[q ≥ τ]``, or the refinement's), 0 where invalid or where its class
+    has no initialised micro-prototype.
     """
-    return weighted_ce(proto_logits, pseudo, used.float(), valid.sum())
+    return weighted_ce(proto_logits, pseudo, weight.float(), valid.sum())
 
 
 def ema_step(prototypes: Tensor, sums: Tensor, counts: Tensor, momentum: float) -> Tensor:
@@ -207,18 +213,19 @@ def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
-class Prototype(Strategy):
+class Prototype(PseudoLabelStrategy):
     """Linear head + cosine micro-prototype head, kept consistent on strong views (module docstring)."""
 
-    name = "prototype"
     Config = PrototypeConfig
     config: PrototypeConfig
 
-    def __init__(self, model: Segmenter, config: StrictModel, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, model: Segmenter, config: StrategyConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, config, *args, **kwargs)
         cfg = self.config
+        #: The prototype head: the strategy's own module (``strategy.prototypes`` in checkpoints, not exported).
         self.head = PrototypeHead(model.config.num_classes, cfg.prototypes_per_class, feature_dim(model),
                                   cfg.temperature, cfg.ema, cfg.reinit_after)
+        self.owned["prototypes"] = self.head
 
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
                       rng: torch.Generator | None = None) -> StepOutput:
@@ -227,32 +234,40 @@ class Prototype(Strategy):
             raise no_unlabeled(self.name)
         cfg, model = self.config, self.model
         x_w, valid = batch_u["image"], batch_u["valid"]
-        with torch.no_grad():
-            decoded_w = model.decode(model.features(x_w))
-            _, conf, labels = self.pseudo_labels(model.head(decoded_w))
+        decoded_w, (probs, conf, labels) = self.teach_with_features(x_w)
+        labels, weight = self.refine(x_w, probs, labels, conf, valid, (conf >= cfg.threshold) & valid)
         strong = self.strong_view(x_w, valid, rng)
         x_l, y_l = batch_l["image"], batch_l["mask"]
         decoded = model.decode(model.features(torch.cat([x_l, strong.image])))
-        self.head.to(decoded.device)
         logits_l, logits_s = split(model.head(decoded), x_l.shape[0])
         proto_l, proto_s = split(self.head(decoded, (x_w.shape[-2], x_w.shape[-1])), x_l.shape[0])
 
-        v = strong.mix(valid)
-        target, used = strong.mix(labels), (strong.mix(conf) >= cfg.threshold) & v
+        v, target, w_s = strong.mix(valid), strong.mix(labels), strong.mix(weight)
         loss_s = self.supervised_loss(logits_l, y_l)
-        loss_u = weighted_ce(logits_s, target, used.float(), v.sum())
+        loss_u = weighted_ce(logits_s, target, w_s, v.sum())
         loss_pl = self.prototype_supervised_loss(proto_l, y_l)
-        loss_pc = consistency(proto_s, target, used & self.head.known(target), v)
+        loss_pc = consistency(proto_s, target, w_s * self.head.known(target), v)
         loss = loss_s + cfg.weight_unlabeled * loss_u + cfg.weight_prototype * (loss_pl + loss_pc)
 
-        confident = (conf >= cfg.threshold) & valid
         size = (decoded.shape[-2], decoded.shape[-1])
+        pseudo = torch.where((weight > 0) & valid, labels, IGNORE)
         drawn = self.head.update(torch.cat([decoded[: x_l.shape[0]].detach(), decoded_w]),
-                                 resize_labels(torch.cat([y_l, torch.where(confident, labels, IGNORE)]), size), rng)
+                                 resize_labels(torch.cat([y_l, pseudo]), size), rng)
         terms = {"loss_s": loss_s, "loss_u": loss_u, "loss_proto_l": loss_pl, "loss_proto_u": loss_pc}
         terms = {k: t.detach() for k, t in terms.items()} | {"prototypes_drawn": torch.tensor(float(drawn))}
-        return StepOutput(loss=loss, terms=terms,
-                          pseudo=PseudoLabels(labels=labels, weight=confident.float(), valid=valid))
+        return StepOutput(loss=loss, terms=terms, pseudo=PseudoLabels(labels=labels, weight=weight, valid=valid))
+
+    @torch.no_grad()
+    def teach_with_features(self, weak: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """The teacher's decoder features of the weak view and its pseudo-labels (:meth:`teach`'s triple).
+
+        The teacher is the EMA model with ``teacher: ema`` (its features then update the prototypes, as in a mean
+        teacher), else the model itself (train mode, no gradient).
+        """
+        net = self.teacher.net if self.teacher is not None else self.model
+        assert isinstance(net, Segmenter)
+        decoded = net.decode(net.features(weak))
+        return decoded, self.pseudo_labels(net.head(decoded))
 
     def prototype_supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """``Σ w_y·CE(proto, y) / Σ w_y`` over labeled pixels whose class has an initialised micro-prototype.
@@ -264,12 +279,3 @@ class Prototype(Strategy):
         w = (torch.ones(logits.shape[1], device=logits.device) if self.class_weights is None
              else self.class_weights.to(logits.device, torch.float32))[target.clamp_min(0)] * labeled
         return weighted_ce(logits, target, w * self.head.known(target), w.sum())
-
-    def state_dict(self) -> dict[str, Any]:
-        """The prototype head's buffers (prototypes, initialised flags, idle counters)."""
-        return {"prototypes": self.head.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the prototype head."""
-        if "prototypes" in state:
-            self.head.load_state_dict(state["prototypes"])
