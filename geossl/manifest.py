@@ -29,6 +29,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -142,12 +143,29 @@ class BlockSplits(StrictModel):
         return self
 
 
+class Split(StrEnum):
+    """The splits of a region: train regions with labels (``labeled``) and without, validation and test."""
+
+    LABELED = "labeled"
+    UNLABELED = "unlabeled"
+    VAL = "val"
+    TEST = "test"
+
+    @property
+    def is_train(self) -> bool:
+        """True for the train splits (``labeled`` and ``unlabeled``), whose labels ``--label-fraction`` redraws."""
+        return self in (Split.LABELED, Split.UNLABELED)
+
+
 Region = list[float] | str
 """A region: a bounding box ``[minx, miny, maxx, maxy]`` in the target CRS, or a vector file path."""
 
 
 class RegionSplits(StrictModel):
-    """Splits drawn by hand: each a list of bounding boxes (target CRS) or vector files of polygons."""
+    """Splits drawn by hand: each a list of bounding boxes (target CRS) or vector files of polygons.
+
+    One field per :class:`Split`, named by its value.
+    """
 
     labeled: Annotated[list[Region], Field(min_length=1)]
     unlabeled: list[Region] = []
@@ -161,6 +179,11 @@ class RegionSplits(StrictModel):
             if isinstance(region, list):
                 if len(region) != 4 or region[0] >= region[2] or region[1] >= region[3]:
                     raise ValueError(f"{region} is not a box [minx, miny, maxx, maxy] with min < max")
+        return regions
+
+    def of(self, split: Split) -> list[Region]:
+        """The regions drawn for ``split``."""
+        regions: list[Region] = getattr(self, split.value)
         return regions
 
 
@@ -282,8 +305,8 @@ def resolve_inputs(manifest: Manifest, manifest_path: str | Path, data_root: str
     if manifest.prior is not None:
         resolved.prior_rasters = many(manifest.prior.rasters)
     if manifest.splits.regions is not None:
-        for split in ("labeled", "unlabeled", "val", "test"):
-            for region in getattr(manifest.splits.regions, split):
+        for split in Split:
+            for region in manifest.splits.regions.of(split):
                 if isinstance(region, str):
                     resolved.region_files[region] = many([region])[0]
     return resolved

@@ -9,7 +9,7 @@ from shapely import box
 from shapely.geometry import mapping
 from torch import nn
 
-from geossl.catalog import load_catalog
+from geossl.catalog import SplitCollection, SplitFeature, SplitProperties, load_catalog
 from geossl.data.module import SslDataModule, plan_splits
 from geossl.data.normalize import IGNORE, LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset
@@ -48,8 +48,8 @@ def test_split_regions_explode_features_into_parts(synth_catalog):
     assert len(regions) == 16 and {r.key for r in regions} == {f"r{i}c{j}" for i in range(4) for j in range(4)}
     two = {"type": "MultiPolygon", "coordinates": [mapping(box(0, 0, 1, 1))["coordinates"],
                                                    mapping(box(5, 5, 6, 6))["coordinates"]]}
-    drawn = catalog.model_copy(update={"splits": {"features": [
-        {"type": "Feature", "geometry": two, "properties": {"split": "labeled"}}]}})
+    drawn = catalog.model_copy(update={"splits": SplitCollection(features=[
+        SplitFeature(geometry=two, properties=SplitProperties(split="labeled"))])})
     parts = split_regions(drawn)
     assert [(r.key, r.split) for r in parts] == [("labeled-0-0", "labeled"), ("labeled-0-1", "labeled")]
 

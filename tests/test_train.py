@@ -69,7 +69,7 @@ def test_strategy_trains_end_to_end(strategy, synth_catalog, runs_dir):
     assert bundle.strategy == strategy and bundle.patch_size == 64 and bundle.overlap == 16
     assert [c.name for c in bundle.classes] == [c.name for c in catalog.classes]
     assert bundle.bands == catalog.bands and bundle.nodata == catalog.nodata
-    assert bundle.mean == [s["mean"] for s in catalog.band_stats]
+    assert bundle.mean == [s.mean for s in catalog.band_stats]
     assert model(torch.zeros(1, 4, 64, 64)).shape == (1, 6, 64, 64)
     # the exported model is the segmenter alone; the strategy's own modules (DWL's pseudo head) stay in checkpoints
     exported = torch.load(run / "model.pt", weights_only=True)["state_dict"]

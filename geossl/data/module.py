@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -36,6 +37,7 @@ from geossl.data.regions import (
 from geossl.data.samplers import RegionGridSampler, RegionSampler
 from geossl.data.spec import DataSpec
 from geossl.errors import InputError
+from geossl.manifest import Split
 from geossl.selection import LabeledSelection
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class SplitPlan:
     regions: list[Region]
     labeled_counts: np.ndarray
 
-    def of(self, split: str) -> list[Region]:
+    def of(self, split: Split) -> list[Region]:
         """The regions of one split."""
         return [r for r in self.regions if r.split == split]
 
@@ -66,12 +68,11 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
     if not label_paths:
         raise InputError(catalog_file, "the catalog has no labels to train on")
     ids = [c.id for c in catalog.classes]
-    wanted = [r for r in regions if r.split in (("labeled", "unlabeled") if label_fraction is not None
-                                                else ("labeled",))]
+    wanted = [r for r in regions if r.split == Split.LABELED or (label_fraction is not None and r.is_train)]
     counts = region_class_counts(label_paths, wanted, ids)
     if label_fraction is not None:
         regions = reassign_labeled(regions, counts, label_fraction, seed, selection)
-    labeled = [r for r in regions if r.split == "labeled"]
+    labeled = [r for r in regions if r.split == Split.LABELED]
     total = sum((counts[r.key] for r in labeled), np.zeros(len(ids), dtype=np.int64))
     if not labeled or total.sum() == 0:
         raise InputError(catalog_file, "the labeled split holds no labeled pixel (every label there is the "
@@ -125,21 +126,21 @@ class SslDataModule(pl.LightningDataModule):
         return labeled_positions(paths, regions, [c.id for c in self.catalog.classes])
 
     def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
-                drop_last: bool) -> DataLoader:
+                drop_last: bool) -> DataLoader[Any]:
         return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate_patches,
                           num_workers=self.workers, drop_last=drop_last, persistent_workers=self.workers > 0)
 
-    def train_dataloader(self) -> dict[str, DataLoader]:
+    def train_dataloader(self) -> dict[str, DataLoader[Any]]:
         """``labeled`` (and ``unlabeled``) loaders of ``steps_per_epoch`` batches each."""
         images, labels = catalog_rasters(self.catalog, self.root)
         assert labels is not None
-        labeled = PatchDataset(with_labels(images, labels), self.plan.of("labeled"), self.patch_size,
+        labeled = PatchDataset(with_labels(images, labels), self.plan.of(Split.LABELED), self.patch_size,
                                self.normalizer, self.encoder, "mask")
         sampler = self._sampler(labeled, "windows/labeled", self.batch_size,
                                 positions=self._labeled_positions(labeled.regions))
         loaders = {"labeled": self._loader(labeled, sampler, self.batch_size, drop_last=True)}
         if self.spec.unlabeled:
-            regions = self.plan.of("unlabeled")
+            regions = self.plan.of(Split.UNLABELED)
             if not regions:
                 raise InputError("--label-fraction", "no unlabeled region is left for a semi-supervised strategy")
             truth = self.pseudo_truth and labels is not None
@@ -151,15 +152,15 @@ class SslDataModule(pl.LightningDataModule):
             loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)
         return loaders
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Any]:
         """Grid patches over the validation regions."""
         rank, world = self._rank()
-        return split_loader(self.catalog, self.root, self.plan.of("val"), self.patch_size, self.batch_size,
+        return split_loader(self.catalog, self.root, self.plan.of(Split.VAL), self.patch_size, self.batch_size,
                             rank, world, self.workers)
 
 
 def split_loader(catalog: Catalog, root: Path, regions: list[Region], patch_size: int, batch_size: int,
-                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader:
+                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader[Any]:
     """Labeled grid patches over ``regions``: each pixel of the regions exactly once.
 
     See :class:`RegionGridSampler`.

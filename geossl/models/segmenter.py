@@ -53,15 +53,18 @@ class Segmenter(nn.Module):
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Encoder features, shallow to deep."""
-        return self.net.encoder(x)
+        features: list[Tensor] = self.net.encoder(x)
+        return features
 
     def decode(self, features: list[Tensor]) -> Tensor:
         """Decoder output (before the classifier)."""
-        return self.net.decoder(features)
+        decoded: Tensor = self.net.decoder(features)
+        return decoded
 
     def head(self, decoded: Tensor) -> Tensor:
         """Main classifier: logits ``(N, K, H, W)``."""
-        return self.net.segmentation_head(decoded)
+        logits: Tensor = self.net.segmentation_head(decoded)
+        return logits
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of the main head."""

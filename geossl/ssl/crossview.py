@@ -173,7 +173,7 @@ class CrossView(PseudoLabelStrategy):
         last = views[-1]
 
         terms = {"loss_s": self.supervised_loss(logits_l, batch_l["mask"])}
-        for i, (view, logits_v) in enumerate(zip(views, logits_s.split(n_u), strict=True)):
+        for i, (view, logits_v) in enumerate(zip(views, torch.split(logits_s, n_u), strict=True)):
             terms[f"loss_s{i + 1}"] = weighted_ce(logits_v, view.mix(labels), view.mix(used), view.mix(valid).sum())
         v_last = last.mix(valid)
         loss_tkd = teacher_to_view(labels, used, streams_w, valid, cfg.conflict_weight)

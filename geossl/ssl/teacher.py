@@ -54,4 +54,5 @@ class EmaTeacher(nn.Module):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """The teacher's logits."""
-        return self.net(x)
+        logits: Tensor = self.net(x)
+        return logits

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, model_validator
 from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption, format_validation_error
 from geossl.data.views import ViewConfig
 from geossl.errors import InputError
+from geossl.manifest import Split
 from geossl.models.config import ModelOptions
 from geossl.selection import LabeledSelection
 from geossl.ssl import STRATEGIES, StrategyChoice, SupervisedConfig
@@ -181,8 +182,7 @@ def _key_value(option: str) -> tuple[str, Any]:
 class EvaluateSettings(StrictModel):
     """Which split to evaluate on: the option a pipeline's evaluate step sets too."""
 
-    split: Literal["labeled", "unlabeled", "val", "test"] = Field(
-        default="test", description="Which split's regions to evaluate on.")
+    split: Split = Field(default=Split.TEST, description="Which split's regions to evaluate on.")
 
 
 class EvaluateOptions(EvaluateSettings):

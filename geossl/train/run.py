@@ -35,6 +35,7 @@ from geossl.config import flag_name, read_yaml, validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
+from geossl.manifest import Split
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelOptions
 from geossl.train.config import TrainConfig
@@ -79,8 +80,8 @@ def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
     """The self-description of the model being trained."""
     return ModelBundle(classes=catalog.classes, ignore_id=catalog.ignore_id, bands=catalog.bands,
                        source_bands=described_bands(Path(scene.source) for scene in catalog.scenes),
-                       mean=[float(s["mean"]) for s in catalog.band_stats],
-                       std=[float(s["std"]) for s in catalog.band_stats], nodata=catalog.nodata,
+                       mean=[s.mean for s in catalog.band_stats],
+                       std=[s.std for s in catalog.band_stats], nodata=catalog.nodata,
                        patch_size=config.patch_size, overlap=config.prediction_overlap,
                        resolution=list(catalog.resolution), crs=catalog.crs,
                        grid_origin=[catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]],
@@ -144,9 +145,9 @@ def prepare(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Pa
     check_against_catalog(config, catalog)
     _check_out(out, config, resume, _launched_by_lightning())
     plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
-    if config.strategy.data_spec().unlabeled and not plan.of("unlabeled"):
+    if config.strategy.data_spec().unlabeled and not plan.of(Split.UNLABELED):
         raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy.name}")
-    if not plan.of("val"):
+    if not plan.of(Split.VAL):
         log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
     return Prepared(catalog, plan, data_module(config, catalog, root, plan))
 
@@ -169,7 +170,7 @@ def fit(run: Prepared, config: TrainConfig, out: Path, resume: bool, quiet: bool
     out.mkdir(parents=True, exist_ok=True)
     if not _launched_by_lightning():
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    trainer, best = _trainer(config, out, out / LAST, bool(run.plan.of("val")), resume, quiet, callbacks)
+    trainer, best = _trainer(config, out, out / LAST, bool(run.plan.of(Split.VAL)), resume, quiet, callbacks)
     trainer.fit(task, datamodule=run.data, ckpt_path=out / LAST if resume else None)
     return trainer, best
 

@@ -32,8 +32,8 @@ def _encoder_args(state: dict[str, Any]) -> dict[str, Any]:
     embed_dim, patch = int(proj.shape[0]), int(proj.shape[2])
     depth = _count(state, _ENC + "blocks.")
     grid = int(state[_ENC + "pos_embed"].shape[1]) if _ENC + "pos_embed" in state else None
-    rel = [state.get(f"{_ENC}blocks.{i}.attn.rel_pos_h") for i in range(depth)]
-    if grid is None or any(r is None for r in rel):
+    rel = [r for i in range(depth) if (r := state.get(f"{_ENC}blocks.{i}.attn.rel_pos_h")) is not None]
+    if grid is None or len(rel) < depth:
         raise ValueError("the image encoder has no absolute and relative position embeddings as SAM's")
     sizes = [(int(r.shape[0]) + 1) // 2 for r in rel]
     windows = {s for s in sizes if s != grid}
