@@ -12,7 +12,8 @@ the covering mask with the highest predicted IoU. Pixels no mask covers are each
 The checkpoint is a state dict of ``segment_anything.modeling.Sam`` (the official ``sam_vit_b/l/h`` files). The
 architecture is read from the tensors' shapes: image size, patch size, width, depth, heads (from the relative
 position tables), windowed and global blocks, neck, prompt encoder and mask decoder sizes; only the mask
-decoder's attention heads cannot be read and are SAM's 8. SAM runs on the device of the images, without gradient.
+decoder's attention heads cannot be read and are SAM's 8. SAM runs on the device of the images, in float32 and
+without gradient.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class SamSegments:
         out = []
         for image, ok in zip(images.detach(), valid.detach(), strict=True):
             rgb = render_rgb(image[list(bands)].float().cpu().numpy(), ok.cpu().numpy().astype(bool))
-            masks = self.generator.generate(rgb)
+            with torch.autocast(images.device.type, enabled=False):  # SAM in float32 under mixed-precision training
+                masks = self.generator.generate(rgb)
             stack = np.stack([m["segmentation"] for m in masks]) if masks else np.zeros((0, *rgb.shape[:2]), bool)
             ids = masks_to_segments(stack, np.array([m["predicted_iou"] for m in masks]), self.config.uncovered)
             out.append(np.where(ok.cpu().numpy(), ids, -1))
