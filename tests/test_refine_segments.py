@@ -33,6 +33,12 @@ CONF = [[0.9, 0.95, 0.8, 0.7],
         [0.99, 0.98, 0.3, 0.2]]
 
 
+def vote(seg: torch.Tensor, lab: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor, k: int, threshold: float,
+         min_agreement: float, min_support: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`segment_vote` with the pixels of confidence >= threshold as voters."""
+    return segment_vote(seg, lab, conf, conf >= threshold, valid, k, min_agreement, min_support)
+
+
 def example(n_classes: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 4 x 4 example; pixel (1, 1) is invalid (its confident vote for class 1 must not count)."""
     valid = torch.ones(4, 4, dtype=torch.bool)
@@ -44,8 +50,8 @@ def test_vote_hand_computed_4x4() -> None:
     seg, lab, conf, valid = example()
     # second image: the same with every label shifted by one class; its votes must not mix with the first's
     shifted = (lab + 1) % 3
-    labels, weight = segment_vote(torch.stack([seg, seg]), torch.stack([lab, shifted]), torch.stack([conf, conf]),
-                                  torch.stack([valid, valid]), 3, threshold=0.5, min_agreement=0.6)
+    labels, weight = vote(torch.stack([seg, seg]), torch.stack([lab, shifted]), torch.stack([conf, conf]),
+                          torch.stack([valid, valid]), 3, threshold=0.5, min_agreement=0.6)
     # segment 0: voters (0,0) c0 .9, (0,1) c1 .95, (1,0) c0 .6 -> V = [1.5, .95, 0], share 1.5/2.45 = .612: class 0
     # segment 1: voters c2 .8 + .7, c1 .9 + .6 + .5 -> V = [0, 2.0, 1.5], share 2.0/3.5 = .571 < .6: ignored
     # segment 2: c1 .55 + .55 = 1.1 against c2 .99 + .98 = 1.97 (two votes each): class 2, share .642
@@ -64,10 +70,10 @@ def test_vote_hand_computed_4x4() -> None:
 def test_vote_follows_confidence_not_count() -> None:
     seg, lab, conf, valid = example()
     # segment 2 at agreement 0.6: the two 0.99/0.98 votes beat the two 0.55 votes
-    labels, weight = segment_vote(seg[None], lab[None], conf[None], valid[None], 3, 0.5, 0.6)
+    labels, weight = vote(seg[None], lab[None], conf[None], valid[None], 3, 0.5, 0.6)
     assert labels[0, 3, 0] == 2 and labels[0, 2, 0] == 2 and weight[0, 2, 0] == 1
     # and the invalid confident pixel (1, 1) would have flipped segment 0 to class 1 had it voted
-    labels, _ = segment_vote(seg[None], lab[None], conf[None], torch.ones_like(valid)[None], 3, 0.5, 0.0)
+    labels, _ = vote(seg[None], lab[None], conf[None], torch.ones_like(valid)[None], 3, 0.5, 0.0)
     assert labels[0, 0, 0] == 1
 
 
@@ -81,7 +87,7 @@ def test_salt_noise_inside_a_segment_comes_out_clean() -> None:
     conf = torch.rand(32, 32, generator=g) * 0.5 + 0.5  # the salt is as confident as the rest
     valid = torch.ones(32, 32, dtype=torch.bool)
     assert (noisy != truth).sum() > 50
-    labels, weight = segment_vote(seg[None], noisy[None], conf[None], valid[None], 5, 0.6, 0.6)
+    labels, weight = vote(seg[None], noisy[None], conf[None], valid[None], 5, 0.6, 0.6)
     assert torch.equal(labels[0], truth)
     assert bool((weight == 1).all())
 
@@ -92,13 +98,28 @@ def test_segment_without_confident_majority_stays_ignored() -> None:
     conf = torch.tensor([[0.9, 0.9, 0.2, 0.3, 0.95, 0.1, 0.1, 0.1]])
     valid = torch.ones_like(seg, dtype=torch.bool)
     # segment 0: a 50/50 split; segment 1: nothing confident; segment 2: one confident pixel of four
-    _, weight = segment_vote(seg[None], lab[None], conf[None], valid[None], 2, 0.8, 0.6)
+    _, weight = vote(seg[None], lab[None], conf[None], valid[None], 2, 0.8, 0.6)
     assert weight[0].tolist() == [[0, 0, 0, 0, 1, 1, 1, 1]]
-    _, weight = segment_vote(seg[None], lab[None], conf[None], valid[None], 2, 0.8, 0.6, min_support=0.3)
+    _, weight = vote(seg[None], lab[None], conf[None], valid[None], 2, 0.8, 0.6, min_support=0.3)
     assert weight[0].tolist() == [[0, 0, 0, 0, 0, 0, 0, 0]]
     # pixels of no segment (-1) are ignored too, whatever their confidence
-    _, weight = segment_vote(torch.full_like(seg, -1)[None], lab[None], conf[None], valid[None], 2, 0.8, 0.6)
+    _, weight = vote(torch.full_like(seg, -1)[None], lab[None], conf[None], valid[None], 2, 0.8, 0.6)
     assert not weight.any()
+
+
+def test_voters_are_the_strategys_used_pixels_unless_a_threshold_is_set() -> None:
+    image = torch.zeros(1, 4, 1, 8)
+    lab = torch.tensor([[[0, 0, 1, 1, 1, 1, 1, 1]]])
+    conf = torch.tensor([[[0.9, 0.9, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]]])
+    valid = torch.ones(1, 1, 8, dtype=torch.bool)
+    gate = (conf >= 0.8).float()  # what e.g. FixMatch would use
+    one_segment = Segments(SegmentsConfig(source=FelzenszwalbConfig(min_size=8)))  # a flat image: one segment
+    labels, weight = one_segment.refine(image, torch.zeros(1, 2, 1, 8), lab, conf, valid, gate)
+    assert labels.tolist() == [[[0] * 8]] and weight.tolist() == [[[1.0] * 8]]
+    # with a threshold of its own the refinement ignores the strategy's gate: 2 x 0.9 against 6 x 0.6
+    one_segment = Segments(SegmentsConfig(source=FelzenszwalbConfig(min_size=8), threshold=0.5))
+    labels, weight = one_segment.refine(image, torch.zeros(1, 2, 1, 8), lab, conf, valid, gate)
+    assert labels.tolist() == [[[1] * 8]] and weight.tolist() == [[[1.0] * 8]]
 
 
 # ------------------------------------------------------------------------------------------------ superpixels
@@ -147,8 +168,9 @@ def test_refinement_cleans_noisy_pseudo_labels_along_the_boundary(source: str) -
     conf = torch.rand(64, 64, generator=g) * 0.4 + 0.6
     probs = torch.nn.functional.one_hot(labels, 3).permute(2, 0, 1).float()[None]
     valid = torch.ones(1, 64, 64, dtype=torch.bool)
-    refine = Segments(SegmentsConfig.model_validate({"source": source, "threshold": 0.7}))
-    out, weight = refine.refine(image, probs, labels[None], conf[None], valid)
+    refine = Segments(SegmentsConfig.model_validate({"source": source}))
+    # the strategy's own gate (FixMatch's q >= 0.7) decides who votes
+    out, weight = refine.refine(image, probs, labels[None], conf[None], valid, (conf >= 0.7).float()[None])
     used = weight[0] > 0
     assert used.float().mean() > 0.9
     assert (out[0][used] == truth[used]).float().mean() > 0.98
@@ -203,7 +225,7 @@ def test_sam_end_to_end_with_a_tiny_random_sam(sam_checkpoint: tuple[Path, dict[
     assert any(int(torch.bincount(i[i >= 0]).max()) > 1 for i in ids)
     labels = torch.zeros(2, 32, 32, dtype=torch.long)
     conf = torch.full((2, 32, 32), 0.9)
-    out, weight = refine.refine(images, torch.ones(2, 2, 32, 32) / 2, labels, conf, valid)
+    out, weight = refine.refine(images, torch.ones(2, 2, 32, 32) / 2, labels, conf, valid, valid.float())
     assert torch.equal(weight, valid.float()) and not out.any()
 
 
