@@ -29,8 +29,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from geossl.config import StrictModel
 from geossl.errors import InputError
+from geossl.ssl.refine.superpixels import SourceConfig
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -41,7 +41,7 @@ DECODER_HEADS = 8
 STRETCH = (2.0, 98.0)
 
 
-class SamConfig(StrictModel):
+class SamConfig(SourceConfig):
     """SAM's automatic masks (module docstring)."""
 
     name: Literal["sam"] = "sam"

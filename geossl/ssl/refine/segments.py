@@ -37,7 +37,7 @@ def _source_by_name(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
-SourceConfig = Annotated[SlicConfig | FelzenszwalbConfig | SamConfig, Field(discriminator="name"),
+SourceChoice = Annotated[SlicConfig | FelzenszwalbConfig | SamConfig, Field(discriminator="name"),
                          BeforeValidator(_source_by_name)]
 
 
@@ -45,7 +45,7 @@ class SegmentsConfig(RefineConfig):
     """Where segments come from, and when a segment's vote counts (module docstring)."""
 
     name: Literal["segments"] = "segments"
-    source: SourceConfig = SlicConfig()
+    source: SourceChoice = SlicConfig()
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
     min_agreement: Annotated[float, Field(ge=0, le=1)] = 0.6
     min_support: Annotated[float, Field(ge=0, le=1)] = 0.0

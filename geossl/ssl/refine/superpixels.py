@@ -27,7 +27,7 @@ from typing import Annotated, Literal, Protocol
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from skimage.segmentation import felzenszwalb, slic
 from torch import Tensor
 
@@ -64,7 +64,13 @@ class PerImage:
         return torch.from_numpy(np.stack(ids).astype(np.int64))
 
 
-class SlicConfig(StrictModel):
+class SourceConfig(StrictModel):
+    """Options of a segment source (immutable, like the refinement options that hold them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class SlicConfig(SourceConfig):
     """SLIC superpixels on all bands (module docstring)."""
 
     name: Literal["slic"] = "slic"
@@ -85,7 +91,7 @@ class SlicConfig(StrictModel):
                     start_label=0)
 
 
-class FelzenszwalbConfig(StrictModel):
+class FelzenszwalbConfig(SourceConfig):
     """Felzenszwalb–Huttenlocher graph segments on all bands (module docstring)."""
 
     name: Literal["felzenszwalb"] = "felzenszwalb"
