@@ -115,7 +115,8 @@ PIPELINE_STEPS = {
         "blocksize": "left out so that existing runs' digests stay valid"}),
     "train": ("TrainStep", "geossl.train.config:TrainConfig", {"checkpoint": "use this model, skip training"}, {}),
     "predict": ("PredictStep", "geossl.predict.options:PredictOptions", {}, {
-        "out": "the run's", "scheduler": "the run's", "workers": "the run's", "quiet": "the run's"}),
+        "out": "the run's", "scheduler": "the run's", "workers": "the run's", "quiet": "the run's",
+        "threads": "every core (the default), so that existing runs' digests stay valid"}),
     "vectorize": ("VectorizeStep", "geossl.vectorize.options:VectorizeOptions", {
         "format": "the file is named by the step, so a format is needed (no --out suffix)",
         "confidence": "on/off: the raster is the predict step's"}, {
