@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from click.testing import Result
 from pydantic import ValidationError
 
 from geossl.config import format_validation_error
@@ -16,6 +20,7 @@ from geossl.errors import InputError
 from geossl.ssl.refine.sam import masks_to_segments, render_rgb, sam_architecture
 from geossl.ssl.refine.segments import Segments, SegmentsConfig, segment_vote
 from geossl.ssl.refine.superpixels import FelzenszwalbConfig, SlicConfig
+from tests.conftest import ROOT, run_cli
 
 # ------------------------------------------------------------------------------------------------ the vote
 # segment ids, pseudo-labels and confidences of the hand-computed 4 x 4 example (threshold 0.5, agreement 0.6)
@@ -320,3 +325,59 @@ def test_unknown_segment_source_names_the_field() -> None:
     assert "source" in line and "watershed" in line and "'slic', 'felzenszwalb', 'sam'" in line
     with pytest.raises(ValidationError, match="checkpoint"):
         SegmentsConfig.model_validate({"source": "sam"})
+
+
+# ------------------------------------------------------------------------------------------------ in training
+MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
+TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patch_size": 64, "batch_size": 2,
+        "steps_per_epoch": 1, "threads": 1}
+
+
+def train_with(folder: Path, catalog: Path, strategy: dict[str, Any], name: str) -> Result:
+    """``geossl train`` of the tiny model for 2 steps with the given strategy options."""
+    config = folder / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "strategy": strategy}))
+    return run_cli("train", str(MANIFEST), "--catalog", str(catalog), "--out", str(folder / name), "--config",
+                   str(config), "--max-steps", "2")
+
+
+def used_share(run: Path) -> list[float]:
+    """The logged share of unlabeled pixels whose pseudo-label was used, per epoch."""
+    with open(run / "logs" / "metrics.csv") as f:
+        return [float(r["pseudo_used_share"]) for r in csv.DictReader(f) if r.get("pseudo_used_share")]
+
+
+def test_fixmatch_trains_with_segments(synth_catalog: Path, tmp_path: Path) -> None:
+    # threshold 0: FixMatch alone uses every valid pixel; the segments' vote leaves out segments without majority
+    base = {"name": "fixmatch", "threshold": 0.0}
+    plain = train_with(tmp_path, synth_catalog, {**base, "refine": "none"}, "none")
+    refined = train_with(tmp_path, synth_catalog, {**base, "refine": "segments"}, "segments")
+    for result in (plain, refined):
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "segments" / "model.pt").is_file()
+    saved = yaml.safe_load((tmp_path / "segments" / "config.yaml").read_text())
+    assert saved["strategy"]["refine"]["name"] == "segments" and saved["strategy"]["refine"]["source"]["name"] == "slic"
+    assert used_share(tmp_path / "none") == [1.0, 1.0]
+    assert all(0 < share < 1 for share in used_share(tmp_path / "segments"))
+
+
+@pytest.mark.parametrize(("refine", "named"), [
+    ("magic", "unknown refinement 'magic'"),
+    ({"name": "segments", "source": "watershed"}, "strategy.fixmatch.refine.segments.source"),
+    ({"name": "segments", "min_agreement": 2}, "strategy.fixmatch.refine.segments.min_agreement"),
+])
+def test_bad_refine_option_is_one_line(synth_catalog: Path, tmp_path: Path, refine: Any, named: str) -> None:
+    result = train_with(tmp_path, synth_catalog, {"name": "fixmatch", "refine": refine}, "run")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_sam_checkpoint_stops_training_with_one_line(synth_catalog: Path, tmp_path: Path) -> None:
+    checkpoint = tmp_path / "sam_vit_b.pth"
+    refine = {"name": "segments", "source": {"name": "sam", "checkpoint": str(checkpoint)}}
+    result = train_with(tmp_path, synth_catalog, {"name": "unimatch", "refine": refine}, "run")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"Error: {checkpoint}: SAM checkpoint not found"
+    assert not (tmp_path / "run").exists()

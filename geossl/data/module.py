@@ -1,7 +1,8 @@
 """The training data: which regions are labeled, and the loaders Lightning asks for.
 
 Training batches are dicts ``{"labeled": batch, "unlabeled": batch}`` (only ``labeled`` for strategies that
-use no unlabeled data); validation and test batches are labeled patches on a grid. In a distributed run each
+use no unlabeled data; the strategy's :class:`~geossl.data.spec.DataSpec` says, and whether unlabeled windows
+come in overlapping pairs); validation and test batches are labeled patches on a grid. In a distributed run each
 rank draws its own random windows and takes every ``world_size``-th grid window, so Lightning's distributed
 sampler replacement is not needed (``use_distributed_sampler=False``).
 
@@ -26,6 +27,7 @@ from geossl.data.patches import PatchDataset, collate_patches
 from geossl.data.rasters import catalog_rasters, with_labels
 from geossl.data.regions import Region, reassign_labeled, region_class_counts, split_regions
 from geossl.data.samplers import RegionGridSampler, RegionSampler
+from geossl.data.spec import DataSpec
 from geossl.errors import InputError
 from geossl.selection import LabeledSelection
 
@@ -75,17 +77,14 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
 class SslDataModule(pl.LightningDataModule):
     """Labeled and unlabeled training patches, and grid patches of the validation split."""
 
-    def __init__(self, catalog: Catalog, root: Path, plan: SplitPlan, patch_size: int, batch_size: int,
-                 unlabeled_batch_size: int, steps_per_epoch: int, use_unlabeled: bool, pairs: bool = False,
-                 overlap: tuple[float, float] = (0.25, 0.75), seed: int = 0, workers: int = 0,
+    def __init__(self, catalog: Catalog, root: Path, plan: SplitPlan, spec: DataSpec, patch_size: int,
+                 batch_size: int, unlabeled_batch_size: int, steps_per_epoch: int, seed: int = 0, workers: int = 0,
                  pseudo_truth: bool = True) -> None:
         super().__init__()
-        self.catalog, self.root, self.plan = catalog, root, plan
+        self.catalog, self.root, self.plan, self.spec = catalog, root, plan, spec
         self.patch_size = patch_size
         self.batch_size, self.unlabeled_batch_size = batch_size, unlabeled_batch_size
         self.steps_per_epoch = steps_per_epoch
-        self.use_unlabeled = use_unlabeled
-        self.pairs, self.overlap = pairs, overlap
         self.seed, self.workers = seed, workers
         self.pseudo_truth = pseudo_truth
         self.normalizer = Normalizer.from_catalog(catalog)
@@ -98,11 +97,15 @@ class SslDataModule(pl.LightningDataModule):
     def _global_step(self) -> int:
         return self.trainer.global_step if self.trainer is not None else 0
 
-    def _sampler(self, dataset: PatchDataset, stream: str, batch: int, pairs: bool = False) -> RegionSampler:
-        """Random windows for batches of ``batch`` items, starting at the trainer's global step."""
+    def _sampler(self, dataset: PatchDataset, stream: str, batch: int,
+                 pairs: tuple[float, float] | None = None) -> RegionSampler:
+        """Random windows for batches of ``batch`` items, starting at the trainer's global step.
+
+        With ``pairs``, pairs of windows sharing a share of their area drawn from that range.
+        """
         rank, _ = self._rank()
         return RegionSampler(dataset.source, dataset.regions, self.patch_size, self.steps_per_epoch * batch,
-                             seed=self.seed, pairs=pairs, overlap=self.overlap, stream=stream, rank=rank,
+                             seed=self.seed, pairs=pairs, stream=stream, rank=rank,
                              start=lambda: self._global_step() * batch)
 
     def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
@@ -118,7 +121,7 @@ class SslDataModule(pl.LightningDataModule):
                                self.normalizer, self.encoder, "mask")
         loaders = {"labeled": self._loader(labeled, self._sampler(labeled, "windows/labeled", self.batch_size),
                                            self.batch_size, drop_last=True)}
-        if self.use_unlabeled:
+        if self.spec.unlabeled:
             regions = self.plan.of("unlabeled")
             if not regions:
                 raise InputError("--label-fraction", "no unlabeled region is left for a semi-supervised strategy")
@@ -126,8 +129,8 @@ class SslDataModule(pl.LightningDataModule):
             source = with_labels(images, labels) if truth else images
             unlabeled = PatchDataset(source, regions, self.patch_size, self.normalizer,
                                      self.encoder if truth else None, "truth")
-            n = self.unlabeled_batch_size // (2 if self.pairs else 1)
-            sampler = self._sampler(unlabeled, "windows/unlabeled", n, pairs=self.pairs)
+            n = self.unlabeled_batch_size // (2 if self.spec.paired else 1)
+            sampler = self._sampler(unlabeled, "windows/unlabeled", n, pairs=self.spec.overlap)
             loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)
         return loaders
 

@@ -78,8 +78,8 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
     A region is drawn with probability proportional to its area, then a window inside it the way torchgeo's
     :class:`~torchgeo.samplers.RandomGeoSampler` draws one (a tile by area, then a window in the tile; drawn
     here, since torchgeo draws the tile from torch's global generator), then one of the 8 symmetries. With
-    ``pairs`` each item is a (window, partner) pair overlapping by a random share (module docstring), each with
-    its own symmetry.
+    ``pairs`` (a range of shares of a window's area) each item is a (window, partner) pair overlapping by a
+    random share in that range (module docstring), each with its own symmetry.
 
     An epoch is ``length`` items. Item ``i`` of the run is drawn from ``draws(seed, stream, rank, i)`` alone
     (each rank of a distributed run draws its own windows).
@@ -89,13 +89,12 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
     """
 
     def __init__(self, dataset: GeoDataset, regions: list[Region], size: int, length: int, seed: int = 0,
-                 pairs: bool = False, overlap: tuple[float, float] = (0.25, 0.75), stream: str = "windows",
+                 pairs: tuple[float, float] | None = None, stream: str = "windows",
                  rank: int = 0, start: Callable[[], int] = lambda: 0) -> None:
         self.grid = dataset_grid(dataset)
         self.size = size
         self.length = length
         self.pairs = pairs
-        self.overlap = overlap
         self.seed, self.stream, self.rank, self.start = seed, stream, rank, start
         self.regions: list[int] = []
         self.samplers: list[RandomGeoSampler] = []
@@ -128,10 +127,11 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
         x, y = get_random_bounding_box(sampler.bounds[tile], sampler.size, sampler.res, g)
         row, col = self.grid.snap(x.start, y.stop)
         query = PatchQuery(row, col, self.regions[j], *random_dihedral(g))
-        return (query, self._partner(query, self.boxes[j], g)) if self.pairs else query
+        return (query, self._partner(query, self.boxes[j], g, self.pairs)) if self.pairs is not None else query
 
-    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int], g: torch.Generator) -> PatchQuery:
-        lo, hi = self.overlap
+    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int], g: torch.Generator,
+                 overlap: tuple[float, float]) -> PatchQuery:
+        lo, hi = overlap
         f = lo + (hi - lo) * float(torch.rand((), generator=g))
         fy = f + (1 - f) * float(torch.rand((), generator=g))
         fx = f / fy

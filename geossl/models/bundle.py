@@ -5,7 +5,8 @@ A bundle file is a ``torch.save``d dict of plain types and tensors::
     {"geossl": <ModelBundle as a dict>, "state_dict": <Segmenter state dict>}
 
 Lightning checkpoints written by ``geossl train`` carry the same two keys (the ``geossl`` entry is added on
-save), so either can be given to ``geossl predict``.
+save; the segmenter's weights under ``model.``, the strategy's own modules under ``strategy.``), so either can be
+given to ``geossl predict``: only the segmenter is read.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from geossl.models.segmenter import Segmenter
 log = logging.getLogger(__name__)
 
 BUNDLE_KEY = "geossl"
+#: Prefixes of the segmenter's weights and of the strategy's own modules in a training checkpoint (the Lightning
+#: task's ``model`` and ``strategy`` attributes).
+CHECKPOINT_MODEL, CHECKPOINT_STRATEGY = "model.", "strategy."
+#: DWL's pseudo head inside the segmenter's weights, as bundles and checkpoints held it before it became the
+#: strategy's own module: ignored when read (prediction never used it).
+OLD_PSEUDO_HEAD = "pseudo_head."
 
 
 class ModelBundle(BaseModel):
@@ -123,11 +130,23 @@ def load_bundle(path: str | Path) -> tuple[ModelBundle, Segmenter]:
         bundle = ModelBundle.model_validate(payload[BUNDLE_KEY])
     except ValidationError as exc:
         raise InputError(path, f"damaged geossl checkpoint: {str(exc).splitlines()[0]}") from exc
-    state = {k.removeprefix("model."): v for k, v in payload["state_dict"].items()
-             if not k.startswith(("ema_", "teacher."))}
     model = Segmenter(bundle.model.model_copy(update={"weights": "none"}))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(segmenter_state(payload["state_dict"]), strict=False)
     if missing:
         raise InputError(path, f"checkpoint lacks {len(missing)} model tensors (e.g. {missing[0]})")
+    if unexpected:
+        raise InputError(path, f"checkpoint holds {len(unexpected)} tensors the model does not have "
+                               f"(e.g. {unexpected[0]})")
     model.eval()
     return bundle, model
+
+
+def segmenter_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The segmenter's tensors of a bundle's or a training checkpoint's state dict.
+
+    A checkpoint's are those under ``model.`` (its strategy's modules, under ``strategy.``, are left out); an old
+    DWL bundle's or checkpoint's pseudo head is left out too (:data:`OLD_PSEUDO_HEAD`).
+    """
+    if any(k.startswith(CHECKPOINT_MODEL) for k in state):
+        state = {k.removeprefix(CHECKPOINT_MODEL): v for k, v in state.items() if k.startswith(CHECKPOINT_MODEL)}
+    return {k: v for k, v in state.items() if not k.startswith(OLD_PSEUDO_HEAD)}

@@ -23,27 +23,34 @@ prediction: labels ``ŷ``, confidences ``q``, thresholds ``τ_c`` (τ, or class-
 Choices: consistency between two predictions of the student (``L_dkd``, ``L_ov``) is measured by KL against the
 teacher's distribution (soft-target cross-entropy minus its entropy) rather than CE against its argmax, so a
 pair that agrees contributes exactly nothing; the official code uses hard labels with a Dice loss. CutMix
-sources are other images of the same batch (see :mod:`geossl.ssl.unimatch`).
+sources are other images of the same batch (see :mod:`geossl.ssl.unimatch`). Teacher and refinement: see
+:mod:`geossl.ssl.pseudo`; the teacher's labels ``ŷ`` and weights ``1[q ≥ τ_c]`` are refined before ``L_s1``,
+``L_s2`` and ``L_tkd`` use them, while ``L_ov`` compares the teacher's distributions as they are.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
-from geossl.config import StrictModel
 from geossl.data.overlap import partner_in_own_frame
+from geossl.data.spec import DataSpec
 from geossl.models import Segmenter
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, StrategyConfig, no_unlabeled, split
 from geossl.ssl.losses import class_thresholds, soft_consistency, update_confidence_ema, weighted_ce
+from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 
 
-class CrossViewConfig(StrictModel):
-    """Defaults from CrossMatch (η = 0.3, dropout 0.25 / 0.75) and the notes (spatial weight 0.5)."""
+class CrossViewConfig(PseudoLabelConfig):
+    """Defaults from CrossMatch (η = 0.3, dropout 0.25 / 0.75) and the notes (spatial weight 0.5).
 
+    ``overlap``: the share of a window's area that the two windows of a spatial pair share (drawn uniformly).
+    """
+
+    name: Literal["crossview"] = "crossview"
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
     eta: Annotated[float, Field(ge=0, le=1)] = 0.3
     weak_drop: Annotated[float, Field(ge=0, lt=1)] = 0.25
@@ -57,12 +64,17 @@ class CrossViewConfig(StrictModel):
     spatial_weight: Annotated[float, Field(ge=0)] = 0.5
     overlap: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.25, 0.75)
 
+    def data_spec(self) -> DataSpec:
+        """Unlabeled windows, in overlapping pairs for the spatial term."""
+        return DataSpec(unlabeled=True, overlap=self.overlap if self.spatial else None)
+
 
 def teacher_to_view(teacher_labels: Tensor, teacher_used: Tensor, students: list[Tensor], valid: Tensor,
                     conflict_weight: float = 1.0) -> Tensor:
     """Mean over ``students`` of ``Σ w·CE(student, ŷ) / N_valid``.
 
-    ``w = 1[used]``, times ``conflict_weight`` where the student's own argmax differs from ``ŷ``.
+    ``w`` is ``teacher_used`` (a mask or weights), times ``conflict_weight`` where the student's own argmax
+    differs from ``ŷ``.
     """
     losses = []
     for logits in students:
@@ -101,21 +113,15 @@ def spatial_overlap(weak_probs: Tensor, strong_logits: Tensor, valid: Tensor, no
     return soft_consistency(partner_probs, strong_logits, used.float(), n_shared), n_shared
 
 
-class CrossView(Strategy):
+class CrossView(PseudoLabelStrategy):
     """Cross-view matching (module docstring)."""
 
-    name = "crossview"
     Config = CrossViewConfig
     config: CrossViewConfig
 
-    def __init__(self, model: Segmenter, config: StrictModel, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, model: Segmenter, config: StrategyConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, config, *args, **kwargs)
         self.confidence_ema = torch.full((model.config.num_classes,), self.config.threshold)
-
-    @property
-    def paired(self) -> bool:
-        """Spatial cross-view needs overlapping window pairs."""
-        return self.config.spatial
 
     def thresholds(self, device: torch.device) -> Tensor:
         """Per-class thresholds: τ everywhere, or ``min(τ, ema_c)`` when adaptive."""
@@ -137,11 +143,12 @@ class CrossView(Strategy):
         logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates,
                                                      rng)
         logits_l, logits_w = split(logits, n_l)
-        probs_w, conf, labels = self.pseudo_labels(logits_w)
+        probs_w, conf, labels = self.teach(x_w, logits_w)
         if cfg.adaptive_threshold:
             self.confidence_ema = update_confidence_ema(self.confidence_ema.to(conf.device), conf, labels, valid,
                                                         cfg.threshold_momentum)
         tau = self.thresholds(conf.device)
+        labels, used = self.refine(x_w, probs_w, labels, conf, valid, (conf >= tau[labels]) & valid)
 
         s1, s2 = self.strong_view(x_w, valid, rng), self.strong_view(x_w, valid, rng)
         features_s = model.features(torch.cat([s1.image, s2.image]))
@@ -149,14 +156,11 @@ class CrossView(Strategy):
         logits_s1, logits_s2 = split(logits_s, n_u)
 
         loss_s = self.supervised_loss(logits_l, batch_l["mask"])
-        used = (conf >= tau[labels]) & valid
-        loss_strong = []
-        for view, logits in ((s1, logits_s1), (s2, logits_s2)):
-            v = view.mix(valid)
-            loss_strong.append(weighted_ce(logits, view.mix(labels), (view.mix(used) & v).float(), v.sum()))
+        loss_strong = [weighted_ce(logits, view.mix(labels), view.mix(used), view.mix(valid).sum())
+                       for view, logits in ((s1, logits_s1), (s2, logits_s2))]
         v2 = s2.mix(valid)
         loss_tkd = (teacher_to_view(labels, used, streams_w, valid, cfg.conflict_weight)
-                    + teacher_to_view(s2.mix(labels), s2.mix(used) & v2, streams_s2, v2, cfg.conflict_weight)) / 2
+                    + teacher_to_view(s2.mix(labels), s2.mix(used), streams_s2, v2, cfg.conflict_weight)) / 2
         teachers = [s2.mix(stream.detach().float().softmax(dim=1)) for stream in streams_w]
         loss_dkd = view_to_view(teachers, streams_s2, tau, v2)
         loss_kd = (1 - cfg.eta) * loss_tkd + cfg.eta * loss_dkd
@@ -170,7 +174,7 @@ class CrossView(Strategy):
             terms["overlap_share"] = n_shared.float() / valid.sum().clamp_min(1)
         loss = (loss_s + cfg.weight_strong * (loss_strong[0] + loss_strong[1]) + cfg.weight_kd * loss_kd) / 2
         return StepOutput(loss=loss, terms={k: v.detach() for k, v in terms.items()},
-                          pseudo=PseudoLabels(labels=labels, weight=used.float(), valid=valid))
+                          pseudo=PseudoLabels(labels=labels, weight=used, valid=valid))
 
     def state_dict(self) -> dict[str, Any]:
         """The class-confidence EMA (class-adaptive thresholds)."""
