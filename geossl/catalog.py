@@ -20,7 +20,7 @@ CATALOG_VERSION = 1
 
 
 class SceneEntry(BaseModel):
-    """One ingested scene: its analysis-ready image and aligned labels."""
+    """One ingested scene: its analysis-ready image, aligned labels and aligned prior (manifest ``prior:``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,6 +28,7 @@ class SceneEntry(BaseModel):
     source: str
     image: str
     labels: str | None
+    prior: str | None = None
     width: int
     height: int
     transform: list[float]

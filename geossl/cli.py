@@ -20,6 +20,7 @@ from geossl.commands.run import demo, run
 from geossl.commands.synth import synth
 from geossl.commands.train import train
 from geossl.commands.vectorize import vectorize
+from geossl.commands.zeroshot import zeroshot
 from geossl.errors import InputError
 
 log = logging.getLogger("geossl")
@@ -79,6 +80,7 @@ main.add_command(pretrain)
 main.add_command(evaluate)
 main.add_command(run)
 main.add_command(demo)
+main.add_command(zeroshot)
 
 
 if __name__ == "__main__":

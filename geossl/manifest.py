@@ -15,6 +15,9 @@ Example::
       bands: [blue, green, red, nir]
     labels:
       rasters: ["zion/nlcd2011_zion_8class_original_EPSG26912.tif"]
+    prior:                                  # optional: a noisy map of the area, its ids mapped to the classes
+      rasters: ["zion/older_map.tif"]
+      classes: {11: 1, 41: 4}
     grid: {crs: null, resolution: null}     # default: the first scene's
     splits:
       blocks: {rows: 8, cols: 8, val_fraction: 0.2, test_fraction: 0.2, labeled_fraction: 0.125, seed: 0}
@@ -81,6 +84,20 @@ class LabelsConfig(StrictModel):
         if not self.rasters and not self.vectors:
             raise ValueError("give at least one of 'rasters' or 'vectors'")
         return self
+
+
+class PriorConfig(StrictModel):
+    """An existing, noisy map of the area (an older product, another model, ``geossl zeroshot``'s output).
+
+    ``classes`` maps the prior's class ids to the manifest's class ids (or to ``ignore_id``: no prior there);
+    every id the rasters hold, except their nodata, must be mapped. Ingest brings the rasters onto the imagery's
+    grid (nearest neighbour, like labels) and training uses the prior as a second, weaker teacher on the
+    unlabeled area.
+    """
+
+    rasters: Annotated[list[str], Field(min_length=1)]
+    classes: Annotated[dict[Annotated[int, Field(ge=0, le=65535)], int], Field(min_length=1)]
+    nodata: int | None = None
 
 
 class GridConfig(StrictModel):
@@ -169,6 +186,7 @@ class Manifest(StrictModel):
     ignore_id: Annotated[int, Field(ge=0, le=65535)] = 0
     imagery: ImageryConfig
     labels: LabelsConfig | None = None
+    prior: PriorConfig | None = None
     grid: GridConfig = GridConfig()
     splits: SplitsConfig = SplitsConfig(blocks=BlockSplits())
 
@@ -182,6 +200,11 @@ class Manifest(StrictModel):
             raise ValueError("class names must be unique")
         if self.ignore_id in ids:
             raise ValueError(f"ignore_id {self.ignore_id} is also a class id")
+        if self.prior is not None:
+            bad = sorted(set(self.prior.classes.values()) - {*ids, self.ignore_id})
+            if bad:
+                raise ValueError(f"prior.classes maps to {bad}, which are neither class ids {ids} nor the "
+                                 f"ignore id {self.ignore_id}")
         return self
 
     @property
@@ -197,11 +220,13 @@ class ResolvedInputs:
     imagery: list[Path]
     label_rasters: list[Path] = field(default_factory=list)
     label_vectors: list[Path] = field(default_factory=list)
+    prior_rasters: list[Path] = field(default_factory=list)
     region_files: dict[str, Path] = field(default_factory=dict)
 
     def all_files(self) -> list[Path]:
         """Every input file, for hashing."""
-        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.region_files.values()]
+        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.prior_rasters,
+                *self.region_files.values()]
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -254,6 +279,8 @@ def resolve_inputs(manifest: Manifest, manifest_path: str | Path, data_root: str
     if manifest.labels is not None:
         resolved.label_rasters = many(manifest.labels.rasters)
         resolved.label_vectors = many(manifest.labels.vectors)
+    if manifest.prior is not None:
+        resolved.prior_rasters = many(manifest.prior.rasters)
     if manifest.splits.regions is not None:
         for split in ("labeled", "unlabeled", "val", "test"):
             for region in getattr(manifest.splits.regions, split):

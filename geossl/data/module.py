@@ -25,7 +25,14 @@ from geossl.catalog import Catalog
 from geossl.data.normalize import LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset, collate_patches
 from geossl.data.rasters import catalog_rasters, with_labels
-from geossl.data.regions import Region, reassign_labeled, region_class_counts, split_regions
+from geossl.data.regions import (
+    ClassPositions,
+    Region,
+    labeled_positions,
+    reassign_labeled,
+    region_class_counts,
+    split_regions,
+)
 from geossl.data.samplers import RegionGridSampler, RegionSampler
 from geossl.data.spec import DataSpec
 from geossl.errors import InputError
@@ -79,8 +86,9 @@ class SslDataModule(pl.LightningDataModule):
 
     def __init__(self, catalog: Catalog, root: Path, plan: SplitPlan, spec: DataSpec, patch_size: int,
                  batch_size: int, unlabeled_batch_size: int, steps_per_epoch: int, seed: int = 0, workers: int = 0,
-                 pseudo_truth: bool = True) -> None:
+                 pseudo_truth: bool = True, labeled_sampling: str = "uniform") -> None:
         super().__init__()
+        self.labeled_sampling = labeled_sampling
         self.catalog, self.root, self.plan, self.spec = catalog, root, plan, spec
         self.patch_size = patch_size
         self.batch_size, self.unlabeled_batch_size = batch_size, unlabeled_batch_size
@@ -98,7 +106,8 @@ class SslDataModule(pl.LightningDataModule):
         return self.trainer.global_step if self.trainer is not None else 0
 
     def _sampler(self, dataset: PatchDataset, stream: str, batch: int,
-                 pairs: tuple[float, float] | None = None) -> RegionSampler:
+                 pairs: tuple[float, float] | None = None, positions: ClassPositions | None = None
+                 ) -> RegionSampler:
         """Random windows for batches of ``batch`` items, starting at the trainer's global step.
 
         With ``pairs``, pairs of windows sharing a share of their area drawn from that range.
@@ -106,7 +115,14 @@ class SslDataModule(pl.LightningDataModule):
         rank, _ = self._rank()
         return RegionSampler(dataset.source, dataset.regions, self.patch_size, self.steps_per_epoch * batch,
                              seed=self.seed, pairs=pairs, stream=stream, rank=rank,
-                             start=lambda: self._global_step() * batch)
+                             start=lambda: self._global_step() * batch, positions=positions)
+
+    def _labeled_positions(self, regions: list[Region]) -> ClassPositions | None:
+        """The labeled pixels of each class for ``class_balanced`` sampling (None for uniform windows)."""
+        if self.labeled_sampling == "uniform":
+            return None
+        paths = [self.catalog.path_of(self.root, s.labels) for s in self.catalog.scenes if s.labels]
+        return labeled_positions(paths, regions, [c.id for c in self.catalog.classes])
 
     def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
                 drop_last: bool) -> DataLoader:
@@ -119,8 +135,9 @@ class SslDataModule(pl.LightningDataModule):
         assert labels is not None
         labeled = PatchDataset(with_labels(images, labels), self.plan.of("labeled"), self.patch_size,
                                self.normalizer, self.encoder, "mask")
-        loaders = {"labeled": self._loader(labeled, self._sampler(labeled, "windows/labeled", self.batch_size),
-                                           self.batch_size, drop_last=True)}
+        sampler = self._sampler(labeled, "windows/labeled", self.batch_size,
+                                positions=self._labeled_positions(labeled.regions))
+        loaders = {"labeled": self._loader(labeled, sampler, self.batch_size, drop_last=True)}
         if self.spec.unlabeled:
             regions = self.plan.of("unlabeled")
             if not regions:

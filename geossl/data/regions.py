@@ -137,3 +137,75 @@ def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fract
         out.append(r)
     log.info("label fraction %.3g: %d of %d train regions labeled", fraction, n_labeled, len(train))
     return out
+
+
+#: Labeled pixel positions kept per class for class-balanced sampling (evenly thinned beyond this).
+MAX_POSITIONS_PER_CLASS = 20_000
+#: Rows of a label COG read at once when collecting positions (bounds the memory of a large region).
+_STRIP_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class ClassPositions:
+    """Map coordinates of labeled pixels, per class: ``xy[c]`` (n, 2) float64 pixel centres, ``region[c]`` (n,).
+
+    ``region`` indexes the region list the positions were collected from. A class absent from every region has
+    empty arrays. At most :data:`MAX_POSITIONS_PER_CLASS` positions per class (evenly thinned, no randomness).
+    """
+
+    xy: tuple[np.ndarray, ...]
+    region: tuple[np.ndarray, ...]
+
+    def present(self) -> list[int]:
+        """Indices of the classes with at least one position."""
+        return [c for c, a in enumerate(self.region) if len(a)]
+
+
+def labeled_positions(label_paths: list[Path], regions: list[Region], ids: list[int],
+                      cap: int = MAX_POSITIONS_PER_CLASS) -> ClassPositions:
+    """Where each class (in ``ids`` order) has labeled pixels inside ``regions``, read once from the label COGs."""
+    lut = np.full(65536, -1, dtype=np.int64)
+    lut[np.asarray(ids)] = np.arange(len(ids))
+    xy: list[list[np.ndarray]] = [[] for _ in ids]
+    owner: list[list[np.ndarray]] = [[] for _ in ids]
+    for path in label_paths:
+        with rasterio.open(path) as src:
+            for i, region in enumerate(regions):
+                window = _pixel_window(region.geometry.bounds, src)
+                for strip in _strips(window):
+                    for c, pts in _strip_positions(src, strip, region.geometry, lut):
+                        xy[c].append(_thin(pts, cap))
+                        owner[c].append(np.full(len(xy[c][-1]), i, dtype=np.int32))
+    keep = [_thin(np.arange(sum(len(a) for a in per_class)), cap) for per_class in xy]
+    return ClassPositions(
+        xy=tuple(np.concatenate(a or [np.zeros((0, 2))])[k] for a, k in zip(xy, keep, strict=True)),
+        region=tuple(np.concatenate(a or [np.zeros(0, np.int32)])[k] for a, k in zip(owner, keep, strict=True)))
+
+
+def _strips(window: rasterio.windows.Window | None) -> list[rasterio.windows.Window]:
+    """``window`` cut into strips of at most :data:`_STRIP_ROWS` rows (none for no window)."""
+    if window is None:
+        return []
+    row0, row1 = int(window.row_off), int(window.row_off + window.height)
+    return [rasterio.windows.Window(window.col_off, r, window.width, min(_STRIP_ROWS, row1 - r))
+            for r in range(row0, row1, _STRIP_ROWS)]
+
+
+def _strip_positions(src: rasterio.io.DatasetReader, strip: rasterio.windows.Window, geometry: Polygon,
+                     lut: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(class, (n, 2) pixel centres)`` of the labeled pixels of one strip that lie inside ``geometry``."""
+    data = src.read(1, window=strip)
+    transform = src.window_transform(strip)
+    inside = rasterio.features.geometry_mask([geometry], data.shape, transform, invert=True)
+    cls = np.where(inside, lut[data.astype(np.int64)], -1)
+    out = []
+    for c in np.unique(cls[cls >= 0]):
+        rows, cols = np.nonzero(cls == c)
+        xs, ys = transform @ (cols + 0.5, rows + 0.5)
+        out.append((int(c), np.column_stack([xs, ys]).astype(np.float64)))
+    return out
+
+
+def _thin(a: np.ndarray, cap: int) -> np.ndarray:
+    """At most ``cap`` elements of ``a``, evenly spaced (all of them when there are fewer)."""
+    return a if len(a) <= cap else a[np.linspace(0, len(a) - 1, cap).round().astype(np.int64)]

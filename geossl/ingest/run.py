@@ -29,6 +29,7 @@ from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
 from geossl.ingest.options import IngestOptions
+from geossl.ingest.prior import PriorSources, check_prior, write_aligned_prior
 from geossl.ingest.splits import block_class_counts, block_splits, region_bounds, region_splits
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
@@ -40,6 +41,9 @@ from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inp
 from geossl.parallel import dask_client, gather_progress
 
 log = logging.getLogger(__name__)
+
+#: The catalog's folder of aligned prior maps (manifest ``prior:``), beside ``images/`` and ``labels/``.
+PRIORS = "priors"
 
 
 def _default_nodata(dtype: str) -> float:
@@ -96,7 +100,10 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,
                                   options.quiet)
-        catalog = _build(client, manifest, inputs, imagery, bands, target, labels, digest, stage, options)
+        prior = None
+        if manifest.prior is not None:
+            prior = check_prior(client, manifest, inputs.prior_rasters, imagery, options.quiet)
+        catalog = _build(client, manifest, inputs, imagery, bands, target, labels, prior, digest, stage, options)
         files = sorted(catalog.outputs)
         catalog.write(stage)
         publish(stage, out, files + [CATALOG_NAME], last=CATALOG_NAME)
@@ -106,8 +113,8 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
 
 
 def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo],
-           bands: list[str], target: TargetGrid, labels: LabelSources | None, digest: str, stage: Path,
-           options: IngestOptions) -> Catalog:
+           bands: list[str], target: TargetGrid, labels: LabelSources | None, prior: PriorSources | None,
+           digest: str, stage: Path, options: IngestOptions) -> Catalog:
     ids = scene_ids(inputs.imagery)
     grids = [target.grid_for(info.grid) for info in imagery]
     dtype = imagery[0].dtype
@@ -117,6 +124,8 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
         log.warning("imagery declares no nodata; using %s for pixels outside the scenes after alignment", nodata)
     (stage / "images").mkdir()
     (stage / "labels").mkdir()
+    if prior is not None:
+        (stage / PRIORS).mkdir()
     cog = options.cog()
 
     tasks = []
@@ -130,6 +139,9 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
         if labels is not None:
             tasks.append(client.submit(write_aligned_labels, labels, manifest, grid,
                                        stage / "labels" / f"{sid}.tif", stage, cog, pure=False))
+        if prior is not None:
+            tasks.append(client.submit(write_aligned_prior, prior, manifest, grid, stage / PRIORS / f"{sid}.tif",
+                                       stage, cog, pure=False))
     for _ in gather_progress(tasks, "writing COGs", options.quiet):
         pass
 
@@ -140,8 +152,9 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     per_scene = [band_statistics(client, [a], nodata, bands, True) for a in arrays] if len(ids) > 1 else [stats]
     class_counts: dict[int, int] = {}
     qml = raster_qml(manifest.classes)
-    for path in label_paths:
+    for path in label_paths + [stage / PRIORS / f"{sid}.tif" for sid in ids if prior is not None]:
         write_text_atomic(path.with_suffix(".qml"), qml)
+    for path in label_paths:
         for value, count in value_counts(client, read_lazy(path), quiet=True).items():
             if value != manifest.ignore_id:
                 class_counts[value] = class_counts.get(value, 0) + count
@@ -164,7 +177,8 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     scenes = [
         SceneEntry(
             id=sid, source=str(info.path), image=f"images/{sid}.tif",
-            labels=f"labels/{sid}.tif" if labels is not None else None, width=grid.width, height=grid.height,
+            labels=f"labels/{sid}.tif" if labels is not None else None,
+            prior=f"{PRIORS}/{sid}.tif" if prior is not None else None, width=grid.width, height=grid.height,
             transform=list(grid.transform)[:6], bounds=list(grid.bounds),
             footprint_wgs84=_footprint_wgs84(grid), band_stats=[s.to_dict() for s in scene_stats],
         )
@@ -207,7 +221,7 @@ def _geojson_wgs84(collection: dict[str, Any], crs: CRS) -> dict[str, Any]:
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
     """Remove files of an earlier ingest that this one no longer writes (scenes dropped from the manifest)."""
-    for sub in ("images", "labels"):
+    for sub in ("images", "labels", PRIORS):
         folder = out / sub
         if folder.is_dir():
             for path in folder.iterdir():

@@ -188,7 +188,8 @@ def data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPl
     """The training and validation data: the windows the strategy's options ask for, in the run's batch sizes."""
     return SslDataModule(catalog, root, plan, config.strategy.data_spec(), config.patch_size, config.batch_size,
                          config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
-                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth)
+                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth,
+                         labeled_sampling=config.labeled_sampling)
 
 
 def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: bool, quiet: bool,
