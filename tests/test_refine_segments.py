@@ -17,9 +17,10 @@ from pydantic import ValidationError
 
 from geossl.config import format_validation_error
 from geossl.errors import InputError
-from geossl.ssl.refine.sam import masks_to_segments, render_rgb, sam_architecture
+from geossl.ssl.refine.sam import masks_to_segments
 from geossl.ssl.refine.segments import Segments, SegmentsConfig, segment_vote
 from geossl.ssl.refine.superpixels import FelzenszwalbConfig, SlicConfig
+from geossl.zeroshot.render import stretch_rgb
 from tests.conftest import ROOT, run_cli
 
 # ------------------------------------------------------------------------------------------------ the vote
@@ -258,12 +259,12 @@ def test_masks_to_segments_overlaps_go_to_the_highest_predicted_iou() -> None:
     assert masks_to_segments(np.zeros((0, 2, 2), bool), np.zeros(0), "ignore").tolist() == [[-1, -1], [-1, -1]]
 
 
-def test_render_rgb_stretches_each_band_over_valid_pixels() -> None:
-    band = np.arange(101, dtype=np.float32).reshape(1, 101).repeat(3, axis=0)[:, None, :]  # (3, 1, 101): 0..100
+def test_rgb_rendering_stretches_each_band_over_valid_pixels() -> None:
+    band = np.arange(101, dtype=np.float64).reshape(1, 101).repeat(3, axis=0)[:, None, :]  # (3, 1, 101): 0..100
     band[1] *= 10
     valid = np.ones((1, 101), bool)
     valid[0, 50] = False
-    rgb = render_rgb(band, valid)
+    rgb = stretch_rgb(band, valid, 2.0, 98.0)
     assert rgb.shape == (1, 101, 3) and rgb.dtype == np.uint8
     assert rgb[0, :3, 0].tolist() == [0, 0, 0] and rgb[0, -3:, 1].tolist() == [255, 255, 255]
     assert rgb[0, 50].tolist() == [0, 0, 0]
@@ -275,39 +276,38 @@ def test_sam_architecture_of_the_official_models(model: str) -> None:
     pytest.importorskip("segment_anything")
     from segment_anything import sam_model_registry
 
-    from geossl.ssl.refine.sam import build_sam
+    from geossl.zeroshot.sam import build_sam
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         official = sam_model_registry[model]().state_dict()
-        built = build_sam(sam_architecture(official, Path(f"{model}.pth"))).state_dict()
+        built = build_sam(official).state_dict()
     assert {k: v.shape for k, v in built.items()} == {k: v.shape for k, v in official.items()}
 
 
 # ------------------------------------------------------------------------------------------------ bad input
 def test_missing_sam_checkpoint_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("segment_anything")
     missing = tmp_path / "nowhere" / "sam_vit_b.pth"
     with pytest.raises(InputError) as exc:
         Segments(sam_config(missing))
-    assert str(exc.value) == f"{missing}: SAM checkpoint not found"
+    assert str(exc.value) == f"{missing}: SAM checkpoint not found (weights are read from local files only)"
 
 
 def test_unreadable_or_foreign_sam_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("segment_anything")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint\n" * 10)
-    with pytest.raises(InputError, match=r"garbage\.pth: not a SAM checkpoint") as exc:
+    with pytest.raises(InputError, match=r"garbage\.pth: cannot read the SAM checkpoint") as exc:
         Segments(sam_config(garbage))
     assert "\n" not in str(exc.value)
     foreign = tmp_path / "foreign.pth"
     torch.save({"weight": torch.zeros(2)}, foreign)
-    with pytest.raises(InputError, match=r"foreign\.pth: not a SAM checkpoint \(no tensor image_encoder"):
+    with pytest.raises(InputError, match=r"foreign\.pth: not a segment-anything SAM checkpoint"):
         Segments(sam_config(foreign))
-    with pytest.raises(InputError, match="cannot read the SAM checkpoint"):
-        Segments(sam_config(tmp_path))  # a folder
 
 
 def test_sam_without_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "segment_anything.modeling", None)  # what an absent package raises
+    monkeypatch.setitem(sys.modules, "segment_anything", None)  # importing it raises as if it were absent
     with pytest.raises(InputError, match="refine.source: SAM segments need the segment-anything package"):
         Segments(sam_config(tmp_path / "sam.pth"))
 
@@ -379,5 +379,6 @@ def test_missing_sam_checkpoint_stops_training_with_one_line(synth_catalog: Path
     refine = {"name": "segments", "source": {"name": "sam", "checkpoint": str(checkpoint)}}
     result = train_with(tmp_path, synth_catalog, {"name": "unimatch", "refine": refine}, "run")
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == f"Error: {checkpoint}: SAM checkpoint not found"
+    assert result.stderr.strip() == f"Error: {checkpoint}: SAM checkpoint not found (weights are read from local " \
+                                    "files only)"
     assert not (tmp_path / "run").exists()
