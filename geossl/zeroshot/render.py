@@ -26,7 +26,7 @@ def read_rgb(path: Path, indexes: list[int], low: float, high: float) -> tuple[n
     """
     with rasterio.open(path) as src:
         data = src.read(indexes, masked=True)
-    valid: np.ndarray = ~np.ma.getmaskarray(data).any(axis=0)
+    valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
     values = np.asarray(data.filled(0), dtype=np.float64)
     valid &= np.isfinite(values).all(axis=0)
     return stretch_rgb(values, valid, low, high), valid
