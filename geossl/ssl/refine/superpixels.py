@@ -86,9 +86,10 @@ class SlicConfig(SourceConfig):
     def segment(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """SLIC ids of one ``(H, W, C)`` image (one segment when it has fewer valid pixels than a segment)."""
         n_segments = max(1, round(int(valid.sum()) / self.pixels_per_segment))
-        return slic(image, n_segments=n_segments, compactness=self.compactness, sigma=self.sigma,
-                    max_num_iter=self.max_num_iter, channel_axis=-1, convert2lab=False, enforce_connectivity=True,
-                    start_label=0)
+        ids = slic(image, n_segments=n_segments, compactness=self.compactness, sigma=self.sigma,
+                   max_num_iter=self.max_num_iter, channel_axis=-1, convert2lab=False, enforce_connectivity=True,
+                   start_label=0)
+        return np.asarray(ids)
 
 
 class FelzenszwalbConfig(SourceConfig):
@@ -107,4 +108,5 @@ class FelzenszwalbConfig(SourceConfig):
         """Felzenszwalb ids of one ``(H, W, C)`` image."""
         with warnings.catch_warnings():  # "image with third dimension of 4 [...] interpreted as multichannel": it is
             warnings.filterwarnings("ignore", message="Got image with third dimension")
-            return felzenszwalb(image, scale=self.scale, sigma=self.sigma, min_size=self.min_size, channel_axis=-1)
+            return np.asarray(felzenszwalb(image, scale=self.scale, sigma=self.sigma, min_size=self.min_size,
+                                           channel_axis=-1))
