@@ -27,7 +27,9 @@ TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patc
         "steps_per_epoch": 1, "threads": 1}
 # thresholds 0 so pseudo-labels are used from the first step; DWL past its warm-up after one step
 PARAMS = {"fixmatch": {"threshold": 0.0}, "unimatch": {"threshold": 0.0}, "crossview": {"threshold": 0.0},
-          "dwl": {"warmup_steps": 1}}
+          "dwl": {"warmup_steps": 1}, "prototype": {"threshold": 0.0}}
+#: The strategies' own modules (checkpointed under ``strategy.``, never exported).
+OWNED = {"dwl": {"pseudo_head"}, "prototype": {"prototypes"}}
 _RUNS: dict[str, Path] = {}
 
 
@@ -73,8 +75,7 @@ def test_strategy_trains_end_to_end(strategy, synth_catalog, runs_dir):
     exported = torch.load(run / "model.pt", weights_only=True)["state_dict"]
     assert exported.keys() == model.state_dict().keys()
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert {k.split(".")[1] for k in last if k.startswith("strategy.")} == ({"pseudo_head"} if strategy == "dwl"
-                                                                          else set())
+    assert {k.split(".")[1] for k in last if k.startswith("strategy.")} == OWNED.get(strategy, set())
     # Lightning checkpoints are self-describing and load safely (weights_only) too
     for name in ("best.ckpt", "last.ckpt"):
         ckpt_bundle, _ = load_bundle(run / "checkpoints" / name)
@@ -164,7 +165,9 @@ class KillAt(Callback):
 
 # two epochs of 2 steps and one of 1; memory and warm-up small enough that DWL's FIFO drops batches meanwhile
 RESUMABLE = {**TINY, "steps_per_epoch": 2, "max_steps": 5}
-RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3}}
+# prototypes re-drawn after one idle step, so the maintenance's random draws run through the resume
+RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3},
+                 "prototype": {"threshold": 0.0, "reinit_after": 1}}
 
 
 def resumable_config(strategy: str, **options) -> TrainConfig:
@@ -172,7 +175,8 @@ def resumable_config(strategy: str, **options) -> TrainConfig:
 
 
 @pytest.mark.parametrize(("strategy", "options"), [("supervised", {}), ("unimatch", {}), ("dwl", {}),
-                                                   ("fixmatch", {"teacher": "ema", "ema_decay": 0.5})])
+                                                   ("fixmatch", {"teacher": "ema", "ema_decay": 0.5}),
+                                                   ("prototype", {})])
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, options, synth_catalog, tmp_path):
     """Killed during step 3 (last checkpoint: step 2), then resumed: the same 5 steps as an uninterrupted run."""
     config = resumable_config(strategy, **options)
@@ -186,6 +190,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, options, sy
     assert_same_training_state(once, resumed)
     if strategy == "dwl":  # the class memory went on from step 2: 3 batches in the FIFO, as without the kill
         assert max(len(q) for q in resumed["ssl_state"]["memory"]["queues"]) == 3
+    if strategy == "prototype":  # the prototypes went on from step 2 (compared above, in the state dict)
+        assert bool(resumed["state_dict"]["strategy.prototypes.ready"].any())
     if options.get("teacher") == "ema":  # the teacher is checkpointed, one update per step, and lags the model
         assert_ema_teacher(resumed, 5)
 

@@ -19,12 +19,13 @@ from geossl.ssl.base import PseudoLabels, StepOutput, Strategy, StrategyConfig
 from geossl.ssl.crossview import CrossView
 from geossl.ssl.dwl import Dwl
 from geossl.ssl.fixmatch import FixMatch
+from geossl.ssl.prototype import Prototype
 from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 from geossl.ssl.registry import registry, tagged_union
 from geossl.ssl.supervised import Supervised, SupervisedConfig
 from geossl.ssl.unimatch import UniMatch
 
-STRATEGIES: dict[str, type[Strategy]] = registry(Supervised, FixMatch, UniMatch, CrossView, Dwl)
+STRATEGIES: dict[str, type[Strategy]] = registry(Supervised, FixMatch, UniMatch, CrossView, Dwl, Prototype)
 
 #: The ``strategy`` option of a training config: one strategy's options, chosen by ``name``.
 StrategyChoice = tagged_union(STRATEGIES, "strategy")

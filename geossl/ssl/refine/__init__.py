@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from geossl.ssl.refine.base import RefineConfig, Refinement
 from geossl.ssl.refine.none import NoRefineConfig, NoRefinement
+from geossl.ssl.refine.segments import Segments
 from geossl.ssl.registry import registry, tagged_union
 
-REFINEMENTS: dict[str, type[Refinement]] = registry(NoRefinement)
+REFINEMENTS: dict[str, type[Refinement]] = registry(NoRefinement, Segments)
 
 #: The ``refine`` option: one refinement's options, chosen by ``name``.
 RefineChoice = tagged_union(REFINEMENTS, "refinement")
