@@ -65,6 +65,7 @@ def two_scenes(tmp_path_factory) -> Path:
 def _run(folder: Path, *extra: str) -> dict:
     result = run_cli("run", folder / "pipeline.yaml", "--run-dir", folder / "run", *extra)
     assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(folder / "run" / "report" / "report.html")
     return json.loads((folder / "run" / "summary.json").read_text())
 
 

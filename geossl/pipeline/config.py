@@ -6,7 +6,7 @@ Example::
     manifest: ../data_manifests/synthetic.yaml   # relative to this file
     data_root: null          # where the manifest's data lies (default: the manifest's folder)
     run_dir: ../runs/demo    # default: runs/<name> beside the pipelines folder's parent
-    scheduler: null          # tcp://host:port of a dask scheduler, default a LocalCluster
+    scheduler: null          # tcp://host:port of a dask scheduler, default one LocalCluster for the run
     steps:
       synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first (SynthConfig fields)
       ingest: {}                                 # IngestSettings fields
