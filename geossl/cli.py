@@ -16,6 +16,7 @@ from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
 from geossl.commands.run import demo, run
+from geossl.commands.suggest import suggest
 from geossl.commands.synth import synth
 from geossl.commands.train import train
 from geossl.commands.vectorize import vectorize
@@ -75,6 +76,7 @@ main.add_command(predict)
 main.add_command(vectorize)
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(suggest)
 main.add_command(run)
 main.add_command(demo)
 

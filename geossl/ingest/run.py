@@ -12,13 +12,14 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
-from shapely import box
+from shapely import box, unary_union
 from shapely.geometry import mapping
 
 import geossl
@@ -29,7 +30,7 @@ from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
 from geossl.ingest.options import IngestOptions
-from geossl.ingest.splits import block_class_counts, block_splits, region_bounds, region_splits
+from geossl.ingest.splits import block_class_counts, block_splits, region_bounds, region_splits, with_drawn
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
@@ -95,7 +96,7 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
         labels = None
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,
-                                  options.quiet)
+                                  options.quiet, inputs.label_drawn)
         catalog = _build(client, manifest, inputs, imagery, bands, target, labels, digest, stage, options)
         files = sorted(catalog.outputs)
         catalog.write(stage)
@@ -117,6 +118,9 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
         log.warning("imagery declares no nodata; using %s for pixels outside the scenes after alignment", nodata)
     (stage / "images").mkdir()
     (stage / "labels").mkdir()
+    undrawn = stage / ".undrawn" if labels is not None and labels.drawn and manifest.splits.blocks else None
+    if undrawn is not None:
+        undrawn.mkdir()
     cog = options.cog()
 
     tasks = []
@@ -130,6 +134,10 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
         if labels is not None:
             tasks.append(client.submit(write_aligned_labels, labels, manifest, grid,
                                        stage / "labels" / f"{sid}.tif", stage, cog, pure=False))
+        if undrawn is not None:  # the labels the blocks are assigned from
+            assert labels is not None
+            tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, undrawn / f"{sid}.tif",
+                                       undrawn, cog, drawn=False, pure=False))
     for _ in gather_progress(tasks, "writing COGs", options.quiet):
         pass
 
@@ -146,18 +154,13 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
             if value != manifest.ignore_id:
                 class_counts[value] = class_counts.get(value, 0) + count
     if labels is not None and not class_counts:
-        raise InputError(inputs.label_rasters[0] if inputs.label_rasters else inputs.label_vectors[0],
+        raise InputError([*inputs.label_rasters, *inputs.label_vectors, *inputs.label_drawn][0],
                          "no labeled pixel falls on the imagery")
 
-    bounds = region_bounds(grids)
-    if manifest.splits.blocks is not None:
-        cfg = manifest.splits.blocks
-        counts = block_class_counts(label_paths, manifest.ignore_id, [c.id for c in manifest.classes], bounds,
-                                    cfg.rows, cfg.cols)
-        features = block_splits(cfg, bounds, counts)
-    else:
-        assert manifest.splits.regions is not None
-        features = region_splits(manifest.splits.regions, inputs.region_files, target.crs)
+    block_labels = [undrawn / p.name for p in label_paths] if undrawn is not None else label_paths
+    features = _split_features(manifest, inputs, region_bounds(grids), block_labels, labels, target.crs)
+    if undrawn is not None:
+        shutil.rmtree(undrawn)
     splits = {"type": "FeatureCollection", "crs": target.crs.to_string(), "features": features}
     write_text_atomic(stage / "splits.geojson", json.dumps(_geojson_wgs84(splits, target.crs)))
 
@@ -183,6 +186,22 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
         class_counts={str(k): v for k, v in sorted(class_counts.items())}, scenes=scenes, splits=splits,
         outputs=outputs, manifest=manifest.model_dump(mode="json"),
     )
+
+
+def _split_features(manifest: Manifest, inputs: ResolvedInputs, bounds: tuple[float, float, float, float],
+                    block_labels: list[Path], labels: LabelSources | None, crs: CRS) -> list[dict[str, Any]]:
+    """The split features: blocks (assigned from ``block_labels``) or drawn regions, then the drawn labels'."""
+    if manifest.splits.blocks is not None:
+        cfg = manifest.splits.blocks
+        counts = block_class_counts(block_labels, manifest.ignore_id, [c.id for c in manifest.classes], bounds,
+                                    cfg.rows, cfg.cols)
+        features = block_splits(cfg, bounds, counts)
+    else:
+        assert manifest.splits.regions is not None
+        features = region_splits(manifest.splits.regions, inputs.region_files, crs)
+    if labels is not None and labels.drawn:
+        features = with_drawn(features, unary_union([g for f in labels.drawn for g in f.to_crs(crs).geometry]))
+    return features
 
 
 def _write_image(vrt: str, source: Path, dst: Path, options: CogOptions, target: Grid | None) -> None:

@@ -8,10 +8,14 @@ remaining train blocks ``max(1, round(labeled_fraction * n_train))`` are ``label
 (with or without labels) is ``unlabeled``. Blocks never overlap, so the splits are spatially disjoint.
 
 ``regions``: boxes and vector files drawn by hand, one list per split.
+
+Drawn labels (``labels.drawn``) then move the area they cover from ``unlabeled`` to ``labeled``
+(:func:`with_drawn`); blocks are assigned from the labels without them.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +23,16 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from shapely import box, unary_union
-from shapely.geometry import mapping
+from shapely import Polygon, box, difference, intersection, unary_union
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
 
 from geossl.errors import InputError
 from geossl.io.cog import Grid
 from geossl.manifest import BlockSplits, RegionSplits
 from geossl.selection import choose_labeled
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
 #: A block counts as labeled when at least this fraction of it carries labels.
@@ -125,3 +132,30 @@ def region_splits(cfg: RegionSplits, files: dict[str, Path], crs: rasterio.crs.C
             features.append({"type": "Feature", "geometry": mapping(unary_union(geoms)),
                              "properties": {"split": split}})
     return features
+
+
+def with_drawn(features: list[dict[str, Any]], drawn: BaseGeometry) -> list[dict[str, Any]]:
+    """The split features with the drawn labels' area moved from ``unlabeled`` to ``labeled``.
+
+    Each unlabeled feature loses the area of the polygons in ``drawn`` (target CRS); what it lost is added as
+    one ``labeled`` feature (property ``drawn: true``). Drawn polygons over other splits stay labels there but
+    change no split, so validation and test are never trained on.
+    """
+    unlabeled = [shape(f["geometry"]) for f in features if f["properties"].get("split") == "unlabeled"]
+    gained = intersection(drawn, unary_union(unlabeled)) if unlabeled else Polygon()
+    outside = drawn.area - gained.area
+    if outside > 1e-9 * max(drawn.area, 1.0):
+        log.warning("%.1f %% of the drawn labels' area lies outside the unlabeled split; only the rest joins the "
+                    "labeled split", 100 * outside / drawn.area)
+    out = []
+    for feature in features:
+        if feature["properties"].get("split") == "unlabeled":
+            rest = difference(shape(feature["geometry"]), drawn)
+            if rest.is_empty:
+                continue
+            feature = {**feature, "geometry": mapping(rest)}
+        out.append(feature)
+    if not gained.is_empty:
+        out.append({"type": "Feature", "geometry": mapping(gained), "properties": {"split": "labeled",
+                                                                                    "drawn": True}})
+    return out

@@ -1,0 +1,66 @@
+"""The greedy choice of suggestions (geossl.suggest.select) and the per-pixel uncertainty, on small made-up cases."""
+
+import numpy as np
+import pytest
+
+from geossl.suggest.candidates import Candidates
+from geossl.suggest.select import choose, feature_scale
+from geossl.suggest.uncertainty import uncertainty
+
+SIZE = 10
+
+
+def _candidates(uncertain, cols, shares) -> Candidates:
+    n = len(uncertain)
+    cols = np.asarray(cols)
+    boxes = np.stack([cols, np.zeros(n), cols + SIZE, np.full(n, SIZE)], axis=1).astype(float)
+    return Candidates(scene=np.zeros(n, int), row=np.zeros(n, int), col=cols, boxes=boxes,
+                      uncertainty=np.asarray(uncertain, float), shares=np.asarray(shares, float))
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+# Three windows of one confusing lake (alike, the most uncertain), two other places, all apart on the ground.
+LAKE = _candidates([0.9, 0.88, 0.86, 0.6, 0.5], [0, 20, 40, 60, 80],
+                   [[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+FEATURES = _unit([[1, 0.01, 0], [1, 0.02, 0], [1, 0, 0.02], [0, 1, 0], [0.2, 0.3, 1]])
+
+
+def test_without_diversity_the_most_uncertain_windows_come_first():
+    chosen = choose(LAKE, 3, SIZE, "none")
+    assert [c.index for c in chosen] == [0, 1, 2]
+    assert [c.score for c in chosen] == pytest.approx([0.9, 0.88, 0.86])
+
+
+def test_feature_diversity_passes_over_windows_like_one_already_chosen():
+    chosen = choose(LAKE, 3, SIZE, "features", FEATURES)
+    assert [c.index for c in chosen] == [0, 3, 4]
+    assert chosen[0].score == pytest.approx(0.9)
+    delta = feature_scale(FEATURES)
+    d3 = 1 - FEATURES[3] @ FEATURES[0]
+    assert chosen[1].score == pytest.approx(0.6 * min(1.0, d3 / delta), rel=1e-5)
+    scores = [c.score for c in chosen]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_class_diversity_halves_the_score_of_a_class_already_chosen():
+    chosen = choose(LAKE, 4, SIZE, "classes")
+    assert [c.index for c in chosen] == [0, 3, 4, 1]
+    assert [c.score for c in chosen] == pytest.approx([0.9, 0.6, 0.5, 0.44])
+
+
+def test_overlapping_windows_are_never_both_chosen():
+    # candidates half a window apart: only every other one can be taken
+    near = _candidates([0.9, 0.95, 0.8, 0.7], [0, 5, 10, 15], [[1, 0, 0]] * 4)
+    chosen = choose(near, 4, SIZE, "none")
+    assert [c.index for c in chosen] == [1, 3]  # 1 overlaps 0 and 2; 3 is clear of 1
+
+
+def test_uncertainty_measures_are_zero_when_sure_and_one_on_a_tie():
+    p = np.array([[1.0, 0.5, 1 / 3, 0.6], [0.0, 0.5, 1 / 3, 0.3], [0.0, 0.0, 1 / 3, 0.1]])[:, None, :]
+    h = -(0.6 * np.log(0.6) + 0.3 * np.log(0.3) + 0.1 * np.log(0.1)) / np.log(3)
+    assert uncertainty(p, "entropy")[0] == pytest.approx([0, np.log(2) / np.log(3), 1, h], abs=1e-6)
+    assert uncertainty(p, "margin")[0] == pytest.approx([0, 1, 1, 0.7])
