@@ -2,10 +2,10 @@
 
 A window is ``m × m`` cells of ``cell = size / m`` pixels (``m`` = :data:`CELLS_PER_WINDOW`), so neighbouring
 candidates are ``cell`` pixels apart and a window's sums are the sums of its cells
-(:class:`geossl.suggest.scan.CellStats`). A candidate is kept when every one of its pixels is valid (no
-nodata), its footprint lies inside the unlabeled area (``covers``) and it shares no area with the labeled,
-validation or test areas. Its uncertainty is the mean of its pixels' uncertainty, its class mix the share of
-its pixels predicted as each class.
+(:class:`geossl.suggest.scan.CellStats`). A window is placed when its footprint lies inside the unlabeled area
+(``covers``) and shares no area with the labeled, validation or test areas (geometry only, before the model
+runs), and kept as a candidate when every one of its pixels is valid (no nodata). Its uncertainty is the mean
+of its pixels' uncertainty, its class mix the share of its pixels predicted as each class.
 """
 
 from __future__ import annotations
@@ -53,25 +53,54 @@ class Candidates:
                      ("scene", "row", "col", "boxes", "uncertainty", "shares")))
 
 
-def window_candidates(stats: CellStats, area: Area, scene: Scene, index: int, size: int,
-                      inside: BaseGeometry, outside: BaseGeometry | None) -> Candidates:
-    """The windows of ``area`` that are fully valid, inside ``inside`` and share no area with ``outside``."""
+@dataclass(frozen=True)
+class Placement:
+    """The windows of one scene that lie inside the unlabeled area: cell indices ``(i, j)`` of ``area``."""
+
+    scene: int
+    area: Area
+    i: np.ndarray
+    j: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+def place_windows(scene: Scene, index: int, area: Area, size: int, inside: BaseGeometry,
+                  outside: BaseGeometry | None) -> Placement:
+    """The windows on the half-window grid of ``area`` that ``inside`` covers and ``outside`` does not touch.
+
+    Decided from geometry alone, before any pixel is read; the nodata test waits for the pixels
+    (:func:`window_candidates`).
+    """
+    cell = size // CELLS_PER_WINDOW
+    i, j = (g.ravel() for g in np.meshgrid(np.arange((area.height - size) // cell + 1),
+                                           np.arange((area.width - size) // cell + 1), indexing="ij"))
+    keep = inside_area(_boxes(scene, area.row0 + i * cell, area.col0 + j * cell, size), inside, outside)
+    return Placement(index, area, i[keep], j[keep])
+
+
+def _boxes(scene: Scene, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """``(N, 4)`` footprints (CRS units) of the windows with top-left pixels ``(rows, cols)``."""
+    t = scene.grid.transform
+    return np.stack([t.c + cols * t.a, t.f + (rows + size) * t.e, t.c + (cols + size) * t.a, t.f + rows * t.e],
+                    axis=1).reshape(-1, 4)
+
+
+def window_candidates(stats: CellStats, placement: Placement, scene: Scene, size: int) -> Candidates:
+    """The placed windows all of whose pixels are valid, with their uncertainty and class mix."""
     m = CELLS_PER_WINDOW
     k = stats.classes.shape[-1]
-    if stats.valid.shape[0] < m or stats.valid.shape[1] < m:
-        return Candidates.concat([], k)
-    valid = sliding_window_view(stats.valid, (m, m)).sum(axis=(-2, -1))
-    total = sliding_window_view(stats.uncertainty, (m, m)).sum(axis=(-2, -1))
-    counts = sliding_window_view(stats.classes, (m, m), axis=(0, 1)).sum(axis=(-2, -1))
-    i, j = np.nonzero(valid == size * size)  # a full window: no nodata, not cut by the area's edge
-    rows, cols = area.row0 + i * stats.cell, area.col0 + j * stats.cell
-    t = scene.grid.transform
-    boxes = np.stack([t.c + cols * t.a, t.f + (rows + size) * t.e, t.c + (cols + size) * t.a, t.f + rows * t.e],
-                     axis=1).reshape(-1, 4)
-    keep = inside_area(boxes, inside, outside)
-    return Candidates(scene=np.full(int(keep.sum()), index), row=rows[keep], col=cols[keep], boxes=boxes[keep],
-                      uncertainty=total[i, j][keep] / (size * size),
-                      shares=counts[i, j][keep].reshape(-1, k) / (size * size))
+    i, j = placement.i, placement.j
+    valid = sliding_window_view(stats.valid, (m, m)).sum(axis=(-2, -1))[i, j]
+    total = sliding_window_view(stats.uncertainty, (m, m)).sum(axis=(-2, -1))[i, j]
+    counts = sliding_window_view(stats.classes, (m, m), axis=(0, 1)).sum(axis=(-2, -1))[i, j].reshape(-1, k)
+    full = valid == size * size  # no nodata pixel
+    rows = placement.area.row0 + i[full] * stats.cell
+    cols = placement.area.col0 + j[full] * stats.cell
+    return Candidates(scene=np.full(int(full.sum()), placement.scene), row=rows, col=cols,
+                      boxes=_boxes(scene, rows, cols, size), uncertainty=total[full] / (size * size),
+                      shares=counts[full] / (size * size))
 
 
 def inside_area(boxes: np.ndarray, inside: BaseGeometry, outside: BaseGeometry | None) -> np.ndarray:

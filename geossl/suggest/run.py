@@ -24,7 +24,7 @@ from geossl.errors import InputError
 from geossl.models import ModelBundle, load_bundle
 from geossl.predict.runner import ModelRunner
 from geossl.predict.scene import Scene, open_scenes
-from geossl.suggest.candidates import Candidates, window_candidates
+from geossl.suggest.candidates import CELLS_PER_WINDOW, Candidates, Placement, place_windows, window_candidates
 from geossl.suggest.features import window_features
 from geossl.suggest.options import SuggestOptions
 from geossl.suggest.scan import covering_area, scan
@@ -57,10 +57,11 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     inside, outside = split_areas(catalog, root)
     scenes = open_scenes([catalog.path_of(root, s.image) for s in catalog.scenes], bundle)
     _check_size(scenes, options.size)
-    candidates = _candidates(scenes, bundle, model, inside, outside, options)
+    placements = _placements(scenes, bundle, inside, outside, options.size)
+    candidates = _candidates(scenes, bundle, model, placements, options)
     if len(candidates) == 0:
-        raise InputError("--size", f"no window of {options.size} x {options.size} px fits inside the unlabeled "
-                                   "area (without nodata); try a smaller --size")
+        raise InputError("--size", f"every window of {options.size} x {options.size} px inside the unlabeled area "
+                                   "holds nodata; try a smaller --size")
     pool = candidates.take(most_uncertain(candidates, options.n))
     features = None
     if options.diversity == "features":
@@ -109,23 +110,35 @@ def _check_size(scenes: list[Scene], size: int) -> None:
                                    f"({largest.width} x {largest.height} px)")
 
 
-def _candidates(scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module, inside: BaseGeometry,
-                outside: BaseGeometry | None, options: SuggestOptions) -> Candidates:
-    """Every scene's candidate windows, with their uncertainty and class mix."""
+def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
+                size: int) -> list[Placement]:
+    """Per scene holding some, the windows inside the unlabeled area; an error when there are none at all."""
+    placements = []
+    for index, scene in enumerate(scenes):
+        here = inside.intersection(shapely.box(*scene.grid.bounds))
+        area = None if here.is_empty else covering_area(scene, here.bounds, max(size, bundle.patch_size))
+        if area is None or size > min(scene.width, scene.height):
+            continue
+        placed = place_windows(scene, index, area, size, here, outside)
+        if len(placed):
+            placements.append(placed)
+    if not placements:
+        raise InputError("--size", f"no window of {size} x {size} px fits inside the unlabeled area; try a "
+                                   "smaller --size")
+    return placements
+
+
+def _candidates(scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module, placements: list[Placement],
+                options: SuggestOptions) -> Candidates:
+    """The placed windows without nodata, with their uncertainty and class mix (one model pass per scene)."""
     runner = ModelRunner(model, "auto", options.tta)
     if options.threads is not None:
         torch.set_num_threads(options.threads)
-    cell = options.size // 2
     parts = []
-    for index, scene in enumerate(scenes):
-        if options.size > min(scene.width, scene.height):
-            log.info("%s: smaller than a window of %d px, skipped", scene.path.name, options.size)
-            continue
-        here = inside.intersection(shapely.box(*scene.grid.bounds))
-        area = None if here.is_empty else covering_area(scene, here.bounds, bundle.patch_size)
-        if area is None:
-            continue
+    for placed in placements:
+        scene, area = scenes[placed.scene], placed.area
         log.info("%s: predicting %d x %d px holding unlabeled area", scene.path.name, area.width, area.height)
-        stats = scan(scene, bundle, runner, area, cell, options.method, options.batch_size)
-        parts.append(window_candidates(stats, area, scene, index, options.size, here, outside))
+        stats = scan(scene, bundle, runner, area, options.size // CELLS_PER_WINDOW, options.method,
+                     options.batch_size)
+        parts.append(window_candidates(stats, placed, scene, options.size))
     return Candidates.concat(parts, len(bundle.classes))
