@@ -132,3 +132,27 @@ def test_an_existing_output_needs_overwrite(model, synth_catalog, tmp_path):
     assert out.read_bytes() == before
     assert _suggest(model, synth_catalog, out, "--n", "3", "--overwrite").exit_code == 0
     assert len(_read(out)) == 3
+
+
+def test_a_pipeline_suggests_after_training_and_reports_it(model, synth_dir, tmp_path):
+    import json
+
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(yaml.safe_dump({
+        "name": "t", "manifest": str(MANIFEST), "data_root": str(synth_dir),
+        "steps": {"train": {"checkpoint": str(model)}, "suggest": {"n": 4, "size": SIZE, "threads": 1},
+                  "predict": {"batch_size": 4}, "report": {"quicklook_size": 256}}}))
+    run_dir = tmp_path / "run"
+    assert run_cli("run", pipeline, "--run-dir", run_dir).exit_code == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert list(summary["steps"]) == ["ingest", "train", "suggest", "predict", "report"]
+    assert summary["steps"]["suggest"]["status"] == "done"
+    gpkg = run_dir / "suggest" / "suggestions.gpkg"
+    assert len(_read(gpkg)) == 4 and gpkg.with_suffix(".qml").is_file()
+    html = (run_dir / "report" / "report.html").read_text()
+    section = html[html.index("<h2>Where to label next</h2>"):]
+    assert section.count("data:image/png;base64,", 0, section.index("<table>")) == 1  # the map over the RGB
+    table = section[section.index("<table>"):section.index("</table>")]
+    assert table.count("<tr>") == 5 and "../suggest/suggestions.gpkg" in html
+    assert run_cli("run", pipeline, "--run-dir", run_dir).exit_code == 0
+    assert json.loads((run_dir / "summary.json").read_text())["steps"]["suggest"]["status"] == "skipped"

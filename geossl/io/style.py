@@ -6,6 +6,8 @@ import html
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 
 class ClassLike(Protocol):
     """Anything with a class id, name and ``#rrggbb`` colour."""
@@ -108,31 +110,51 @@ def vector_qml(classes: Sequence[ClassLike], field: str = "class_id") -> str:
 """
 
 
-#: Colours of the rank classes, most urgent first (ColorBrewer YlOrRd, reversed).
+#: Colour stops of the rank classes, most urgent first (ColorBrewer YlOrRd, reversed).
 RANK_COLORS = ("#bd0026", "#e31a1c", "#fc4e2a", "#fd8d3c", "#feb24c", "#fed976")
+#: Rank classes at most (ranks 1..n fall into min(n, this) equal ranges).
+RANK_CLASSES = 10
 
 
-def rank_qml(n: int, field: str = "rank", classes: int = len(RANK_COLORS)) -> str:
-    """A QGIS style for ranked polygons (1 = first): graduated by ``field``, labelled with it.
+def _ramp(t: float) -> str:
+    """The colour at ``t`` in [0, 1] along :data:`RANK_COLORS` (linear between stops)."""
+    x = t * (len(RANK_COLORS) - 1)
+    i = min(int(x), len(RANK_COLORS) - 2)
+    a, b = (np.array([int(c[j : j + 2], 16) for j in (1, 3, 5)]) for c in RANK_COLORS[i : i + 2])
+    return "#" + "".join(f"{int(round(v)):02x}" for v in a + (b - a) * (x - i))
 
-    Ranks ``1..n`` fall into at most ``classes`` equal ranges, coloured from dark red (first) to yellow; the
-    fill is light so that the imagery under a window stays visible, the outline strong. Ranges run between
-    half-integers, so no rank sits on a boundary.
+
+def rank_classes(n: int, classes: int = RANK_CLASSES) -> list[tuple[float, float, str]]:
+    """``(lower, upper, colour)`` of the rank ranges of :func:`rank_qml`, first ranks first.
+
+    Ranks ``1..n`` fall into ``min(n, classes)`` equal ranges between half-integers (so no rank sits on a
+    boundary), coloured from dark red (first) to yellow.
     """
     k = max(1, min(classes, n))
     edges = [0.5 + round(i * n / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1], _ramp(i / max(1, k - 1))) for i in range(k)]
+
+
+def rank_color(rank: int, n: int) -> str:
+    """The colour :func:`rank_qml` gives ``rank`` of ``n``."""
+    return next(color for lo, hi, color in rank_classes(n) if lo < rank < hi)
+
+
+def rank_qml(n: int, field: str = "rank") -> str:
+    """A QGIS style for ranked polygons (1 = first): graduated by ``field`` (:func:`rank_classes`), labelled with it.
+
+    The fill is light so that the imagery under a window stays visible, the outline strong.
+    """
     ranges, symbols = [], []
-    for i in range(k):
-        lo, hi = edges[i], edges[i + 1]
+    for i, (lo, hi, color) in enumerate(rank_classes(n)):
         first, last = int(lo + 0.5), int(hi - 0.5)
         label = f"{first}" if first == last else f"{first} - {last}"
-        color = RANK_COLORS[round(i * (len(RANK_COLORS) - 1) / max(1, k - 1))]
         ranges.append(f'      <range lower="{lo}" upper="{hi}" symbol="{i}" label="{label}" render="true"/>')
         props = {"color": f"{_rgb(color)},60", "outline_color": f"{_rgb(color)},255", "outline_style": "solid",
                  "outline_width": "0.6", "outline_width_unit": "MM", "style": "solid", "joinstyle": "miter",
                  "offset": "0,0", "offset_unit": "MM"}
-        options = "\n".join(f'            <Option type="QString" name="{k_}" value="{v}"/>' for k_, v in props.items())
-        legacy = "\n".join(f'          <prop k="{k_}" v="{v}"/>' for k_, v in props.items())
+        options = "\n".join(f'            <Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
+        legacy = "\n".join(f'          <prop k="{k}" v="{v}"/>' for k, v in props.items())
         symbols.append(f"""      <symbol type="fill" name="{i}" alpha="1" clip_to_extent="1" force_rhr="0">
         <layer class="SimpleFill" enabled="1" locked="0" pass="0">
           <Option type="Map">
