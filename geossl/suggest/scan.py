@@ -107,8 +107,11 @@ def scan(scene: Scene, bundle: ModelBundle, runner: ModelRunner, area: Area, cel
                 stats.add(done, method)
             band = _local(reader.read(area.row0 + row), row, min(size, area.height - row))
             acc.set_valid(row, band.valid)
-            tiles = [(col, *band.tile(row, col, size)) for col in grid.col_starts]
-            tiles = [(col, data, valid.shape) for col, data, valid in tiles if valid.any()]
+            tiles = []
+            for col in grid.col_starts:
+                data, valid = band.tile(row, col, size)
+                if valid.any():  # a window without a valid pixel is not run (as in geossl predict)
+                    tiles.append((col, data, valid.shape))
             for b in range(0, len(tiles), batch_size):
                 batch = tiles[b : b + batch_size]
                 prob = runner(np.stack([data for _, data, _ in batch]))

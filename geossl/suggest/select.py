@@ -71,10 +71,12 @@ def choose(pool: Candidates, n: int, size: int, diversity: Diversity, features: 
     u = pool.uncertainty.astype(np.float64)
     gain = np.ones(len(pool))
     open_ = np.ones(len(pool), dtype=bool)
+    delta, nearest = 0.0, np.full(len(pool), np.inf)
     if diversity == "features":
         assert features is not None and len(features) == len(pool)
         delta = feature_scale(features)
-        nearest = np.full(len(pool), np.inf)
+    else:
+        features = None
     dominant = pool.shares.argmax(axis=1) if len(pool) else np.zeros(0, dtype=int)
     taken = np.zeros(pool.shares.shape[1], dtype=np.int64)
     chosen: list[Choice] = []
@@ -83,7 +85,7 @@ def choose(pool: Candidates, n: int, size: int, diversity: Diversity, features: 
         i = int(np.argmax(score))
         chosen.append(Choice(i, float(score[i])))
         open_ &= ~overlapping(pool, i, size)
-        if diversity == "features" and delta > 0:
+        if features is not None and delta > 0:
             nearest = np.minimum(nearest, 1.0 - features @ features[i])
             gain = np.minimum(1.0, np.maximum(nearest, 0.0) / delta)
         elif diversity == "classes":

@@ -41,7 +41,7 @@ def write_suggestions(out: Path, chosen: Candidates, scores: np.ndarray, classes
     """Write ``chosen`` (in rank order) to ``out`` and its style to ``out.qml``; return the style's path."""
     style_path = out.with_suffix(".qml")
     dominant = chosen.shares.argmax(axis=1)
-    columns = [np.arange(1, len(chosen) + 1, dtype=np.int32), scores.astype(np.float64),
+    columns: list[np.ndarray] = [np.arange(1, len(chosen) + 1, dtype=np.int32), scores.astype(np.float64),
                chosen.uncertainty.astype(np.float64), np.array([classes[k].id for k in dominant], dtype=np.int32),
                np.array([classes[k].name for k in dominant], dtype=object),
                *[chosen.shares[:, k].astype(np.float64) for k in range(len(classes))],
