@@ -15,6 +15,7 @@ from geossl import __version__
 from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
+from geossl.commands.pretrain import pretrain
 from geossl.commands.run import demo, run
 from geossl.commands.suggest import suggest
 from geossl.commands.synth import synth
@@ -75,6 +76,7 @@ main.add_command(ingest)
 main.add_command(predict)
 main.add_command(vectorize)
 main.add_command(train)
+main.add_command(pretrain)
 main.add_command(evaluate)
 main.add_command(suggest)
 main.add_command(run)

@@ -12,6 +12,8 @@ from typing import Any
 from distributed import Client, Future, LocalCluster, as_completed
 from tqdm import tqdm
 
+from geossl import killpoint
+
 log = logging.getLogger(__name__)
 
 
@@ -69,18 +71,25 @@ def ordered_results(client: Client, func: Any, items: Iterable[Any], *, max_in_f
 
     At most ``max_in_flight`` tasks run or wait ahead of the one the caller consumes, so results the caller
     has not used yet never pile up in memory (a slow consumer holds the workers back). A failed task
-    re-raises its exception here, in the caller's process.
+    re-raises its exception here, in the caller's process. Each task is a unit of work for
+    :mod:`geossl.killpoint`.
     """
     queue = deque(items)
     pending: deque[Future] = deque()
     with tqdm(total=len(queue), desc=desc, unit="task", disable=quiet or None, leave=False) as bar:
         while queue or pending:
             while queue and len(pending) < max(1, max_in_flight):
-                pending.append(client.submit(func, queue.popleft(), pure=False))
+                pending.append(client.submit(_unit, func, queue.popleft(), pure=False))
             future = pending.popleft()
             result = future.result()
             future.release()
             if queue:  # keep the workers busy while the caller uses this result
-                pending.append(client.submit(func, queue.popleft(), pure=False))
+                pending.append(client.submit(_unit, func, queue.popleft(), pure=False))
             bar.update()
             yield result
+
+
+def _unit(func: Any, item: Any) -> Any:
+    """``func(item)``, counted as a unit of work of the running pipeline step (:mod:`geossl.killpoint`)."""
+    killpoint.unit_started()
+    return func(item)

@@ -92,6 +92,22 @@ class CountingModel(nn.Module):
         return self.inner(x)
 
 
+#: torch's CPU thread count seen by each forward pass of a :class:`ThreadRecorder` (any copy, any thread).
+THREADS_SEEN: list[int] = []
+
+
+class ThreadRecorder(nn.Module):
+    """Wraps a network and records, in :data:`THREADS_SEEN`, how many CPU threads each forward pass runs on."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        THREADS_SEEN.append(torch.get_num_threads())
+        return self.inner(x)
+
+
 def read(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read()

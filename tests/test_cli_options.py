@@ -117,7 +117,8 @@ PIPELINE_STEPS = {
     "suggest": ("SuggestStep", "geossl.suggest.options:SuggestOptions", {}, {
         "out": "the run's", "overwrite": "always", "data_root": "the run's", "quiet": "the run's"}),
     "predict": ("PredictStep", "geossl.predict.options:PredictOptions", {}, {
-        "out": "the run's", "scheduler": "the run's", "workers": "the run's", "quiet": "the run's"}),
+        "out": "the run's", "scheduler": "the run's", "workers": "the run's", "quiet": "the run's",
+        "threads": "every core (the default), so that existing runs' digests stay valid"}),
     "vectorize": ("VectorizeStep", "geossl.vectorize.options:VectorizeOptions", {
         "format": "the file is named by the step, so a format is needed (no --out suffix)",
         "confidence": "on/off: the raster is the predict step's"}, {

@@ -26,12 +26,12 @@ ACROSS = shapely.box(501100, 5099500, 501500, 5099700)  # r0c0 (test) and r0c1
 CROPLAND, WATER = 6, 1
 
 
-def _drawn_data(synth_dir: Path, folder: Path, classes: tuple[int, int] = (CROPLAND, WATER)) -> tuple[Path, Path]:
-    """A copy of the synthetic data with drawn.gpkg, and a manifest naming it: (data root, manifest)."""
+def _drawn_data(synth_dir: Path, folder: Path, classes: tuple[str, str] = ("cropland", str(WATER))
+                ) -> tuple[Path, Path]:
+    """A copy of the synthetic data with drawn.gpkg (classes as QGIS users type them), and a manifest naming it."""
     data = folder / "data"
     shutil.copytree(synth_dir, data)
-    frame = gpd.GeoDataFrame({"class": np.array(classes, dtype=np.int32)}, geometry=[INSIDE, ACROSS],
-                             crs="EPSG:32633")
+    frame = gpd.GeoDataFrame({"class": list(classes)}, geometry=[INSIDE, ACROSS], crs="EPSG:32633")
     frame.to_file(data / "drawn.gpkg", driver="GPKG")
     manifest = yaml.safe_load(MANIFEST.read_text())
     manifest["labels"]["drawn"] = ["drawn.gpkg"]
@@ -91,11 +91,11 @@ def test_training_counts_the_drawn_pixels_as_labeled(drawn_catalog, synth_catalo
 
 
 def test_a_drawn_label_of_an_unknown_class_is_refused(synth_dir, tmp_path):
-    data, manifest = _drawn_data(synth_dir, tmp_path, classes=(CROPLAND, 42))
+    data, manifest = _drawn_data(synth_dir, tmp_path, classes=("Cropland", "42"))
     result = run_cli("ingest", manifest, "--data-root", data, "--out", tmp_path / "catalog", "--workers", "1")
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"Error: {data / 'drawn.gpkg'}: label ids [42] are not in the class list " \
-                                    "[1, 2, 3, 4, 5, 6]"
+    assert result.stderr.strip().startswith(f"Error: {data / 'drawn.gpkg'}: attribute 'class' has values that "
+                                            "match no class: '42'")
     assert not (tmp_path / "catalog").exists()
 
 

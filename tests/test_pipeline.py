@@ -7,15 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pyogrio
 import pytest
-import rasterio
 import yaml
 
+from geossl import killpoint
 from geossl.pipeline.lock import run_lock
 from tests.conftest import ROOT, run_cli
 from tests.predict_support import make_bundle, save_checkpoint
@@ -57,12 +55,27 @@ def _statuses(run_dir: Path) -> dict[str, str]:
     return {k: v["status"] for k, v in summary["steps"].items()}
 
 
+#: STAC Item fields that differ between any two runs (clock, run directory, timings).
+VOLATILE = {"datetime", "created", "geossl:source", "model_seconds"}
+
+
+def _stable(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
 def _products(run_dir: Path) -> dict[str, object]:
-    """Everything a run delivers, comparable between runs: rasters as arrays, vectors as WKB + attributes."""
+    """Everything a run delivers, comparable between runs: rasters and styles as bytes, STAC Items without
+    clock and timings, vectors as WKB + attributes (a GeoPackage also stores when it was written)."""
     out: dict[str, object] = {}
-    for path in sorted((run_dir / "predict").glob("*.tif")):
-        with rasterio.open(path) as src:
-            out[path.name] = src.read()
+    for path in sorted([*(run_dir / "predict").glob("*.tif"), *(run_dir / "predict").glob("*.qml"),
+                        *(run_dir / "vectors").glob("*.qml")]):
+        out[f"{path.parent.name}/{path.name}"] = path.read_bytes()
+    for path in sorted((run_dir / "predict").glob("*.json")):
+        out[path.name] = _stable(json.loads(path.read_text()))
     for path in sorted((run_dir / "vectors").glob("*.gpkg")):
         frame = pyogrio.read_dataframe(path, layer=path.stem)
         out[path.name] = (frame.geometry.to_wkb().tolist(), frame.drop(columns="geometry").to_dict("list"))
@@ -71,12 +84,13 @@ def _products(run_dir: Path) -> dict[str, object]:
 
 def _assert_same_products(a: Path, b: Path) -> None:
     pa, pb = _products(a), _products(b)
-    assert pa.keys() == pb.keys() and pa
+    assert pa.keys() == pb.keys() and "predict/scene_classes.tif" in pa and "scene.gpkg" in pa
     for key in pa:
-        if isinstance(pa[key], np.ndarray):
-            np.testing.assert_array_equal(pa[key], pb[key], err_msg=key)
-        else:
-            assert pa[key] == pb[key], key
+        assert pa[key] == pb[key], key
+
+
+def _leftovers(run_dir: Path) -> list[Path]:
+    return [p for p in run_dir.rglob("*") if ".tmp-" in p.name or ".staging-" in p.name]
 
 
 @pytest.fixture(scope="module")
@@ -125,31 +139,47 @@ def test_a_changed_option_reruns_only_the_affected_steps(reference, tmp_path):
     assert _statuses(run_dir)["predict"] == "done" and _statuses(run_dir)["ingest"] == "skipped"
 
 
-@pytest.mark.parametrize("step", ["predict", "vectorize"])
-def test_kill_during_a_step_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, step):
+#: The reference run's outputs of each step (``STEP:written`` kills after they are all written).
+WRITTEN = {"predict": ["scene_classes.tif", "scene_confidence.tif", "scene_classes.qml", "scene.json"],
+           "vectorize": ["scene.gpkg", "scene.qml"]}
+
+
+@pytest.mark.parametrize("point", [
+    "predict:2",  # during predict: the second block starts, the first one's pieces are written (staged)
+    "vectorize:2",  # during vectorize: tracing starts, the sieved raster is written (staged)
+    "predict:written",  # predict's outputs are in place, state.json does not record them yet
+])
+def test_kill_at_a_point_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, point):
+    """``GEOSSL_KILL_AT`` kills the run with SIGKILL at an exact point: no timing, whatever the machine's speed."""
     pipeline, ref_dir = reference
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "geossl.cli", "-q", "run", str(pipeline), "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    marker = f"{step}: running"
-    while time.monotonic() < deadline and proc.poll() is None:
-        logs = list((run_dir / "logs").glob("run-*.log")) if (run_dir / "logs").is_dir() else []
-        if logs and marker in logs[0].read_text():
-            break
-        time.sleep(0.01)
-    time.sleep(0.2)  # into the step's work
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    state = json.loads((run_dir / "state.json").read_text())
-    assert state["steps"].get(step, {}).get("record") is None, f"{step} finished before the kill"
+    killed = subprocess.run(cmd, env={**os.environ, killpoint.ENV: point}, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    step, where = point.split(":")
+    state = json.loads((run_dir / "state.json").read_text())["steps"]
+    assert state.get(step, {"record": None, "scenes": {}}) == {"record": None, "scenes": {}}, state
+    assert all(state[s]["record"] for s in ("synth", "ingest", "train"))
+    if where == killpoint.WRITTEN:
+        folder = run_dir / ("vectors" if step == "vectorize" else step)
+        assert all((folder / name).is_file() for name in WRITTEN[step])
+    else:
+        assert _leftovers(run_dir), "the kill came before the step had written anything"
     result = _run(pipeline, run_dir)
     assert result.exit_code == 0, result.output
-    assert _statuses(run_dir)[step] == "done"
+    statuses = _statuses(run_dir)
+    assert statuses[step] == "done" and statuses["ingest"] == "skipped"
     _assert_same_products(ref_dir, run_dir)
-    leftovers = [p for p in run_dir.rglob("*") if ".tmp-" in p.name or ".staging-" in p.name]
-    assert not leftovers
+    assert not _leftovers(run_dir)
+
+
+def test_a_malformed_kill_point_is_refused(reference, tmp_path, monkeypatch):
+    pipeline, _ = reference
+    monkeypatch.setenv(killpoint.ENV, "predict:soon")
+    result = _run(pipeline, tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GEOSSL_KILL_AT" in lines[0] and "predict:soon" in lines[0], result.stderr
 
 
 def test_a_second_concurrent_run_is_refused(reference, tmp_path):

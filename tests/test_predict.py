@@ -12,11 +12,13 @@ import torch
 from geossl.io.cog import Grid
 from geossl.models import Segmenter
 from geossl.predict.run import PredictOptions, predict_with
-from geossl.predict.runner import ModuleModel
+from geossl.predict.runner import ModuleModel, available_cores
 from tests.conftest import run_cli
 from tests.predict_support import (
+    THREADS_SEEN,
     CountingModel,
     SignatureClassifier,
+    ThreadRecorder,
     classes,
     crop_scene,
     make_bundle,
@@ -221,6 +223,25 @@ def test_dask_blocks_and_scenes_identical_to_single_process(scene, checkpoint, t
     conf_one, conf_blocks = read(one / "scene_confidence.tif"), read(here / "scene_confidence.tif")
     assert np.abs(conf_one.astype(int) - conf_blocks).max() <= 1
     assert (read(one / "scene_classes.tif") == read(here / "scene_classes.tif")).mean() > 0.999
+
+
+@pytest.mark.parametrize("threads", [None, 3])
+def test_the_models_threads_follow_the_options_never_the_scheduler(scene, tmp_path, threads):
+    """Float sums round by the thread count, so it must be the same for every scheduler and number of workers."""
+    bundle = make_bundle(patch_size=64, overlap=16)
+    model = ModuleModel(ThreadRecorder(SignatureClassifier(bundle)).eval())
+    expected = threads or available_cores()
+    outputs = {}
+    for name, scheduler, workers in (("here", "synchronous", None), ("dask", None, None), ("two", None, 2)):
+        THREADS_SEEN.clear()
+        options = PredictOptions(out=tmp_path / name, scheduler=scheduler, workers=workers, threads=threads,
+                                 block_width=256, probabilities=True, quiet=True)
+        (item,) = predict_with(bundle, model, [scene], options)
+        assert item["properties"]["geossl:prediction"]["blocks"] == 2
+        assert item["properties"]["geossl:prediction"]["threads"] == expected
+        assert THREADS_SEEN and set(THREADS_SEEN) == {expected}, (name, THREADS_SEEN)
+        outputs[name] = read(tmp_path / name / "scene_probabilities.tif")
+    assert np.array_equal(outputs["here"], outputs["dask"]) and np.array_equal(outputs["here"], outputs["two"])
 
 
 def test_tta_and_overrides(scene, checkpoint, tmp_path):

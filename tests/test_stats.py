@@ -2,7 +2,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from geossl.ingest.stats import band_statistics, value_counts
+from geossl.ingest.stats import _chunk_moments, _merge, band_statistics, value_counts
 from geossl.parallel import dask_client
 
 
@@ -45,6 +45,21 @@ def test_statistics_over_several_scenes_pool_the_pixels(client):
     stats = band_statistics(client, [da.from_array(a, chunks=5), da.from_array(b, chunks=5)], None, ["x"], True)
     assert stats[0].count == 400 and stats[0].mean == 5.0 and stats[0].min == 2 and stats[0].max == 6
     assert stats[0].std == pytest.approx(np.sqrt((100 * 9 + 300 * 1) / 400))
+
+
+def test_float_moments_do_not_depend_on_which_chunk_finishes_first():
+    """Chunks come back in the order they finish; float sums added in that order would vary between runs."""
+    rng = np.random.default_rng(1)
+    chunks = [np.full((2, 8, 8), v) for v in (1e15, 0.1, -1e15)] + [rng.uniform(-1, 1, size=(2, 8, 8)),
+                                                                   rng.uniform(-1e9, 1e9, size=(2, 8, 8))]
+    parts = [_chunk_moments(c, None) for c in chunks]
+    orders = [parts, parts[::-1], parts[1:] + parts[:1], [parts[i] for i in (3, 0, 4, 2, 1)]]
+    naive = {float(sum(p["sum"][0] for p in order)) for order in orders}
+    assert len(naive) > 1  # the data make plain float addition order-dependent
+    merged = [_merge(order) for order in orders]
+    for m in merged[1:]:
+        for key in ("count", "sum", "sumsq", "min", "max"):
+            np.testing.assert_array_equal(m[key], merged[0][key], err_msg=key)
 
 
 def test_value_counts(client):

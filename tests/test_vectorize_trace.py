@@ -2,7 +2,6 @@
 
 import sqlite3
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -156,20 +155,29 @@ def test_tiling_is_a_partition():
 
 _IN_FLIGHT = {"running": 0, "most": 0}
 _LOCK = threading.Lock()
+_DONE = [threading.Event() for _ in range(20)]
+_FINISHED: list[int] = []
 
 
-def _square_slowly(x):
+def _square_after_the_next(x):
+    """Even tasks finish only after the next (odd) one: results come back out of order, without timing."""
     with _LOCK:
         _IN_FLIGHT["running"] += 1
         _IN_FLIGHT["most"] = max(_IN_FLIGHT["most"], _IN_FLIGHT["running"])
-    time.sleep(0.02 * (x % 3))
+    # the next task is always submitted while this one waits (3 in flight, 4 threads); the wait bounds a bug
+    if x % 2 == 0 and x + 1 < len(_DONE) and not _DONE[x + 1].wait(120):
+        raise RuntimeError(f"task {x + 1} never ran while task {x} waited for it")
     with _LOCK:
         _IN_FLIGHT["running"] -= 1
+        _FINISHED.append(x)
+    _DONE[x].set()
     return x * x
 
 
 def test_ordered_results_keep_order_and_bound_the_tasks_in_flight():
     with dask_client(None, 4) as client:
-        out = list(ordered_results(client, _square_slowly, range(20), max_in_flight=3, desc="t", quiet=True))
+        out = list(ordered_results(client, _square_after_the_next, range(20), max_in_flight=3, desc="t",
+                                   quiet=True))
     assert out == [x * x for x in range(20)]
-    assert 1 <= _IN_FLIGHT["most"] <= 3
+    assert all(_FINISHED.index(x + 1) < _FINISHED.index(x) for x in range(0, 20, 2))  # finished out of order
+    assert 2 <= _IN_FLIGHT["most"] <= 3

@@ -24,6 +24,7 @@ from rasterio.windows import transform as window_transform
 from shapely import STRtree, box
 
 from geossl.errors import InputError
+from geossl.ingest.classes import class_ids
 from geossl.ingest.grid import footprint_in
 from geossl.ingest.inspect import RasterInfo, check_label_raster, inspect_raster
 from geossl.ingest.stats import value_counts
@@ -51,7 +52,10 @@ def _allowed(manifest: Manifest) -> set[int]:
 
 
 def load_vector_labels(path: Path, config: LabelsConfig, manifest: Manifest) -> gpd.GeoDataFrame:
-    """Read vector labels, check the class attribute, drop empty geometries."""
+    """Read vector labels, map the class attribute to class ids, drop empty geometries.
+
+    The attribute may hold ids, numeric text or class names (see :mod:`geossl.ingest.classes`).
+    """
     try:
         frame = gpd.read_file(path)
     except (DataSourceError, ValueError, OSError) as exc:
@@ -61,12 +65,8 @@ def load_vector_labels(path: Path, config: LabelsConfig, manifest: Manifest) -> 
     if config.class_field not in frame.columns:
         raise InputError(path, f"vector labels have no attribute '{config.class_field}' "
                                f"(attributes: {', '.join(c for c in frame.columns if c != 'geometry')})")
-    values = frame[config.class_field]
-    if not np.issubdtype(values.dtype, np.integer):
-        raise InputError(path, f"attribute '{config.class_field}' must hold integer class ids")
-    bad = sorted(set(int(v) for v in values.unique()) - _allowed(manifest))
-    if bad:
-        raise InputError(path, f"label ids {bad} are not in the class list {manifest.class_ids}")
+    frame = frame.assign(**{config.class_field: class_ids(frame[config.class_field], manifest, path,
+                                                          config.class_field)})
     frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
     return frame[[config.class_field, "geometry"]].rename(columns={config.class_field: "class_id"})
 

@@ -7,6 +7,7 @@ histogram of :data:`FLOAT_BINS` bins between the global minimum and maximum.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,15 +150,18 @@ def _moments_from_exact(hist: np.ndarray, offset: int) -> dict[str, np.ndarray]:
     }
 
 
-def _merge(acc: dict[str, np.ndarray] | None, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    if acc is None:
-        return {k: np.array(v, copy=True) for k, v in part.items()}
-    acc["count"] = acc["count"] + part["count"]
-    for k in ("sum", "sumsq"):
-        acc[k] = acc[k] + part[k]
-    acc["min"] = np.minimum(acc["min"], part["min"])
-    acc["max"] = np.maximum(acc["max"], part["max"])
-    return acc
+def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The chunks' moments together, the same in any order (chunks arrive as they finish).
+
+    The sums are exact until one final rounding (``math.fsum``), so they cannot depend on the order.
+    """
+    return {
+        "count": np.array(sum(int(p["count"]) for p in parts), dtype=np.int64),
+        "sum": np.array([math.fsum(v) for v in zip(*(p["sum"] for p in parts), strict=True)]),
+        "sumsq": np.array([math.fsum(v) for v in zip(*(p["sumsq"] for p in parts), strict=True)]),
+        "min": np.minimum.reduce([p["min"] for p in parts]),
+        "max": np.maximum.reduce([p["max"] for p in parts]),
+    }
 
 
 def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None, names: list[str],
@@ -176,9 +180,7 @@ def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None
         acc = _moments_from_exact(hist, offset)
     else:
         futures = client.compute([delayed(_chunk_moments)(blk, nodata) for blk in chunks])
-        for _, part in gather_progress(futures, "band range", quiet):
-            acc = _merge(acc, part)
-        assert acc is not None
+        acc = _merge([part for _, part in gather_progress(futures, "band range", quiet)])
         lo, hi = acc["min"], acc["max"]
         futures = client.compute([delayed(_chunk_hist)(blk, nodata, lo, hi) for blk in chunks])
         hist = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,8 @@ import rasterio
 import rasterio.shutil
 from pydantic import BeforeValidator, Field
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 
 from geossl.io.atomic import atomic_file
 
@@ -147,11 +150,17 @@ class CogOptions:
         return opts
 
 
+def square_pixels(grid: Grid) -> bool:
+    """True when the grid's pixels are square (the only kind the COG driver's own warp writes)."""
+    rx, ry = grid.resolution
+    return math.isclose(rx, ry, rel_tol=1e-9)
+
+
 def warp_options(grid: Grid, resampling: str) -> dict[str, str]:
-    """COG driver options that warp the source onto ``grid``."""
+    """COG driver options that warp the source onto ``grid`` (square pixels: ``RES`` takes one value)."""
     minx, miny, maxx, maxy = grid.bounds
     return {
-        "TARGET_SRS": grid.crs.to_wkt(), "RES": f"{grid.resolution[0]!r},{grid.resolution[1]!r}",
+        "TARGET_SRS": grid.crs.to_wkt(), "RES": repr(grid.resolution[0]),
         "EXTENT": f"{minx!r},{miny!r},{maxx!r},{maxy!r}", "WARP_RESAMPLING": resampling,
     }
 
@@ -160,14 +169,22 @@ def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | 
               cache_bytes: int = CACHE_BYTES) -> None:
     """Copy ``source`` (a path or VRT XML) to a COG at ``dst``, warped onto ``target`` when given.
 
+    The COG driver warps onto grids of square pixels itself; other grids are read through a ``WarpedVRT``.
     The file appears under ``dst`` only when complete (written under a temporary name, then renamed).
     ``cache_bytes`` is GDAL's block cache for the copy (the write's memory bound).
     """
     opts = options.creation_options()
-    if target is not None:
-        opts.update(warp_options(target, options.warp_resampling))
     with rasterio.Env(GDAL_CACHEMAX=cache_bytes, GDAL_NUM_THREADS=options.threads), atomic_file(dst) as tmp:
-        rasterio.shutil.copy(source, tmp, driver="COG", **opts)
+        if target is None:
+            rasterio.shutil.copy(source, tmp, driver="COG", **opts)
+        elif square_pixels(target):
+            rasterio.shutil.copy(source, tmp, driver="COG", **opts, **warp_options(target, options.warp_resampling))
+        else:
+            with rasterio.open(source) as src, WarpedVRT(
+                src, crs=target.crs, transform=target.transform, width=target.width, height=target.height,
+                resampling=Resampling[options.warp_resampling],
+            ) as vrt:
+                rasterio.shutil.copy(vrt, tmp, driver="COG", **opts)
 
 
 def class_metadata(classes: list[dict[str, Any]]) -> dict[str, str]:

@@ -10,11 +10,11 @@ import copy
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
-import torch
 from torch import Tensor, nn
 
 from geossl.errors import InputError
 from geossl.models.config import ModelConfig
+from geossl.models.weights import check_fits, load_strict, read_encoder_weights
 
 
 class Segmenter(nn.Module):
@@ -25,7 +25,8 @@ class Segmenter(nn.Module):
 
     stride = 32
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, bands: list[str] | None = None) -> None:
+        """Build ``config``'s network; ``config.weights`` (a local file) must fit it and ``bands`` (when given)."""
         super().__init__()
         self.config = config
         extra: dict[str, object] = {}
@@ -40,24 +41,17 @@ class Segmenter(nn.Module):
                                           f"{str(exc).splitlines()[0]}") from exc
         self.pseudo_head = copy.deepcopy(self.net.segmentation_head) if config.pseudo_head else None
         if config.weights != "none":
-            self.load_encoder_weights(Path(config.weights))
+            self.load_encoder_weights(Path(config.weights), bands)
 
-    def load_encoder_weights(self, path: Path) -> None:
-        """Load encoder weights from a local file (a state dict, optionally under ``state_dict``)."""
-        if not path.is_file():
-            raise InputError(path, "encoder weights file not found (weights load from local files only)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's problem
-            raise InputError(path, f"not a weights file torch can load safely: {exc}") from exc
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        if not isinstance(state, dict) or not set(state) & set(self.net.encoder.state_dict()):
-            raise InputError(path, "no tensor in this file matches the encoder's parameters")
-        try:
-            self.net.encoder.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # tensors of other shapes (another encoder, another band count)
-            raise InputError(path, f"weights do not fit encoder {self.config.encoder} with "
-                                   f"{self.config.in_channels} bands: {str(exc).splitlines()[-1][:160]}") from exc
+    def load_encoder_weights(self, path: Path, bands: list[str] | None = None) -> None:
+        """Load a ``geossl pretrain`` weights file into the encoder, strictly.
+
+        The file's encoder, band count and (when ``bands`` is given) band names must be the model's, and its
+        state dict must fill every encoder tensor with the same shape (:mod:`geossl.models.weights`).
+        """
+        meta, state = read_encoder_weights(path)
+        check_fits(path, meta, self.config.encoder, self.config.in_channels, bands)
+        load_strict(path, self.net.encoder, state, f"encoder {self.config.encoder}")
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Encoder features, shallow to deep."""

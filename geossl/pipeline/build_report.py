@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from geossl.catalog import Catalog, load_catalog
 from geossl.pipeline.context import RunContext
@@ -17,6 +18,9 @@ from geossl.pipeline.quicklook import (
 )
 from geossl.pipeline.report import ReportData, write_report
 from geossl.pipeline.steps import SuggestStep
+
+#: The evaluation's metrics file in the evaluate step's folder (written by :func:`geossl.train.evaluate.evaluate`).
+METRICS_NAME = "metrics.json"
 
 #: Scenes shown with quicklooks (a regional run may have many; the rest are linked).
 MAX_QUICKLOOK_SCENES = 4
@@ -35,6 +39,15 @@ def class_areas_km2(items: list[dict], classes: list) -> list[tuple[str, str, fl
         for cid, n in item["properties"]["geossl:class_pixels"].items():
             totals[int(cid)] = totals.get(int(cid), 0.0) + n * pixel_area / 1e6
     return [(c.name, c.color, totals.get(c.id, 0.0)) for c in classes]
+
+
+def evaluation_metrics(ctx: RunContext) -> dict[str, Any] | None:
+    """The evaluate step's ``metrics.json`` (with its confusion matrix), else the metrics kept in the run state."""
+    path = ctx.folder("evaluate") / METRICS_NAME
+    if path.is_file():
+        metrics: dict[str, Any] = json.loads(path.read_text())
+        return metrics
+    return ctx.metrics or None
 
 
 def build_report(ctx: RunContext) -> Path:
@@ -61,8 +74,8 @@ def build_report(ctx: RunContext) -> Path:
             data.figures.append((f"{scene.id}: confidence", confidence_quicklook(confidence, size)))
     if len(catalog.scenes) > MAX_QUICKLOOK_SCENES:
         data.notes.append(f"Quicklooks of the first {MAX_QUICKLOOK_SCENES} of {len(catalog.scenes)} scenes.")
-    if ctx.metrics:
-        data.metrics = ctx.metrics
+    data.metrics = evaluation_metrics(ctx)
+    if data.metrics:
         confusion = ctx.folder("evaluate") / "confusion.png"
         if confusion.is_file():
             data.figures.append(("plot:Confusion matrix", confusion.read_bytes()))

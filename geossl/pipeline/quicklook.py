@@ -135,9 +135,15 @@ def read_curves(metrics_csv: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
+#: Size of one training-curve panel (inches at the PNG's 100 dpi) and how many panels share a row: two panels
+#: fill the report's page width, so the page shows them at their own size and 10-point text stays readable.
+CURVE_PANEL_INCHES = (5.2, 3.4)
+CURVE_COLUMNS = 2
+
+
 def curves_plot(series: dict[str, list[tuple[float, float]]], keys: Sequence[Sequence[str]],
                 titles: Sequence[str]) -> bytes | None:
-    """One panel per group of keys (the first key of each group found in ``series`` is drawn)."""
+    """One panel per group of keys that has data (every key of the group found in ``series`` is drawn)."""
     panels = []
     for group, title in zip(keys, titles, strict=True):
         found = [k for k in group if k in series]
@@ -145,13 +151,20 @@ def curves_plot(series: dict[str, list[tuple[float, float]]], keys: Sequence[Seq
             panels.append((found, title))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False)
-    for ax, (found, title) in zip(axes[0], panels, strict=True):
-        for key in found:
-            xs, ys = zip(*series[key], strict=True)
-            ax.plot(xs, ys, label=key, marker="." if len(xs) < 30 else None)
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
+    cols = min(CURVE_COLUMNS, len(panels))
+    rows = -(-len(panels) // cols)
+    width, height = CURVE_PANEL_INCHES
+    with plt.rc_context({"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 9}):
+        fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, (found, title) in zip(axes.flat, panels, strict=False):
+            for key in found:
+                xs, ys = zip(*series[key], strict=True)
+                ax.plot(xs, ys, label=key.replace("_", " "), marker="." if len(xs) < 30 else None)
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.legend()
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
     return _png(fig)

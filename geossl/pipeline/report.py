@@ -34,18 +34,27 @@ class ReportData:
     suggestions: list[dict[str, Any]] = field(default_factory=list)  # rank, score, uncertainty, dominant...
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+#: Width of the page's content (CSS pixels); plots narrower than this are shown at their own size.
+PAGE_WIDTH_PX = 1100
+
+_CSS = f"body{{max-width:{PAGE_WIDTH_PX}px}}" + """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;color:#222}
 h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:1em}
-figure{margin:0}figure img{max-width:520px;border:1px solid #eee}.sw{display:inline-block;width:.9em;height:.9em;
+figure{margin:0}figure img{max-width:520px;border:1px solid #eee}figure.plot,figure.plot img{max-width:100%}
+.sw{display:inline-block;width:.9em;height:.9em;
 margin-right:.4em;vertical-align:middle;border:1px solid #999}.kpi{font-size:1.3em;margin-right:1.5em}
 """
 
 
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _plot_figure(png: bytes, title: str) -> str:
+    """A plot, shown at its own size (its text is drawn for that size) unless wider than the page."""
+    return f"<figure class='plot'>{_img(png, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
 
 
 def render(data: ReportData, report_dir: Path) -> str:
@@ -67,12 +76,12 @@ def render(data: ReportData, report_dir: Path) -> str:
     other_plots = [(t, p) for t, p in plots if not t.startswith("Confusion")]
     if accuracy_plots:
         parts.append("<div class='figs'>")
-        parts += [f"<figure>{_img(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in accuracy_plots]
+        parts += [_plot_figure(p, t) for t, p in accuracy_plots]
         parts.append("</div>")
     parts.append(_suggestions_html(data))
     if other_plots:
         parts.append("<h2>Training</h2><div class='figs'>")
-        parts += [f"<figure>{_img(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in other_plots]
+        parts += [_plot_figure(p, t) for t, p in other_plots]
         parts.append("</div>")
     if data.areas_km2:
         total = sum(a for _, _, a in data.areas_km2) or 1.0
@@ -105,17 +114,36 @@ def _metrics_html(metrics: dict[str, Any], names: list[str]) -> str:
             out.append(f"<span class='kpi'>{label}: <b>{100 * float(metrics[key]):.1f}%</b></span>"
                        if key != "kappa" else f"<span class='kpi'>{label}: <b>{float(metrics[key]):.3f}</b></span>")
     out.append("</p>")
-    per_class = metrics.get("iou") or {}
-    if per_class:
-        out.append("<table><tr><th>class</th><th>IoU</th><th>reference pixels</th></tr>")
-        matrix = metrics.get("confusion_matrix") or []
-        support = {n: sum(row) for n, row in zip(names or list(per_class), matrix, strict=False)}
-        for name in names or list(per_class):
-            iou = per_class.get(name)
-            cell = "–" if iou is None else f"{100 * float(iou):.1f}%"
-            out.append(f"<tr><td>{html.escape(name)}</td><td>{cell}</td><td>{support.get(name, '')}</td></tr>")
+    rows = class_rows(metrics, names)
+    if rows:
+        out.append("<table><tr><th>class</th><th>IoU</th><th>reference pixels</th><th>predicted pixels</th></tr>")
+        for name, iou, reference, predicted in rows:
+            cells = ["–" if iou is None else f"{100 * iou:.1f}%",
+                     "–" if reference is None else f"{reference:,}", "–" if predicted is None else f"{predicted:,}"]
+            out.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         out.append("</table>")
     return "".join(out)
+
+
+def class_rows(metrics: dict[str, Any], names: list[str]) -> list[tuple[str, float | None, int | None, int | None]]:
+    """Per class: (name, IoU, reference pixels, predicted pixels) from an evaluation's metrics.
+
+    The confusion matrix's rows are the reference (true) classes and its columns the predicted ones, in the
+    order of the metrics' ``classes`` (else ``names``); the pixel counts are None when there is no matrix.
+    """
+    per_class = metrics.get("iou") or {}
+    order = list(metrics.get("classes") or names or per_class)
+    matrix = metrics.get("confusion_matrix")
+    reference: dict[str, int] = {}
+    predicted: dict[str, int] = {}
+    if matrix is not None and len(matrix) == len(order) and all(len(row) == len(order) for row in matrix):
+        reference = {n: int(sum(row)) for n, row in zip(order, matrix, strict=True)}
+        predicted = {n: int(sum(row[j] for row in matrix)) for j, n in enumerate(order)}
+    rows = []
+    for name in order:
+        iou = per_class.get(name)
+        rows.append((name, None if iou is None else float(iou), reference.get(name), predicted.get(name)))
+    return rows
 
 
 def _suggestions_html(data: ReportData) -> str:

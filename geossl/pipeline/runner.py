@@ -4,6 +4,11 @@ Each step is a :class:`~geossl.pipeline.steps.Step`: it names what decides its o
 produces them (:meth:`run`, or :meth:`run_scene` per scene for scene-level steps, fanned out over Dask). A
 step's digest covers its options and the fingerprints of its inputs, which are the outputs of the steps
 before it, so changing one step's options re-runs that step and whatever consumes its outputs, nothing else.
+
+Testing resumability: ``GEOSSL_KILL_AT=STEP:N`` kills the run with SIGKILL when the N-th unit of work of STEP
+starts (a prediction block, a vectorize tile), and ``GEOSSL_KILL_AT=STEP:written`` when STEP (a scene-level
+step: its first scene) has written its outputs but not yet recorded them in ``state.json``; see
+:mod:`geossl.killpoint`. A test can so stop a run at an exact place, whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from geossl import killpoint
 from geossl.io.atomic import write_text_atomic
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.lock import run_lock
@@ -33,6 +39,7 @@ def run_pipeline(ctx: RunContext, force: set[str] | None = None) -> dict[str, An
         from geossl.errors import InputError
 
         raise InputError("--force", f"unknown step(s) {sorted(unknown)}; steps are {', '.join(STEP_ORDER)}")
+    killpoint.target(STEP_ORDER)  # a malformed GEOSSL_KILL_AT stops here, before anything runs
     summary: dict[str, Any] = {"pipeline": ctx.config.name, "run_dir": str(ctx.run_dir), "steps": {},
                                "status": "running"}
     started = time.perf_counter()
@@ -41,8 +48,9 @@ def run_pipeline(ctx: RunContext, force: set[str] | None = None) -> dict[str, An
         state = RunState.load(ctx.run_dir)
         try:
             for step in build_steps(ctx):
-                summary["steps"][step.name] = ctx.step_results[step.name] = _run_step(ctx, state, step,
-                                                                                      step.name in force)
+                with killpoint.in_step(step.name):
+                    result = _run_step(ctx, state, step, step.name in force)
+                summary["steps"][step.name] = ctx.step_results[step.name] = result
             summary["status"] = "ok"
         except BaseException:
             summary["status"] = "failed"
@@ -79,6 +87,7 @@ def _run_step(ctx: RunContext, state: RunState, step: Step, force: bool) -> dict
         outputs = _run_scenes(ctx, state, step, digest, force)
     else:
         outputs = step.run()
+        killpoint.reached(killpoint.WRITTEN)
     record.record = make_record(digest, ctx.run_dir, outputs, time.perf_counter() - started, **step.info())
     state.save(ctx.run_dir)
     step.restore(record.record)
@@ -104,6 +113,7 @@ def _run_scenes(ctx: RunContext, state: RunState, step: Step, digest: str, force
             continue
         started = time.perf_counter()
         paths = step.run_scene(scene)
+        killpoint.reached(killpoint.WRITTEN)
         record.scenes[scene] = make_record(scene_digest, ctx.run_dir, paths, time.perf_counter() - started)
         state.save(ctx.run_dir)
         outputs.extend(paths)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from geossl import killpoint
 from geossl.models import ModelBundle
 from geossl.predict import encode
 from geossl.predict.accumulate import RowAccumulator, RowBlock
 from geossl.predict.reader import RowBand, RowBandReader, open_scene
-from geossl.predict.runner import ModelRunner, ModelSource
+from geossl.predict.runner import ModelRunner, ModelSource, torch_threads
 from geossl.predict.scene import Scene
 from geossl.predict.writers import BlockPieces, OutputKind
 from geossl.windows import WindowGrid
@@ -35,7 +37,10 @@ CANCEL_MARK = ".cancel"
 
 @dataclass(frozen=True)
 class BlockTask:
-    """One block of one scene: output columns ``[col0, col1)``, every row; where its pieces go."""
+    """One block of one scene: output columns ``[col0, col1)``, every row; where its pieces go.
+
+    ``threads``: the model's CPU threads (they decide how float sums round, so they are part of the plan).
+    """
 
     scene: Scene
     index: int
@@ -47,6 +52,7 @@ class BlockTask:
     kinds: tuple[OutputKind, ...]
     pieces: tuple[Path, ...]
     stage: Path
+    threads: int
     batch_size: int = 8
     tta: bool = False
     device: str = "auto"
@@ -97,6 +103,7 @@ class _RowWriter:
 
 def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
     """Predict block ``task`` with the network from ``source``; write its pieces; return what it did."""
+    killpoint.unit_started()
     start = time.perf_counter()
     grid = task.grid
     scene = task.scene
@@ -108,6 +115,7 @@ def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
     cancel = task.stage / CANCEL_MARK
 
     with (
+        torch_threads(task.threads) if runner.device.type == "cpu" else nullcontext(),
         rasterio.Env(GDAL_CACHEMAX=task.cache_bytes),
         open_scene(scene) as src,
         BlockPieces(task.kinds, task.pieces, scene.grid, task.col0, task.col1) as pieces,

@@ -33,13 +33,20 @@ class PredictSettings(StrictModel):
 
 
 class PredictOptions(PredictSettings):
-    """Options of one prediction run (everything but the checkpoint and the scenes)."""
+    """Options of one prediction run (everything but the checkpoint and the scenes).
+
+    ``threads``: the model's CPU threads per block, default every core this process may use (counted where the
+    run starts). With ``workers`` blocks at once, ``threads = cores / workers`` keeps the cores from being
+    oversubscribed; the pixels depend on ``threads`` (float sums split differently), never on the scheduler.
+    """
 
     out: Path = Field(description="Output folder (created; existing files of the same scenes are replaced).")
     scheduler: Annotated[str | None, Flag(metavar="ADDRESS")] = Field(
         default=None, description="An existing dask.distributed scheduler (tcp://host:port) instead of a "
                                   "LocalCluster; 'synchronous': no Dask, every block in this process.")
     workers: int | None = Field(default=None, ge=1, description="Blocks predicted at once by the local Dask "
-                                "cluster, each with cores/N threads for the model [default: 1, the model using "
-                                "every core].")
+                                "cluster, each with --threads threads for the model (set --threads to cores/N to "
+                                "keep the cores from being oversubscribed) [default: 1].")
+    threads: int | None = Field(default=None, ge=1, description="The model's CPU threads per block: the pixels "
+                                "depend on it, never on the scheduler or --workers [default: every core].")
     quiet: Annotated[bool, NO_FLAG] = False

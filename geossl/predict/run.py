@@ -34,7 +34,7 @@ from geossl.predict import encode
 from geossl.predict.block import CANCEL_MARK, BlockStats, BlockTask, predict_block
 from geossl.predict.metadata import model_description, scene_item
 from geossl.predict.options import PredictOptions
-from geossl.predict.runner import CheckpointModel, ModelSource
+from geossl.predict.runner import CheckpointModel, ModelSource, available_cores
 from geossl.predict.scene import Scene, open_scenes
 from geossl.predict.writers import OutputKind, output_kinds, write_output
 from geossl.windows import WindowGrid, column_blocks
@@ -92,6 +92,7 @@ def plan(scenes: list[Scene], bundle: ModelBundle, size: int, overlap: int, opti
     """Every scene's blocks and outputs."""
     coding = encode.ClassCoding.of(bundle.classes, bundle.ignore_id)
     kinds = output_kinds(bundle.classes, coding, options.probabilities)
+    threads = options.threads or available_cores()
     jobs = []
     for scene in scenes:
         grid = WindowGrid(scene.height, scene.width, size, overlap)
@@ -100,15 +101,16 @@ def plan(scenes: list[Scene], bundle: ModelBundle, size: int, overlap: int, opti
         blocks = tuple(
             BlockTask(scene=scene, index=k, col0=c0, col1=c1, size=size, overlap=overlap, bundle=bundle,
                       kinds=kinds, pieces=tuple(pieces_dir / f"{k:04d}.{kind.name}.tif" for kind in kinds),
-                      stage=stage, batch_size=options.batch_size, tta=options.tta, device=options.device,
-                      cache_bytes=CACHE_BYTES)
+                      stage=stage, threads=threads, batch_size=options.batch_size, tta=options.tta,
+                      device=options.device, cache_bytes=CACHE_BYTES)
             for k, (c0, c1) in enumerate(column_blocks(grid, max(options.block_width, size)))
         )
         files = {kind.name: f"{scene.id}_{kind.name}.tif" for kind in kinds}
         files["style"] = f"{scene.id}_classes.qml"
         files["metadata"] = f"{scene.id}.json"
         prediction = {"patch_size": size, "overlap": overlap, "blend": "hann", "tta": options.tta,
-                      "batch_size": options.batch_size, "windows": len(grid), "blocks": len(blocks),
+                      "batch_size": options.batch_size, "threads": threads, "windows": len(grid),
+                      "blocks": len(blocks),
                       "nodata": None if scene.nodata is None or math.isnan(scene.nodata) else scene.nodata}
         jobs.append(SceneJob(scene=scene, blocks=blocks, kinds=kinds, files=files, stage=stage,
                              compress=options.compress, model=model, prediction=prediction))
@@ -188,8 +190,8 @@ def _run_dask(jobs: list[SceneJob], source: ModelSource, options: PredictOptions
               ) -> list[dict[str, Any]]:
     """Blocks of every scene as Dask tasks; a scene's COGs are written by a task that waits for its blocks.
 
-    Locally one block runs at a time unless ``--workers`` says more (each block then uses ``cores / workers``
-    threads for the model); on an existing cluster, each worker runs as many blocks as it has threads.
+    Locally one block runs at a time unless ``--workers`` says more; on an existing cluster, each worker runs
+    as many blocks as it has threads. Either way each block's model uses ``options.threads`` CPU threads.
     """
     with dask_client(options.scheduler, options.workers or 1) as client:
         shared = client.scatter(source, broadcast=True, hash=False)
@@ -199,7 +201,7 @@ def _run_dask(jobs: list[SceneJob], source: ModelSource, options: PredictOptions
             finals.append(client.submit(finish_scene, job, blocks, pure=False))
             futures += blocks + [finals[-1]]
         final_keys = {f.key for f in finals}
-        items: dict[str, dict[str, Any]] = {}
+        items: dict[Any, dict[str, Any]] = {}
         try:
             for future, result in gather_progress(futures, "predicting blocks", options.quiet):
                 if future.key in final_keys:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -69,14 +71,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def tasks_at_once() -> int:
-    """How many prediction tasks this process runs at once: the Dask worker's threads, or 1 outside Dask."""
-    try:
-        from distributed import get_worker
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run this thread's CPU forward passes on ``threads`` intra-op threads; restore the count afterwards.
 
-        return max(1, int(get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
-        return 1
+    Float sums in a convolution are split over the threads, so the thread count decides the last bits of a
+    probability: it must come from the options, never from how many tasks share the process. With torch's
+    OpenMP backend the count belongs to the calling thread, so blocks running side by side on Dask worker
+    threads each keep theirs. (Reading the count first initialises this thread's pool, which would otherwise
+    happen at the first forward pass and could take another thread's count.)
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -90,7 +100,7 @@ class ModelRunner:
     """Softmax probabilities for batches of normalized windows, averaged over flips when ``tta``.
 
     The flips are the identity, left-right, up-down and both (each prediction is flipped back before averaging).
-    On the CPU the tasks of a process share its cores: each uses ``cores // tasks`` intra-op threads.
+    The caller sets the CPU threads (:func:`torch_threads`).
     """
 
     FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
@@ -99,8 +109,6 @@ class ModelRunner:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.flips = self.FLIPS if tta else self.FLIPS[:1]
-        if self.device.type == "cpu":
-            torch.set_num_threads(max(1, available_cores() // tasks_at_once()))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``(N, bands, S, S)`` float32 → class probabilities ``(N, K, S, S)`` float32."""

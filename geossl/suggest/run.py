@@ -51,6 +51,8 @@ class Suggestions:
 def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: SuggestOptions) -> Suggestions:
     """Rank windows of the catalog's unlabeled area for labelling (module docstring); write ``options.out``."""
     out = _check_out(options)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     bundle, model = load_bundle(checkpoint)
     manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, options.data_root, options.quiet)
     check_bundle(bundle, checkpoint, manifest_path, manifest, catalog)
@@ -132,8 +134,6 @@ def _candidates(scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module
                 options: SuggestOptions) -> Candidates:
     """The placed windows without nodata, with their uncertainty and class mix (one model pass per scene)."""
     runner = ModelRunner(model, "auto", options.tta)
-    if options.threads is not None:
-        torch.set_num_threads(options.threads)
     parts = []
     for placed in placements:
         scene, area = scenes[placed.scene], placed.area

@@ -55,7 +55,7 @@ def check_config(config: TrainConfig, catalog: Catalog) -> None:
                                        f"{', '.join(STRATEGIES)})")
     strategy = STRATEGIES[config.strategy]
     validate_model(strategy.Config, config.strategy_params, "strategy_params")
-    Segmenter(model_config(config, catalog))
+    Segmenter(model_config(config, catalog), catalog.bands)
     largest = max(min(s.width, s.height) for s in catalog.scenes)
     if config.patch_size > largest:
         raise InputError("--patch-size", f"{config.patch_size} px is larger than every scene (the largest fits "

@@ -57,7 +57,9 @@ class SegmentationTask(BaseTask):
         """The segmentation network and the strategy that trains it."""
         self.train_config = TrainConfig.model_validate(self.hparams["config"])
         self.bundle = ModelBundle.model_validate(self.hparams["bundle"])
-        self.model = Segmenter(self.bundle.model)
+        # the bundle records weights "none" (it is self-contained); the run starts from the config's weights
+        start = self.bundle.model.model_copy(update={"weights": self.train_config.weights})
+        self.model = Segmenter(start, self.bundle.bands)
         strategy = STRATEGIES[self.train_config.strategy]
         weights = self.hparams.get("class_weights")
         self.ssl = strategy(self.model, strategy.Config.model_validate(self.train_config.strategy_params),

@@ -1,0 +1,1 @@
+"""Self-supervised pretraining of the segmentation encoder on the scene's own imagery (``geossl pretrain``)."""
