@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pyogrio
@@ -116,8 +117,11 @@ def test_the_layer_carries_a_rank_style_and_a_sidecar(model, synth_catalog, tmp_
         rows = db.execute("SELECT f_table_name, useAsDefault, styleQML FROM layer_styles").fetchall()
     assert len(rows) == 1 and rows[0][0] == "styled" and rows[0][1]
     qml = rows[0][2]
-    assert 'type="graduatedSymbol" attr="rank"' in qml and 'fieldName="rank"' in qml
-    assert qml.count("<range ") == 3
+    assert 'type="graduatedSymbol" attr="rank"' in qml and 'fieldName="rank"' in qml and 'labelsEnabled="1"' in qml
+    root = ElementTree.fromstring(qml)
+    ranges = root.findall("./renderer-v2/ranges/range")
+    assert [(float(r.get("lower")), float(r.get("upper"))) for r in ranges] == [(0.5, 1.5), (1.5, 2.5), (2.5, 3.5)]
+    assert len(root.findall("./renderer-v2/symbols/symbol")) == 3
     assert out.with_suffix(".qml").read_text() == qml
     frame = _read(out)
     assert (frame["uncertainty"] >= 0).all() and (frame["uncertainty"] <= 1).all()

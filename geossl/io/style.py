@@ -166,7 +166,7 @@ def rank_qml(n: int, field: str = "rank") -> str:
     name = html.escape(field, quote=True)
     rngs, syms = "\n".join(ranges), "\n".join(symbols)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.28.0" styleCategories="Symbology|Labeling">
+<qgis version="3.28.0" styleCategories="Symbology|Labeling" labelsEnabled="1">
   <renderer-v2 type="graduatedSymbol" attr="{name}" graduatedMethod="GraduatedColor" symbollevels="0"
                enableorderby="0" forceraster="0" referencescale="-1">
     <ranges>
