@@ -20,7 +20,8 @@ blocks (the same in every catalog; checked). Prints test mIoU per round for both
         --threads 1 --seeds 3                                                   # a cheap recipe
 
 Outputs under ``--out`` (default bench/out/active_learning): ``results.json`` (every round's metrics, the
-windows and the pixels per class they added), one folder per seed and arm, logs.
+windows and the pixels per class they added; a later invocation with other ``--seeds``, ``--arms`` or
+``--suggest-args`` adds its runs), one folder per seed and arm, logs.
 Target (issue 14): after 3 rounds, suggested >= random + 3 mIoU points.
 """
 
@@ -175,12 +176,12 @@ def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> 
 
 def suggested_windows(a: argparse.Namespace, model: Path, manifest: Path, catalog: Path, k: int, out: Path
                       ) -> list[tuple[int, int]]:
-    """``geossl suggest``'s ``k`` windows (its default ranking) with ``model`` on ``catalog``."""
+    """``geossl suggest``'s ``k`` windows (its defaults, or ``--suggest-args``) with ``model`` on ``catalog``."""
     import pyogrio
 
     if not out.is_file():
         cli("suggest", model, manifest, "--catalog", catalog, "--out", out, "--n", k, "--size", a.size,
-            "--threads", a.threads, "--overwrite", log=out.with_suffix(".log"))
+            "--threads", a.threads, "--overwrite", *a.suggest_args.split(), log=out.with_suffix(".log"))
     frame = pyogrio.read_dataframe(out, layer=out.stem, read_geometry=False)
     return [(int(r), int(c)) for r, c in zip(frame["row"], frame["col"], strict=True)]
 
@@ -212,9 +213,15 @@ def write_drawn(catalog: Path, windows: list[tuple[int, int]], size: int, out: P
     return counts
 
 
+def arm_name(kind: str, suggest_args: str) -> str:
+    """``random``, ``suggested``, or ``suggested[--diversity classes]`` with other suggest flags."""
+    return f"{kind}[{suggest_args}]" if kind == "suggested" and suggest_args.strip() else kind
+
+
 def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> None:
     """One arm's rounds for one seed (the round-0 model is the seed's)."""
-    folder = a.out / f"seed{seed}" / kind
+    name = arm_name(kind, a.suggest_args)
+    folder = a.out / f"seed{seed}" / "".join(c if c.isalnum() else "_" for c in name).strip("_")
     folder.mkdir(parents=True, exist_ok=True)
     model, manifest, catalog = a.out / f"seed{seed}" / "round0" / "model.pt", a.base_manifest, a.base_catalog
     windows: list[tuple[int, int]] = []
@@ -231,7 +238,7 @@ def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> N
         record = train_and_test(a, manifest, catalog, run, seed)
         record.update(windows=new, labeled_pixels_added=added)
         model = run / "model.pt"
-        report(results, a, f"{kind}@{seed}", r, record)
+        report(results, a, f"{name}@{seed}", r, record)
 
 
 def report(results: dict, a: argparse.Namespace, key: str, r: int, record: dict) -> None:
@@ -248,6 +255,7 @@ def table(results: dict, rounds: int) -> str:
     """Test mIoU per round: each seed of each arm, the arms' means, and suggested − random."""
     runs = results["runs"]
     seeds = sorted({int(k.split("@")[1]) for k in runs})
+    kinds = sorted({k.split("@")[0] for k in runs if not k.startswith("round0")}, key=lambda n: (n == "random", n))
     head = "| run | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |"
     lines = [head, "|---|" + "---|" * (rounds + 1)]
 
@@ -256,7 +264,7 @@ def table(results: dict, rounds: int) -> str:
         return None if record is None else 100 * record["miou"]
 
     means = {}
-    for kind in ("suggested", "random"):
+    for kind in kinds:
         for seed in seeds:
             cells = [value(kind, seed, r) for r in range(rounds + 1)]
             lines.append(f"| {kind}, seed {seed} | " + " | ".join("–" if v is None else f"{v:.1f}" for v in cells)
@@ -264,9 +272,9 @@ def table(results: dict, rounds: int) -> str:
         means[kind] = [_mean([value(kind, s, r) for s in seeds]) for r in range(rounds + 1)]
         lines.append(f"| **{kind}, mean** | " + " | ".join("–" if v is None else f"**{v:.1f}**"
                                                           for v in means[kind]) + " |")
-    diff = [None if s is None or q is None else s - q for s, q in zip(means["suggested"], means["random"],
-                                                                       strict=True)]
-    lines.append("| suggested − random | " + " | ".join("–" if v is None else f"{v:+.1f}" for v in diff) + " |")
+    for kind in kinds[:-1] if "random" in means else []:
+        diff = [None if s is None or q is None else s - q for s, q in zip(means[kind], means["random"], strict=True)]
+        lines.append(f"| {kind} − random | " + " | ".join("–" if v is None else f"{v:+.1f}" for v in diff) + " |")
     return "\n".join(lines)
 
 
@@ -284,6 +292,9 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="suggested / random window side (px)")
     p.add_argument("--jobs", type=int, default=2, help="arms run side by side")
+    p.add_argument("--arms", nargs="+", choices=["suggested", "random"], default=["suggested", "random"])
+    p.add_argument("--suggest-args", default="", help="other geossl suggest flags, e.g. '--diversity classes' "
+                                                      "(an arm of its own; results of other arms in --out are kept)")
     recipe_flags = p.add_argument_group("training recipe (geossl train's defaults unless given)")
     recipe_flags.add_argument("--strategy", default="supervised")
     recipe_flags.add_argument("--encoder", default=None)
@@ -304,10 +315,14 @@ def main() -> None:
     cli("ingest", a.base_manifest, "--out", a.base_catalog, "--workers", 1, log=a.out / "ingest.log")
     k = max(1, round(block_pixels(a.base_catalog) / a.size**2))
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
-    results = {"header": {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
-                          "cpus": os.cpu_count(), "load_before": os.getloadavg(), "recipe": recipe(a),
-                          "size": a.size, "k": k, "rounds": a.rounds, "seeds": seeds, "jobs": a.jobs},
-               "runs": {}}
+    header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
+              "cpus": os.cpu_count(), "load_before": os.getloadavg(), "recipe": recipe(a), "size": a.size, "k": k,
+              "rounds": a.rounds, "seeds": seeds, "jobs": a.jobs, "arms": a.arms, "suggest_args": a.suggest_args}
+    results_path = a.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
+    if results.get("headers") and results["headers"][0]["recipe"] != header["recipe"]:
+        raise SystemExit(f"{results_path} holds runs of another recipe; give another --out")
+    results["headers"] = [*results.get("headers", []), header]
     print(f"{k} windows of {a.size} px a round (one block: {block_pixels(a.base_catalog):.0f} px); recipe: "
           f"{' '.join(recipe(a))}", flush=True)
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
@@ -316,10 +331,9 @@ def main() -> None:
             report(results, a, f"round0@{seed}", 0, record)
 
         list(pool.map(round0, seeds))
-        list(pool.map(lambda job: arm(a, *job, k, results), [(s, kind) for s in seeds
-                                                             for kind in ("suggested", "random")]))
-    results["header"]["load_after"] = os.getloadavg()
-    (a.out / "results.json").write_text(json.dumps(results, indent=1))
+        list(pool.map(lambda job: arm(a, *job, k, results), [(s, kind) for s in seeds for kind in a.arms]))
+    header["load_after"] = os.getloadavg()
+    results_path.write_text(json.dumps(results, indent=1))
     print(table(results, a.rounds))
 
 
