@@ -190,7 +190,7 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
 
 def _split_features(manifest: Manifest, inputs: ResolvedInputs, bounds: tuple[float, float, float, float],
                     block_labels: list[Path], labels: LabelSources | None, crs: CRS) -> list[dict[str, Any]]:
-    """The split features: blocks (assigned from ``block_labels``) or drawn regions, then the drawn labels'."""
+    """The split features: blocks (assigned from ``block_labels``) or hand-drawn regions, then the drawn labels'."""
     if manifest.splits.blocks is not None:
         cfg = manifest.splits.blocks
         counts = block_class_counts(block_labels, manifest.ignore_id, [c.id for c in manifest.classes], bounds,
