@@ -112,7 +112,7 @@ def test_the_first_window_is_the_most_uncertain_one_predict_sees(model, synth_ca
 def test_the_layer_carries_a_rank_style_and_a_sidecar(model, synth_catalog, tmp_path):
     out = tmp_path / "styled.gpkg"
     assert _suggest(model, synth_catalog, out, "--n", "3", "--method", "margin", "--tta",
-                    "--diversity", "classes").exit_code == 0
+                    "--diversity", "classes", "--class-weighting", "balanced").exit_code == 0
     with sqlite3.connect(out) as db:
         rows = db.execute("SELECT f_table_name, useAsDefault, styleQML FROM layer_styles").fetchall()
     assert len(rows) == 1 and rows[0][0] == "styled" and rows[0][1]

@@ -1,7 +1,10 @@
 """The greedy choice of suggestions (geossl.suggest.select) and the per-pixel uncertainty, on small made-up cases."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
 
 from geossl.suggest.candidates import Candidates
 from geossl.suggest.select import choose, feature_scale
@@ -15,7 +18,8 @@ def _candidates(uncertain, cols, shares) -> Candidates:
     cols = np.asarray(cols)
     boxes = np.stack([cols, np.zeros(n), cols + SIZE, np.full(n, SIZE)], axis=1).astype(float)
     return Candidates(scene=np.zeros(n, int), row=np.zeros(n, int), col=cols, boxes=boxes,
-                      uncertainty=np.asarray(uncertain, float), shares=np.asarray(shares, float))
+                      uncertainty=np.asarray(uncertain, float), shares=np.asarray(shares, float),
+                      priority=np.asarray(uncertain, float))
 
 
 def _unit(v) -> np.ndarray:
@@ -64,3 +68,26 @@ def test_uncertainty_measures_are_zero_when_sure_and_one_on_a_tie():
     h = -(0.6 * np.log(0.6) + 0.3 * np.log(0.3) + 0.1 * np.log(0.1)) / np.log(3)
     assert uncertainty(p, "entropy")[0] == pytest.approx([0, np.log(2) / np.log(3), 1, h], abs=1e-6)
     assert uncertainty(p, "margin")[0] == pytest.approx([0, 1, 1, 0.7])
+
+
+def test_class_weights_raise_the_priority_of_windows_where_rare_classes_are_predicted():
+    from geossl.io.cog import Grid
+    from geossl.predict.scene import Scene
+    from geossl.suggest.candidates import Placement, window_candidates
+    from geossl.suggest.scan import Area, CellStats
+
+    # one window of 2 x 2 cells of 2 px: 12 pixels predicted common (uncertainty 0.5), 4 rare (uncertainty 0.25)
+    stats = CellStats.empty(Area(0, 0, 4, 4), 2, 2)
+    stats.valid[:] = 4
+    stats.classes[:] = [[[4, 0], [4, 0]], [[4, 0], [0, 4]]]
+    stats.uncertainty[:] = [[[2.0, 0], [2.0, 0]], [[2.0, 0], [0, 1.0]]]
+    grid = Grid(crs=None, transform=rasterio.Affine(10, 0, 0, 0, -10, 40), width=4, height=4)
+    scene = Scene(path=Path("s.tif"), id="s", grid=grid, count=4, nodata=None, dataset_mask=False)
+    placed = Placement(0, Area(0, 0, 4, 4), np.array([0]), np.array([0]))
+    plain = window_candidates(stats, placed, scene, 4, np.ones(2))
+    weighted = window_candidates(stats, placed, scene, 4, np.array([0.5, 3.0]))
+    assert plain.uncertainty[0] == pytest.approx(7 / 16) and plain.priority[0] == pytest.approx(7 / 16)
+    assert weighted.uncertainty[0] == pytest.approx(7 / 16)
+    assert weighted.priority[0] == pytest.approx((6 * 0.5 + 1 * 3.0) / 16)
+    assert weighted.shares[0] == pytest.approx([0.75, 0.25])
+    assert weighted.boxes[0] == pytest.approx([0, 0, 40, 40])

@@ -5,7 +5,9 @@ candidates are ``cell`` pixels apart and a window's sums are the sums of its cel
 (:class:`geossl.suggest.scan.CellStats`). A window is placed when its footprint lies inside the unlabeled area
 (``covers``) and shares no area with the labeled, validation or test areas (geometry only, before the model
 runs), and kept as a candidate when every one of its pixels is valid (no nodata). Its uncertainty is the mean
-of its pixels' uncertainty, its class mix the share of its pixels predicted as each class.
+of its pixels' uncertainty, its class mix the share of its pixels predicted as each class, and its priority
+the mean of its pixels' uncertainty each times the weight ``w_c`` of the pixel's predicted class (all 1 unless
+``--class-weighting balanced``, :mod:`geossl.classweights`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Candidates:
     boxes: np.ndarray  # (N, 4) float: minx, miny, maxx, maxy in the catalog CRS
     uncertainty: np.ndarray  # (N,) float: mean per-pixel uncertainty
     shares: np.ndarray  # (N, K) float: share of the window's pixels predicted as each class
+    priority: np.ndarray  # (N,) float: mean per-pixel uncertainty × the weight of the pixel's predicted class
 
     def __len__(self) -> int:
         return len(self.row)
@@ -41,16 +44,16 @@ class Candidates:
     def take(self, index: np.ndarray) -> Candidates:
         """The candidates at ``index``, in that order."""
         return Candidates(self.scene[index], self.row[index], self.col[index], self.boxes[index],
-                          self.uncertainty[index], self.shares[index])
+                          self.uncertainty[index], self.shares[index], self.priority[index])
 
     @classmethod
     def concat(cls, parts: list[Candidates], classes: int) -> Candidates:
         """All candidates of ``parts`` in order."""
         if not parts:
             return cls(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.zeros((0, 4)), np.zeros(0),
-                       np.zeros((0, classes)))
+                       np.zeros((0, classes)), np.zeros(0))
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                     ("scene", "row", "col", "boxes", "uncertainty", "shares")))
+                     ("scene", "row", "col", "boxes", "uncertainty", "shares", "priority")))
 
 
 @dataclass(frozen=True)
@@ -87,20 +90,25 @@ def _boxes(scene: Scene, rows: np.ndarray, cols: np.ndarray, size: int) -> np.nd
                     axis=1).reshape(-1, 4)
 
 
-def window_candidates(stats: CellStats, placement: Placement, scene: Scene, size: int) -> Candidates:
-    """The placed windows all of whose pixels are valid, with their uncertainty and class mix."""
+def window_candidates(stats: CellStats, placement: Placement, scene: Scene, size: int, weights: np.ndarray
+                      ) -> Candidates:
+    """The placed windows all of whose pixels are valid, with their uncertainty, class mix and priority.
+
+    ``weights`` are the classes' weights ``w_c`` of the priority.
+    """
     m = CELLS_PER_WINDOW
     k = stats.classes.shape[-1]
     i, j = placement.i, placement.j
     valid = sliding_window_view(stats.valid, (m, m)).sum(axis=(-2, -1))[i, j]
-    total = sliding_window_view(stats.uncertainty, (m, m)).sum(axis=(-2, -1))[i, j]
+    per_class = sliding_window_view(stats.uncertainty, (m, m), axis=(0, 1)).sum(axis=(-2, -1))[i, j].reshape(-1, k)
     counts = sliding_window_view(stats.classes, (m, m), axis=(0, 1)).sum(axis=(-2, -1))[i, j].reshape(-1, k)
     full = valid == size * size  # no nodata pixel
     rows = placement.area.row0 + i[full] * stats.cell
     cols = placement.area.col0 + j[full] * stats.cell
+    pixels = size * size
     return Candidates(scene=np.full(int(full.sum()), placement.scene), row=rows, col=cols,
-                      boxes=_boxes(scene, rows, cols, size), uncertainty=total[full] / (size * size),
-                      shares=counts[full] / (size * size))
+                      boxes=_boxes(scene, rows, cols, size), uncertainty=per_class[full].sum(axis=1) / pixels,
+                      shares=counts[full] / pixels, priority=per_class[full] @ np.asarray(weights, float) / pixels)
 
 
 def inside_area(boxes: np.ndarray, inside: BaseGeometry, outside: BaseGeometry | None) -> np.ndarray:

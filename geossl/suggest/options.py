@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from geossl.classweights import ClassWeighting
 from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption
 
 #: Per-pixel uncertainty measures (:mod:`geossl.suggest.uncertainty`).
@@ -26,6 +27,10 @@ class SuggestSettings(StrictModel):
     diversity: Diversity = Field(default="features", description="Keep suggestions apart: by encoder-feature "
                                  "distance to the windows already chosen, by their dominant predicted class, or "
                                  "not at all (only never overlapping).")
+    class_weighting: ClassWeighting = Field(
+        default="none", description="Weight each pixel's uncertainty by its predicted class's weight: balanced, "
+                                    "w_c ∝ 1/√f_c over the labeled pixels as in training's loss, ranks windows where "
+                                    "rare classes are predicted higher.")
     batch_size: int = Field(default=8, ge=1, description="Windows per forward pass.")
     threads: ThreadsOption = None
 

@@ -19,6 +19,8 @@ import torch
 from shapely.geometry.base import BaseGeometry
 
 from geossl.catalog import CATALOG_NAME, Catalog
+from geossl.classweights import balanced_weights
+from geossl.data.module import plan_splits
 from geossl.data.regions import split_regions
 from geossl.errors import InputError
 from geossl.models import ModelBundle, load_bundle
@@ -60,7 +62,7 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     scenes = open_scenes([catalog.path_of(root, s.image) for s in catalog.scenes], bundle)
     _check_size(scenes, options.size)
     placements = _placements(scenes, bundle, inside, outside, options.size)
-    candidates = _candidates(scenes, bundle, model, placements, options)
+    candidates = _candidates(catalog, root, scenes, bundle, model, placements, options)
     if len(candidates) == 0:
         raise InputError("--size", f"every window of {options.size} x {options.size} px inside the unlabeled area "
                                    "holds nodata; try a smaller --size")
@@ -75,8 +77,9 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     picked = pool.take(np.array([c.index for c in chosen]))
     style = write_suggestions(out, picked, np.array([c.score for c in chosen]), bundle.classes,
                               [s.id for s in catalog.scenes], catalog.crs)
-    log.info("%d suggestions of %d x %d px (from %d candidates, %s, diversity %s) -> %s", len(chosen),
-             options.size, options.size, len(candidates), options.method, options.diversity, out)
+    log.info("%d suggestions of %d x %d px (from %d candidates, %s, diversity %s, class weighting %s) -> %s",
+             len(chosen), options.size, options.size, len(candidates), options.method, options.diversity,
+             options.class_weighting, out)
     return Suggestions(path=out, style=style, windows=len(chosen), candidates=len(candidates))
 
 
@@ -130,15 +133,20 @@ def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, 
     return placements
 
 
-def _candidates(scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module, placements: list[Placement],
-                options: SuggestOptions) -> Candidates:
-    """The placed windows without nodata, with their uncertainty and class mix (one model pass per scene)."""
+def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module,
+                placements: list[Placement], options: SuggestOptions) -> Candidates:
+    """The placed windows without nodata, with their uncertainty, class mix and priority (a model pass a scene)."""
     runner = ModelRunner(model, "auto", options.tta)
+    weights = np.ones(len(bundle.classes))
+    if options.class_weighting == "balanced":
+        weights = balanced_weights(plan_splits(catalog, root, None, 0).labeled_counts)
+        log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
+                                                                                  strict=True)))
     parts = []
     for placed in placements:
         scene, area = scenes[placed.scene], placed.area
         log.info("%s: predicting %d x %d px holding unlabeled area", scene.path.name, area.width, area.height)
         stats = scan(scene, bundle, runner, area, options.size // CELLS_PER_WINDOW, options.method,
                      options.batch_size)
-        parts.append(window_candidates(stats, placed, scene, options.size))
+        parts.append(window_candidates(stats, placed, scene, options.size, weights))
     return Candidates.concat(parts, len(bundle.classes))

@@ -5,9 +5,9 @@ The prediction machinery of ``geossl predict`` is reused as is: the scene is rea
 model's patch size overlapping by the checkpoint's overlap (:class:`~geossl.windows.WindowGrid`) go through
 the network in batches (:class:`~geossl.predict.runner.ModelRunner`, with ``tta`` averaging the four flips) and
 are blended with the Hann weight (:class:`~geossl.predict.accumulate.RowAccumulator`). Each finished row block
-is reduced at once to sums over square cells of ``cell`` pixels: the per-pixel uncertainty, the valid pixels
-and the pixels of each predicted class. Memory is one window row plus ``(K + 2)`` numbers a cell, whatever the
-scene's size; a candidate window of ``m × m`` cells is then a sum of cells.
+is reduced at once to sums over square cells of ``cell`` pixels: the valid pixels, and per predicted class its
+pixels and their uncertainty. Memory is one window row plus ``2K + 1`` numbers a cell, whatever the scene's size;
+a candidate window of ``m × m`` cells is then a sum of cells.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class CellStats:
     """Sums over square cells of ``cell`` pixels laid from the area's top-left corner."""
 
     cell: int
-    uncertainty: np.ndarray  # (rows, cols) float64: sum of the valid pixels' uncertainty
+    uncertainty: np.ndarray  # (rows, cols, K) float64: uncertainty summed over the valid pixels of each class
     valid: np.ndarray  # (rows, cols) int64: valid pixels
     classes: np.ndarray  # (rows, cols, K) int64: valid pixels predicted as each class
 
@@ -77,7 +77,7 @@ class CellStats:
     def empty(cls, area: Area, cell: int, classes: int) -> CellStats:
         """Zero sums over the cells of ``area`` (the last row and column of cells may be partial)."""
         rows, cols = -(-area.height // cell), -(-area.width // cell)
-        return cls(cell, np.zeros((rows, cols)), np.zeros((rows, cols), dtype=np.int64),
+        return cls(cell, np.zeros((rows, cols, classes)), np.zeros((rows, cols), dtype=np.int64),
                    np.zeros((rows, cols, classes), dtype=np.int64))
 
     def add(self, block: RowBlock, method: Method) -> None:
@@ -86,11 +86,11 @@ class CellStats:
         rows, cols, k = self.classes.shape
         flat = ((block.row0 + np.arange(h)) // self.cell)[:, None] * cols + (np.arange(w) // self.cell)[None, :]
         where = flat[block.valid]
-        self.uncertainty += np.bincount(where, weights=uncertainty(block.prob, method)[block.valid],
-                                        minlength=rows * cols).reshape(rows, cols)
+        label = where * k + block.prob.argmax(axis=0)[block.valid]
         self.valid += np.bincount(where, minlength=rows * cols).reshape(rows, cols)
-        label = block.prob.argmax(axis=0)[block.valid]
-        self.classes += np.bincount(where * k + label, minlength=rows * cols * k).reshape(rows, cols, k)
+        self.classes += np.bincount(label, minlength=rows * cols * k).reshape(rows, cols, k)
+        self.uncertainty += np.bincount(label, weights=uncertainty(block.prob, method)[block.valid],
+                                        minlength=rows * cols * k).reshape(rows, cols, k)
 
 
 def scan(scene: Scene, bundle: ModelBundle, runner: ModelRunner, area: Area, cell: int, method: Method,

@@ -1,6 +1,8 @@
 """The greedy choice of the suggestions: uncertain windows that do not look alike.
 
-Candidate ``i`` has the uncertainty ``u_i`` in [0, 1] (the mean of its pixels', :mod:`.uncertainty`).
+Candidate ``i`` has the priority ``u_i``: the mean of its pixels' uncertainty (in [0, 1], :mod:`.uncertainty`),
+each pixel's times the weight ``w_c`` of its predicted class (1 unless ``--class-weighting balanced``, then
+training's balanced weights, :mod:`geossl.classweights`, so pixels predicted as rare classes count more).
 Suggestions are chosen one at a time; at each step every remaining candidate gets the score::
 
     s_i = u_i · g_i
@@ -18,7 +20,7 @@ shares pixels with a chosen window is never taken. ``g_i`` by ``--diversity``:
   dominant class of ``i``: the second window of a class counts half, the third a third.
 - ``none``: ``g_i = 1`` (the most uncertain windows that do not overlap).
 
-Only the pool of the ``max(POOL_MIN, POOL_PER_PICK · n)`` most uncertain candidates is considered (their
+Only the pool of the ``max(POOL_MIN, POOL_PER_PICK · n)`` candidates of highest priority is considered (their
 features are computed); ties go to the earlier candidate (scene, then row, then column).
 """
 
@@ -43,8 +45,8 @@ def pool_size(n: int) -> int:
 
 
 def most_uncertain(candidates: Candidates, n: int) -> np.ndarray:
-    """Indices of the pool: the :func:`pool_size` most uncertain candidates, most uncertain first."""
-    order = np.argsort(-candidates.uncertainty, kind="stable")
+    """Indices of the pool: the :func:`pool_size` candidates of highest priority, highest first."""
+    order = np.argsort(-candidates.priority, kind="stable")
     return order[: pool_size(n)]
 
 
@@ -68,7 +70,7 @@ def feature_scale(features: np.ndarray) -> float:
 def choose(pool: Candidates, n: int, size: int, diversity: Diversity, features: np.ndarray | None = None
            ) -> list[Choice]:
     """Up to ``n`` suggestions from ``pool`` (see the module docstring); fewer when fewer fit without overlap."""
-    u = pool.uncertainty.astype(np.float64)
+    u = pool.priority.astype(np.float64)
     gain = np.ones(len(pool))
     open_ = np.ones(len(pool), dtype=bool)
     delta, nearest = 0.0, np.full(len(pool), np.inf)
