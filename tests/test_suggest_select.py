@@ -91,3 +91,11 @@ def test_class_weights_raise_the_priority_of_windows_where_rare_classes_are_pred
     assert weighted.priority[0] == pytest.approx((6 * 0.5 + 1 * 3.0) / 16)
     assert weighted.shares[0] == pytest.approx([0.75, 0.25])
     assert weighted.boxes[0] == pytest.approx([0, 0, 40, 40])
+
+
+def test_balanced_weights_average_one_over_the_labeled_pixels():
+    from geossl.classweights import balanced_weights
+
+    w = balanced_weights(np.array([900, 100, 0]))
+    assert (w[:2] * [0.9, 0.1]).sum() == pytest.approx(1.0)
+    assert w[1] / w[0] == pytest.approx(3.0) and w[2] == w[1]  # 1/sqrt(f); a class without labels: the largest
