@@ -8,7 +8,7 @@ DEMO_OUT ?= demo_out
 DATA_ROOT ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench lint env clean
+.PHONY: test demo bench lint typecheck env clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ env: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check geossl tests bench
 
-test: $(STAMP) lint
+typecheck: $(STAMP)
+	$(PY) -m mypy geossl
+
+test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)

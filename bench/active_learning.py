@@ -111,8 +111,8 @@ def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Pa
 def check_test_split(base: Path, catalog: Path) -> None:
     """The test blocks of ``catalog`` are the base catalog's (drawn labels must not move them)."""
     def tests(folder: Path) -> list[str]:
-        return sorted(json.dumps(f["geometry"]) for f in load_catalog(folder).splits["features"]
-                      if f["properties"]["split"] in ("test", "val"))
+        return sorted(json.dumps(f.geometry) for f in load_catalog(folder).splits.features
+                      if f.properties.split in ("test", "val"))
     if tests(base) != tests(catalog):
         raise SystemExit(f"{catalog}: validation/test blocks differ from the base catalog's")
 
@@ -120,8 +120,7 @@ def check_test_split(base: Path, catalog: Path) -> None:
 def block_pixels(catalog: Path) -> float:
     """Pixels of one block (the mean over the catalog's blocks)."""
     cat = load_catalog(catalog)
-    blocks = cat.splits["features"]
-    area = statistics.mean(_area(f["geometry"]) for f in blocks if "row" in f["properties"])
+    area = statistics.mean(_area(f.geometry) for f in cat.splits.features if f.properties.row is not None)
     return area / (cat.resolution[0] * cat.resolution[1])
 
 

@@ -6,14 +6,17 @@ unlabeled. Same model (U-Net, small timm encoder), steps and batch size for
 supervised (1/8 labels), fixmatch, unimatch, crossview, dwl and supervised with every train label (the upper
 bound). Prints test macro mIoU, per-class IoU and the gap closure (ssl - sup_1/8) / (sup_full - sup_1/8), and
 the time of one training step of each strategy against one supervised step on the same batch (measured side by
-side, round robin, in one process, on the same real batches; data loading excluded).
+side, round robin, in one process, on the same real batches; data loading excluded). Beside them, the classic
+peer: a per-pixel random forest (bench/forest.py) on the same 1/8 and all train labels, scored on the same
+val and test pixels with the same metrics.
 
     python bench/ssl_accuracy.py --data-root ../shared/data            # the table (one seed, ~40 min)
     python bench/ssl_accuracy.py --data-root ../shared/data --variants --only crossview_adaptive
     python bench/ssl_accuracy.py --data-root ../shared/data --probe    # step times only (sizing)
 
 Targets: crossview and dwl each >= supervised-1/8 + 3 mIoU points and gap closure >= 0.5; one SSL step
-<= 2.5x one supervised step.
+<= 2.5x one supervised step; supervised with all labels >= the forest with all labels; the moonshot: an SSL
+row at 1/8 labels >= the forest with all labels.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-RUNS = [  # (run name, strategy, extra train flags, strategy_params): the notes' defaults
+from forest import FOREST_ROWS, forest_runs  # noqa: E402
+
+RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the notes' defaults
     ("supervised_1/8", "supervised", [], {}),
     ("fixmatch", "fixmatch", [], {}),
     ("unimatch", "unimatch", [], {}),
@@ -68,8 +74,10 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
 
     from geossl.catalog import load_catalog
     from geossl.data.module import SslDataModule, plan_splits
+    from geossl.data.spec import DataSpec
     from geossl.models import Segmenter
     from geossl.ssl import STRATEGIES
+    from geossl.ssl.crossview import CrossViewConfig
     from geossl.train.config import TrainConfig
     from geossl.train.run import model_config
 
@@ -78,41 +86,59 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
     cat = load_catalog(catalog)
     plan = plan_splits(cat, catalog, None, 0)
     batches = {}
-    for pairs in (False, True):
-        dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size, a.unlabeled_batch_size, 2, True,
-                           pairs=pairs)
+    for spec in (DataSpec(unlabeled=True), CrossViewConfig().data_spec()):
+        dm = SslDataModule(cat, catalog, plan, spec, a.patch_size, a.batch_size, a.unlabeled_batch_size, 2)
         loaders = dm.train_dataloader()
-        batches[pairs] = (next(iter(loaders["labeled"])), next(iter(loaders["unlabeled"])))
+        batches[spec.paired] = (next(iter(loaders["labeled"])), next(iter(loaders["unlabeled"])))
     # The second reading of "the same batch size": a supervised step on as many patches as an SSL step sees.
-    dm = SslDataModule(cat, catalog, plan, a.patch_size, a.batch_size + a.unlabeled_batch_size,
-                       a.unlabeled_batch_size, 2, True)
+    dm = SslDataModule(cat, catalog, plan, DataSpec(unlabeled=True), a.patch_size,
+                       a.batch_size + a.unlabeled_batch_size, a.unlabeled_batch_size, 2)
     batches[SAME_PATCHES] = (next(iter(dm.train_dataloader()["labeled"])), None)
     setups = {}
     for name in ("supervised", SAME_PATCHES, "fixmatch", "unimatch", "crossview", "dwl"):
-        cfg = TrainConfig(strategy=name.split()[0], encoder=a.encoder, patch_size=a.patch_size, batch_size=a.batch_size,
-                          decoder_channels=a.decoder_channels)
-        model = Segmenter(model_config(cfg, cat)).train()
         params = {"warmup_steps": 0} if name == "dwl" else {}
-        strategy = STRATEGIES[cfg.strategy](model, STRATEGIES[cfg.strategy].Config(**params))
+        cfg = TrainConfig(strategy={"name": name.split()[0], **params}, encoder=a.encoder, patch_size=a.patch_size,
+                          batch_size=a.batch_size, decoder_channels=a.decoder_channels)
+        model = Segmenter(model_config(cfg, cat)).train()
+        strategy = STRATEGIES[cfg.strategy.name](model, cfg.strategy)
         if name == "dwl":  # time it in steady state: a full class memory (50 batches)
             with torch.no_grad():
                 probs = model(batches[False][1]["image"]).softmax(dim=1)
             for _ in range(strategy.config.memory_batches):
                 strategy.memory.update(probs, probs.argmax(dim=1), batches[False][1]["valid"])
-        setups[name] = (model, strategy, torch.optim.AdamW(model.parameters(), lr=1e-3))
+        paired = cfg.strategy.data_spec().paired
+        setups[name] = (paired, strategy, torch.optim.AdamW(strategy.trainable(), lr=1e-3))
     times: dict[str, list[float]] = {n: [] for n in setups}
     for r in range(rounds + 1):
-        for name, (_, strategy, opt) in setups.items():
-            batch_l, batch_u = batches[SAME_PATCHES if name == SAME_PATCHES else strategy.paired]
+        for name, (paired, strategy, opt) in setups.items():
+            batch_l, batch_u = batches[SAME_PATCHES if name == SAME_PATCHES else paired]
             batch_u = batch_u and {k: v for k, v in batch_u.items() if k != "truth"}
             t0 = time.perf_counter()
             out = strategy.training_step(batch_l, batch_u, 100, 1000)
             opt.zero_grad()
             out.loss.backward()
             opt.step()
+            strategy.after_optimizer_step()
             if r:  # round 0 warms up
                 times[name].append(time.perf_counter() - t0)
     return {n: statistics.median(v) for n, v in times.items()}
+
+
+def print_step_times(a: argparse.Namespace, times: dict[str, float]) -> None:
+    """Each strategy's step time against a supervised step, and the verdict on the step-time target."""
+    n_l, n_u = a.batch_size, a.unlabeled_batch_size
+    print(f"step time (s, median of {a.timing_rounds}; patch {a.patch_size}, {a.encoder}); SSL steps take {n_l} "
+          f"labeled + {n_u} unlabeled patches; ratios against supervised on the same {n_l} labeled patches "
+          f"(the target's reading) and on {n_l + n_u} patches (as many patches as the SSL step):")
+    print(f"  supervised ({n_l} patches) {times['supervised']:.3f} s, supervised ({n_l + n_u} patches) "
+          f"{times[SAME_PATCHES]:.3f} s")
+    for name, t in times.items():
+        if name.startswith("supervised"):
+            continue
+        ratio = t / times["supervised"]
+        verdict = "ok" if ratio <= TARGET_STEP_RATIO else "MISSES target"
+        print(f"  {name:<10} {t:7.3f} s  x{ratio:4.2f} (target <= {TARGET_STEP_RATIO}: {verdict}); "
+              f"x{t / times[SAME_PATCHES]:4.2f} supervised on {n_l + n_u} patches")
 
 
 def main() -> None:
@@ -130,10 +156,13 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed + seeds - 1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2, help="trainings side by side (2 cores, 1 thread each)")
-    p.add_argument("--timing-rounds", type=int, default=8)
+    p.add_argument("--timing-rounds", type=int, default=8, help="0: skip the step timing")
     p.add_argument("--probe", action="store_true", help="step times only")
     p.add_argument("--variants", action="store_true", help="also the VARIANTS rows")
-    p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview")
+    p.add_argument("--only", nargs="*", default=None, help="run names to (re)run, e.g. dwl crossview forest")
+    p.add_argument("--no-forest", action="store_true", help="skip the random-forest rows")
+    p.add_argument("--forest-max-per-class", type=int, default=None,
+                   help="train the forest on at most this many pixels per class (seeded subset; default: all)")
     a = p.parse_args()
     a.unlabeled_batch_size = a.unlabeled_batch_size or a.batch_size
     if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
@@ -148,23 +177,14 @@ def main() -> None:
               "decoder_channels": a.decoder_channels, "patch_size": a.patch_size, "batch_size": a.batch_size,
               "unlabeled_batch_size": a.unlabeled_batch_size,
               "steps": a.steps, "threads": a.threads, "jobs": a.jobs}
-    times = step_times(a, catalog, a.timing_rounds)
-    n_l, n_u = a.batch_size, a.unlabeled_batch_size
-    print(f"step time (s, median of {a.timing_rounds}; patch {a.patch_size}, {a.encoder}); SSL steps take {n_l} "
-          f"labeled + {n_u} unlabeled patches; ratios against supervised on the same {n_l} labeled patches "
-          f"(the target's reading) and on {n_l + n_u} patches (as many patches as the SSL step):")
-    print(f"  supervised ({n_l} patches) {times['supervised']:.3f} s, supervised ({n_l + n_u} patches) "
-          f"{times[SAME_PATCHES]:.3f} s")
-    for name, t in times.items():
-        if name.startswith("supervised"):
-            continue
-        ratio = t / times["supervised"]
-        verdict = "ok" if ratio <= TARGET_STEP_RATIO else "MISSES target"
-        print(f"  {name:<10} {t:7.3f} s  x{ratio:4.2f} (target <= {TARGET_STEP_RATIO}: {verdict}); "
-              f"x{t / times[SAME_PATCHES]:4.2f} supervised on {n_l + n_u} patches")
+    times = step_times(a, catalog, a.timing_rounds) if a.timing_rounds else {}
+    if times:
+        print_step_times(a, times)
     results_path = a.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() and a.only else {}
-    results.update({"header": header, "step_times": times})
+    results["header"] = header
+    if times:
+        results["step_times"] = times
     results_path.write_text(json.dumps(results, indent=2))
     if a.probe:
         return
@@ -176,17 +196,17 @@ def main() -> None:
     todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
             if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
 
-    def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> tuple[str, dict]:
+    def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> dict[str, dict]:
         key = f"{name}@{seed}"
         run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
         if run_dir.exists():
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         run_dir.mkdir(parents=True)
         run_config = run_dir / "bench_config.yaml"
-        run_config.write_text(config.read_text() + f"strategy_params: {json.dumps(params)}\n")
+        run_config.write_text(config.read_text() + f"strategy: {json.dumps({'name': strategy, **params})}\n")
         t0 = time.time()
-        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, "--strategy", strategy,
-            *model_flags(a), "--max-steps", a.steps, "--seed", seed, *extra,
+        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, *model_flags(a),
+            "--max-steps", a.steps, "--seed", seed, *extra,
             log=a.out / f"{key.replace('/', '_')}.log")
         train_s = time.time() - t0
         cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
@@ -194,17 +214,22 @@ def main() -> None:
         metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
         best = json.loads((run_dir / "metrics.json").read_text())
         val = best.get("val", {})
-        return key, {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
-                     "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}
+        return {key: {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
+                      "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}}
 
-    # --jobs runs train side by side (one process per core with --threads 1); each run's time is its own wall.
+    jobs = [lambda job=job: one(*job) for job in todo]
+    if not a.no_forest and (not a.only or "forest" in a.only):  # one job per seed (both rows), started first
+        jobs[:0] = [lambda s=s: forest_runs(catalog, s, a.threads, a.forest_max_per_class)
+                    for s in range(a.first_seed, a.first_seed + a.seeds)]
+    # --jobs runs side by side (one process per core with --threads 1); each run's time is its own wall.
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        for key, record in pool.map(lambda job: one(*job), todo):
-            runs[key] = record
+        for records in pool.map(lambda job: job(), jobs):
+            runs.update(records)
             results["elapsed_s"] = time.time() - started
             results_path.write_text(json.dumps(results, indent=2))
-            print(f"{key:<22} test mIoU {100 * record['miou']:5.1f}  (val {100 * (record['val_miou'] or 0):5.1f}, "
-                  f"{record['train_seconds'] / 60:5.1f} min)", flush=True)
+            for key, record in records.items():
+                print(f"{key:<22} test mIoU {100 * record['miou']:5.1f}  (val {100 * (record['val_miou'] or 0):5.1f}, "
+                      f"{record['train_seconds'] / 60:5.1f} min)", flush=True)
     results["header"]["load_after"] = os.getloadavg()
     results_path.write_text(json.dumps(results, indent=2))
     print(table(results))
@@ -212,7 +237,7 @@ def main() -> None:
 
 def table(results: dict) -> str:
     runs = results["runs"]
-    names = [row[0] for row in RUNS + VARIANTS]
+    names = [row[0] for row in RUNS + VARIANTS] + list(FOREST_ROWS)
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     classes = list(next(iter(runs.values()))["iou"])
 
@@ -224,17 +249,18 @@ def table(results: dict) -> str:
     def fmt(v: float | None) -> str:
         return "–" if v is None else f"{100 * v:.1f}"
 
-    lines = ["| method | test mIoU | gap closure | " + " | ".join(classes) + " |",
-             "|---|---|---|" + "---|" * len(classes)]
+    lines = ["| method | test mIoU | OA | val mIoU | gap closure | " + " | ".join(classes) + " |",
+             "|---|---|---|---|---|" + "---|" * len(classes)]
     sup, full = mean("supervised_1/8", lambda r: r["miou"]), mean("supervised_full", lambda r: r["miou"])
     for name in names:
         m = mean(name, lambda r: r["miou"])
         if m is None:
             continue
-        closure = "" if sup is None or full is None or full == sup or name.startswith("supervised") else \
-            f"{(m - sup) / (full - sup):+.2f}"
+        baseline = name.split("_")[0] in ("supervised", "forest")
+        closure = "" if sup is None or full is None or full == sup or baseline else f"{(m - sup) / (full - sup):+.2f}"
         ious = [fmt(mean(name, lambda r, c=c: r["iou"][c])) for c in classes]
-        lines.append(f"| {name} | {fmt(m)} | {closure} | " + " | ".join(ious) + " |")
+        oa, val = mean(name, lambda r: r["oa"]), mean(name, lambda r: r["val_miou"])
+        lines.append(f"| {name} | {fmt(m)} | {fmt(oa)} | {fmt(val)} | {closure} | " + " | ".join(ious) + " |")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from geossl.commands.suggest import suggest
 from geossl.commands.synth import synth
 from geossl.commands.train import train
 from geossl.commands.vectorize import vectorize
+from geossl.commands.zeroshot import zeroshot
 from geossl.errors import InputError
 
 log = logging.getLogger("geossl")
@@ -81,6 +82,7 @@ main.add_command(evaluate)
 main.add_command(suggest)
 main.add_command(run)
 main.add_command(demo)
+main.add_command(zeroshot)
 
 
 if __name__ == "__main__":

@@ -108,8 +108,8 @@ def _wanted(error: ErrorDetails) -> str | None:
         return "positive" if ctx["gt"] == 0 else f"greater than {ctx['gt']}"
     words = {"less_than_equal": "at most {le}", "less_than": "less than {lt}",
              "multiple_of": "a multiple of {multiple_of}", "literal_error": "one of {expected}",
-             "int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number",
-             "bool_parsing": "true or false"}
+             "enum": "one of {expected}", "int_parsing": "a whole number", "int_from_float": "a whole number",
+             "float_parsing": "a number", "bool_parsing": "true or false"}
     return words[kind].format(**ctx) if kind in words else None
 
 

@@ -15,6 +15,9 @@ Example::
       bands: [blue, green, red, nir]
     labels:
       rasters: ["zion/nlcd2011_zion_8class_original_EPSG26912.tif"]
+    prior:                                  # optional: a noisy map of the area, its ids mapped to the classes
+      rasters: ["zion/older_map.tif"]
+      classes: {11: 1, 41: 4}
     grid: {crs: null, resolution: null}     # default: the first scene's
     splits:
       blocks: {rows: 8, cols: 8, val_fraction: 0.2, test_fraction: 0.2, labeled_fraction: 0.125, seed: 0}
@@ -26,6 +29,7 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -90,6 +94,20 @@ class LabelsConfig(StrictModel):
         return self
 
 
+class PriorConfig(StrictModel):
+    """An existing, noisy map of the area (an older product, another model, ``geossl zeroshot``'s output).
+
+    ``classes`` maps the prior's class ids to the manifest's class ids (or to ``ignore_id``: no prior there);
+    every id the rasters hold, except their nodata, must be mapped. Ingest brings the rasters onto the imagery's
+    grid (nearest neighbour, like labels) and training uses the prior as a second, weaker teacher on the
+    unlabeled area.
+    """
+
+    rasters: Annotated[list[str], Field(min_length=1)]
+    classes: Annotated[dict[Annotated[int, Field(ge=0, le=65535)], int], Field(min_length=1)]
+    nodata: int | None = None
+
+
 class GridConfig(StrictModel):
     """Target grid: CRS (any string rasterio understands) and pixel size in CRS units."""
 
@@ -132,12 +150,29 @@ class BlockSplits(StrictModel):
         return self
 
 
+class Split(StrEnum):
+    """The splits of a region: train regions with labels (``labeled``) and without, validation and test."""
+
+    LABELED = "labeled"
+    UNLABELED = "unlabeled"
+    VAL = "val"
+    TEST = "test"
+
+    @property
+    def is_train(self) -> bool:
+        """True for the train splits (``labeled`` and ``unlabeled``), whose labels ``--label-fraction`` redraws."""
+        return self in (Split.LABELED, Split.UNLABELED)
+
+
 Region = list[float] | str
 """A region: a bounding box ``[minx, miny, maxx, maxy]`` in the target CRS, or a vector file path."""
 
 
 class RegionSplits(StrictModel):
-    """Splits drawn by hand: each a list of bounding boxes (target CRS) or vector files of polygons."""
+    """Splits drawn by hand: each a list of bounding boxes (target CRS) or vector files of polygons.
+
+    One field per :class:`Split`, named by its value.
+    """
 
     labeled: Annotated[list[Region], Field(min_length=1)]
     unlabeled: list[Region] = []
@@ -151,6 +186,11 @@ class RegionSplits(StrictModel):
             if isinstance(region, list):
                 if len(region) != 4 or region[0] >= region[2] or region[1] >= region[3]:
                     raise ValueError(f"{region} is not a box [minx, miny, maxx, maxy] with min < max")
+        return regions
+
+    def of(self, split: Split) -> list[Region]:
+        """The regions drawn for ``split``."""
+        regions: list[Region] = getattr(self, split.value)
         return regions
 
 
@@ -176,6 +216,7 @@ class Manifest(StrictModel):
     ignore_id: Annotated[int, Field(ge=0, le=65535)] = 0
     imagery: ImageryConfig
     labels: LabelsConfig | None = None
+    prior: PriorConfig | None = None
     grid: GridConfig = GridConfig()
     splits: SplitsConfig = SplitsConfig(blocks=BlockSplits())
 
@@ -189,6 +230,11 @@ class Manifest(StrictModel):
             raise ValueError("class names must be unique")
         if self.ignore_id in ids:
             raise ValueError(f"ignore_id {self.ignore_id} is also a class id")
+        if self.prior is not None:
+            bad = sorted(set(self.prior.classes.values()) - {*ids, self.ignore_id})
+            if bad:
+                raise ValueError(f"prior.classes maps to {bad}, which are neither class ids {ids} nor the "
+                                 f"ignore id {self.ignore_id}")
         return self
 
     @property
@@ -205,11 +251,12 @@ class ResolvedInputs:
     label_rasters: list[Path] = field(default_factory=list)
     label_vectors: list[Path] = field(default_factory=list)
     label_drawn: list[Path] = field(default_factory=list)
+    prior_rasters: list[Path] = field(default_factory=list)
     region_files: dict[str, Path] = field(default_factory=dict)
 
     def all_files(self) -> list[Path]:
         """Every input file, for hashing."""
-        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.label_drawn,
+        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.label_drawn, *self.prior_rasters,
                 *self.region_files.values()]
 
 
@@ -264,9 +311,11 @@ def resolve_inputs(manifest: Manifest, manifest_path: str | Path, data_root: str
         resolved.label_rasters = many(manifest.labels.rasters)
         resolved.label_vectors = many(manifest.labels.vectors)
         resolved.label_drawn = many(manifest.labels.drawn)
+    if manifest.prior is not None:
+        resolved.prior_rasters = many(manifest.prior.rasters)
     if manifest.splits.regions is not None:
-        for split in ("labeled", "unlabeled", "val", "test"):
-            for region in getattr(manifest.splits.regions, split):
+        for split in Split:
+            for region in manifest.splits.regions.of(split):
                 if isinstance(region, str):
                     resolved.region_files[region] = many([region])[0]
     return resolved

@@ -51,7 +51,8 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, proces
         yield client
 
 
-def gather_progress(futures: Iterable[Future], desc: str, quiet: bool = False) -> Iterator[tuple[Future, Any]]:
+def gather_progress(futures: Iterable[Future[Any]], desc: str, quiet: bool = False
+                    ) -> Iterator[tuple[Future[Any], Any]]:
     """Yield ``(future, result)`` as futures finish, with a progress bar; each result is released after use.
 
     A failed task re-raises its exception here, in the caller's process.
@@ -75,7 +76,7 @@ def ordered_results(client: Client, func: Any, items: Iterable[Any], *, max_in_f
     :mod:`geossl.killpoint`.
     """
     queue = deque(items)
-    pending: deque[Future] = deque()
+    pending: deque[Future[Any]] = deque()
     with tqdm(total=len(queue), desc=desc, unit="task", disable=quiet or None, leave=False) as bar:
         while queue or pending:
             while queue and len(pending) < max(1, max_in_flight):

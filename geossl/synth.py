@@ -82,7 +82,8 @@ def _value_noise(coarse: np.ndarray, scale: float, r0: int, c0: int, h: int, w: 
     g01 = coarse[np.ix_(ri, ci + 1)]
     g10 = coarse[np.ix_(ri + 1, ci)]
     g11 = coarse[np.ix_(ri + 1, ci + 1)]
-    return (g00 * (1 - fc) + g01 * fc) * (1 - fr) + (g10 * (1 - fc) + g11 * fc) * fr
+    noise: np.ndarray = (g00 * (1 - fc) + g01 * fc) * (1 - fr) + (g10 * (1 - fc) + g11 * fc) * fr
+    return noise
 
 
 class SyntheticScene:

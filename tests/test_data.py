@@ -9,7 +9,7 @@ from shapely import box
 from shapely.geometry import mapping
 from torch import nn
 
-from geossl.catalog import load_catalog
+from geossl.catalog import SplitCollection, SplitFeature, SplitProperties, load_catalog
 from geossl.data.module import SslDataModule, plan_splits
 from geossl.data.normalize import IGNORE, LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset
@@ -19,7 +19,7 @@ from geossl.data.samplers import PatchQuery, RegionSampler, dataset_grid
 from geossl.data.views import undo_dihedral
 from geossl.manifest import ClassDef
 from geossl.models import ModelBundle, ModelConfig
-from geossl.ssl.crossview import spatial_overlap
+from geossl.ssl.crossview import CrossViewConfig, spatial_overlap
 
 
 def test_normalizer_matches_the_model_bundle():
@@ -48,8 +48,8 @@ def test_split_regions_explode_features_into_parts(synth_catalog):
     assert len(regions) == 16 and {r.key for r in regions} == {f"r{i}c{j}" for i in range(4) for j in range(4)}
     two = {"type": "MultiPolygon", "coordinates": [mapping(box(0, 0, 1, 1))["coordinates"],
                                                    mapping(box(5, 5, 6, 6))["coordinates"]]}
-    drawn = catalog.model_copy(update={"splits": {"features": [
-        {"type": "Feature", "geometry": two, "properties": {"split": "labeled"}}]}})
+    drawn = catalog.model_copy(update={"splits": SplitCollection(features=[
+        SplitFeature(geometry=two, properties=SplitProperties(split="labeled"))])})
     parts = split_regions(drawn)
     assert [(r.key, r.split) for r in parts] == [("labeled-0-0", "labeled"), ("labeled-0-1", "labeled")]
 
@@ -123,7 +123,7 @@ def test_region_sampler_items_depend_on_their_index_only(synth_catalog):
     regions = [r for r in split_regions(catalog) if r.split == "unlabeled"]
 
     def items(start: int, seed: int = 3, rank: int = 0) -> list:
-        return list(RegionSampler(images, regions, 64, length=10, seed=seed, pairs=True, rank=rank,
+        return list(RegionSampler(images, regions, 64, length=10, seed=seed, pairs=(0.25, 0.75), rank=rank,
                                   start=lambda: start))
 
     first, second = items(0), items(10)
@@ -141,7 +141,7 @@ def test_region_sampler_windows_touch_their_region_and_stay_on_the_grid(synth_ca
     catalog = load_catalog(synth_catalog)
     images, _ = catalog_rasters(catalog, synth_catalog)
     regions = [r for r in split_regions(catalog) if r.split == "unlabeled"]
-    sampler = RegionSampler(images, regions, 64, length=40, seed=3, pairs=True)
+    sampler = RegionSampler(images, regions, 64, length=40, seed=3, pairs=(0.25, 0.75))
     grid = dataset_grid(images)
     shares = []
     for a, b in sampler:
@@ -160,7 +160,7 @@ def test_overlap_of_real_window_pairs_is_tracked_exactly(synth_catalog):
     catalog = load_catalog(synth_catalog)
     plan = plan_splits(catalog, synth_catalog, None, 0)
     torch.manual_seed(5)
-    data = SslDataModule(catalog, synth_catalog, plan, 64, 2, 8, 2, True, pairs=True, seed=5)
+    data = SslDataModule(catalog, synth_catalog, plan, CrossViewConfig().data_spec(), 64, 2, 8, 2, seed=5)
     per_pixel = nn.Conv2d(4, 6, 1)
     total = 0
     for batch in data.train_dataloader()["unlabeled"]:

@@ -41,16 +41,16 @@ def test_ingest_synthetic_writes_cogs_stats_and_catalog(synth_dir, tmp_path):
     valid = (data != 0).all(axis=0)
     for band, stats in zip(data, catalog.band_stats, strict=True):
         vals = band[valid].astype(float)
-        assert stats["count"] == valid.sum()
-        assert stats["mean"] == pytest.approx(vals.mean())
-        assert stats["std"] == pytest.approx(vals.std())
-        assert stats["p2"] == np.percentile(vals, 2, method="inverted_cdf")
-        assert stats["p98"] == np.percentile(vals, 98, method="inverted_cdf")
-        assert sum(stats["histogram"]["counts"]) == valid.sum()
+        assert stats.count == valid.sum()
+        assert stats.mean == pytest.approx(vals.mean())
+        assert stats.std == pytest.approx(vals.std())
+        assert stats.p2 == np.percentile(vals, 2, method="inverted_cdf")
+        assert stats.p98 == np.percentile(vals, 98, method="inverted_cdf")
+        assert sum(stats.histogram.counts) == valid.sum()
     with rasterio.open(synth_dir / "labels.tif") as src:
         truth = np.bincount(src.read(1).ravel())
     assert catalog.class_counts == {str(k): int(v) for k, v in enumerate(truth) if k and v}
-    splits = [f["properties"]["split"] for f in catalog.splits["features"]]
+    splits = [f.properties.split for f in catalog.splits.features]
     assert len(splits) == 16 and {"labeled", "val", "test", "unlabeled"} <= set(splits)
     assert (out / "labels" / f"{scene.id}.qml").read_text().count("paletteEntry") == 6
     assert (out / "splits.geojson").is_file()

@@ -50,17 +50,17 @@ def drawn_catalog(synth_dir, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _features(catalog: Path, split: str) -> list[shapely.Geometry]:
-    return [shapely.geometry.shape(f["geometry"]) for f in load_catalog(catalog).splits["features"]
-            if f["properties"]["split"] == split]
+    return [shapely.geometry.shape(f.geometry) for f in load_catalog(catalog).splits.features
+            if f.properties.split == split]
 
 
 def test_drawn_labels_join_the_labeled_split_and_leave_the_others_where_they_were(drawn_catalog, synth_catalog):
     _, catalog = drawn_catalog
     for split in ("val", "test"):
         assert [g.wkt for g in _features(catalog, split)] == [g.wkt for g in _features(synth_catalog, split)]
-    drawn = [f for f in load_catalog(catalog).splits["features"] if f["properties"].get("drawn")]
-    assert len(drawn) == 1 and drawn[0]["properties"]["split"] == "labeled"
-    gained = shapely.geometry.shape(drawn[0]["geometry"])
+    drawn = [f for f in load_catalog(catalog).splits.features if f.properties.row is None]  # the blocks have one
+    assert len(drawn) == 1 and drawn[0].properties.split == "labeled"
+    gained = shapely.geometry.shape(drawn[0].geometry)
     expected = shapely.union(INSIDE, shapely.intersection(ACROSS, shapely.box(501280, 5098720, 502560, 5100000)))
     assert gained.symmetric_difference(expected).area == pytest.approx(0, abs=1e-6)
     before = shapely.union_all(_features(synth_catalog, "unlabeled"))
@@ -100,6 +100,8 @@ def test_a_drawn_label_of_an_unknown_class_is_refused(synth_dir, tmp_path):
 
 
 def test_with_drawn_keeps_the_splits_when_nothing_is_drawn_in_the_unlabeled_area():
+    from geossl.catalog import SplitFeature, SplitProperties
+
     block = shapely.box(0, 0, 10, 10)
-    features = [{"type": "Feature", "geometry": shapely.geometry.mapping(block), "properties": {"split": "test"}}]
+    features = [SplitFeature(geometry=shapely.geometry.mapping(block), properties=SplitProperties(split="test"))]
     assert with_drawn(features, shapely.box(2, 2, 4, 4)) == features

@@ -1,4 +1,4 @@
-"""The segmenter: encoder weights from a local `geossl pretrain` file only, strictly; decoder width, pseudo head."""
+"""The segmenter: encoder weights from a local `geossl pretrain` file only, strictly; decoder width."""
 
 import pytest
 import torch
@@ -57,12 +57,11 @@ def test_bad_weights_and_encoders_are_input_errors(tmp_path):
         Segmenter(ModelConfig(**{**TINY, "encoder": "tu-not_a_model"}))
 
 
-def test_decoder_width_and_pseudo_head():
+def test_decoder_width():
     with pytest.raises(ValidationError, match="takes 5"):
         ModelConfig(**{**TINY, "decoder_channels": [16, 8]})
-    deeplab = Segmenter(ModelConfig(**{**TINY, "arch": "deeplabv3plus", "decoder_channels": [32]}, pseudo_head=True))
+    deeplab = Segmenter(ModelConfig(**{**TINY, "arch": "deeplabv3plus", "decoder_channels": [32]}))
     x = torch.zeros(2, 4, 64, 64)
     decoded = deeplab.decode(deeplab.features(x))
-    assert deeplab.head(decoded).shape == deeplab.pseudo(decoded).shape == (2, 3, 64, 64)
-    with pytest.raises(RuntimeError, match="pseudo head"):
-        Segmenter(ModelConfig(**TINY)).pseudo(decoded)
+    assert decoded.shape[1] == 32 and deeplab.head(decoded).shape == (2, 3, 64, 64)
+    assert not any(k.startswith("pseudo") for k in deeplab.state_dict())

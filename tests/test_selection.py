@@ -42,8 +42,7 @@ def test_block_splits_labeled_selection_changes_only_the_labeled_blocks():
     cover = block_splits(BlockSplits(**base, labeled_selection="cover_classes"), bounds, counts)
 
     def split_of(features, split):
-        return {(f["properties"]["row"], f["properties"]["col"]) for f in features
-                if f["properties"]["split"] == split}
+        return {(f.properties.row, f.properties.col) for f in features if f.properties.split == split}
 
     for split in ("val", "test"):
         assert split_of(rand, split) == split_of(cover, split)

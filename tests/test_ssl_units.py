@@ -84,18 +84,23 @@ def test_dwl_epoch_end_merges_pseudo_head_into_main_head():
     merge_heads(main, pseudo, 1.0)
     assert torch.all(main.weight == 3.0) and torch.all(main.bias == 1.0)
 
-    model = Segmenter(ModelConfig(encoder="tu-test_resnet", in_channels=2, num_classes=3, pseudo_head=True,
+    model = Segmenter(ModelConfig(encoder="tu-test_resnet", in_channels=2, num_classes=3,
                                   decoder_channels=[16, 8, 8, 8, 8]))
+    dwl = Dwl(model, DwlConfig(merge_alpha=0.5))
+    assert dwl.owned["pseudo_head"] is dwl.pseudo_head                # the strategy's own module, not the model's
+    assert not any(p is q for p in model.parameters() for q in dwl.pseudo_head.parameters())
     with torch.no_grad():
         for p in model.net.segmentation_head.parameters():
             p.fill_(0.2)
-        for p in model.pseudo_head.parameters():
+        for p in dwl.pseudo_head.parameters():
             p.fill_(1.0)
-    Dwl(model, DwlConfig(merge_alpha=0.5)).on_train_epoch_end()
+    dwl.on_train_epoch_end()
     for p in model.net.segmentation_head.parameters():
         assert torch.allclose(p, torch.full_like(p, 0.6))
-    for p in model.pseudo_head.parameters():
+    for p in dwl.pseudo_head.parameters():
         assert torch.all(p == 1.0)
+    # the optimizer trains the model and the pseudo head
+    assert len(dwl.trainable()) == len(list(model.parameters())) + len(list(dwl.pseudo_head.parameters()))
 
 
 # ------------------------------------------------------------------------------------------- cross-view

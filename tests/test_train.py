@@ -27,14 +27,15 @@ TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patc
         "steps_per_epoch": 1, "threads": 1}
 # thresholds 0 so pseudo-labels are used from the first step; DWL past its warm-up after one step
 PARAMS = {"fixmatch": {"threshold": 0.0}, "unimatch": {"threshold": 0.0}, "crossview": {"threshold": 0.0},
-          "dwl": {"warmup_steps": 1}}
+          "dwl": {"warmup_steps": 1}, "prototype": {"threshold": 0.0}}
+#: The strategies' own modules (checkpointed under ``strategy.``, never exported).
+OWNED = {"dwl": {"pseudo_head"}, "prototype": {"prototypes"}}
 _RUNS: dict[str, Path] = {}
 
 
 def tiny_config(folder: Path, strategy: str, **extra) -> Path:
     path = folder / f"{strategy}.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "strategy": strategy, "strategy_params": PARAMS.get(strategy, {}),
-                                    **extra}))
+    path.write_text(yaml.safe_dump({**TINY, "strategy": {"name": strategy, **PARAMS.get(strategy, {})}, **extra}))
     return path
 
 
@@ -68,9 +69,13 @@ def test_strategy_trains_end_to_end(strategy, synth_catalog, runs_dir):
     assert bundle.strategy == strategy and bundle.patch_size == 64 and bundle.overlap == 16
     assert [c.name for c in bundle.classes] == [c.name for c in catalog.classes]
     assert bundle.bands == catalog.bands and bundle.nodata == catalog.nodata
-    assert bundle.mean == [s["mean"] for s in catalog.band_stats]
-    assert (model.pseudo_head is not None) == (strategy == "dwl")
+    assert bundle.mean == [s.mean for s in catalog.band_stats]
     assert model(torch.zeros(1, 4, 64, 64)).shape == (1, 6, 64, 64)
+    # the exported model is the segmenter alone; the strategy's own modules (DWL's pseudo head) stay in checkpoints
+    exported = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    assert exported.keys() == model.state_dict().keys()
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert {k.split(".")[1] for k in last if k.startswith("strategy.")} == OWNED.get(strategy, set())
     # Lightning checkpoints are self-describing and load safely (weights_only) too
     for name in ("best.ckpt", "last.ckpt"):
         ckpt_bundle, _ = load_bundle(run / "checkpoints" / name)
@@ -83,7 +88,7 @@ def test_strategy_trains_end_to_end(strategy, synth_catalog, runs_dir):
     val = [r for r in rows if r.get("val_miou")]
     assert len(val) == 2 and all(0 <= float(r["val_miou"]) <= 1 for r in val)
     assert json.loads((run / "metrics.json").read_text())["val"]["pixels"] > 0
-    if STRATEGIES[strategy].uses_unlabeled:
+    if TrainConfig(strategy=strategy).strategy.data_spec().unlabeled:
         pseudo = [r for r in rows if r.get("pseudo_used_share")]
         assert len(pseudo) == 2
         assert any(float(r["pseudo_used_share"]) > 0 for r in pseudo)
@@ -160,18 +165,21 @@ class KillAt(Callback):
 
 # two epochs of 2 steps and one of 1; memory and warm-up small enough that DWL's FIFO drops batches meanwhile
 RESUMABLE = {**TINY, "steps_per_epoch": 2, "max_steps": 5}
-RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3}}
+# prototypes re-drawn after one idle step, so the maintenance's random draws run through the resume
+RESUME_PARAMS = {**PARAMS, "dwl": {"warmup_steps": 1, "memory_batches": 3},
+                 "prototype": {"threshold": 0.0, "reinit_after": 1}}
 
 
-def resumable_config(strategy: str, **extra) -> TrainConfig:
-    return TrainConfig(**{**RESUMABLE, "strategy": strategy, "strategy_params": RESUME_PARAMS.get(strategy, {}),
-                          **extra})
+def resumable_config(strategy: str, **options) -> TrainConfig:
+    return TrainConfig(**{**RESUMABLE, "strategy": {"name": strategy, **RESUME_PARAMS.get(strategy, {}), **options}})
 
 
-@pytest.mark.parametrize("strategy", ["supervised", "unimatch", "dwl"])
-def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, synth_catalog, tmp_path):
+@pytest.mark.parametrize(("strategy", "options"), [("supervised", {}), ("unimatch", {}), ("dwl", {}),
+                                                   ("fixmatch", {"teacher": "ema", "ema_decay": 0.5}),
+                                                   ("prototype", {})])
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, options, synth_catalog, tmp_path):
     """Killed during step 3 (last checkpoint: step 2), then resumed: the same 5 steps as an uninterrupted run."""
-    config = resumable_config(strategy)
+    config = resumable_config(strategy, **options)
     train(MANIFEST, config, tmp_path / "once", synth_catalog, quiet=True)
     with pytest.raises(Killed):
         train(MANIFEST, config, tmp_path / "killed", synth_catalog, quiet=True, callbacks=[KillAt(3)])
@@ -182,19 +190,35 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(strategy, synth_catal
     assert_same_training_state(once, resumed)
     if strategy == "dwl":  # the class memory went on from step 2: 3 batches in the FIFO, as without the kill
         assert max(len(q) for q in resumed["ssl_state"]["memory"]["queues"]) == 3
+    if strategy == "prototype":  # the prototypes went on from step 2 (compared above, in the state dict)
+        assert bool(resumed["state_dict"]["strategy.prototypes.ready"].any())
+    if options.get("teacher") == "ema":  # the teacher is checkpointed, one update per step, and lags the model
+        assert_ema_teacher(resumed, 5)
+
+
+def assert_ema_teacher(state: dict, steps: int) -> None:
+    weights = state["state_dict"]
+    assert int(weights["strategy.teacher.updates"]) == steps
+    teacher = {k.removeprefix("strategy.teacher.net."): v for k, v in weights.items()
+               if k.startswith("strategy.teacher.net.")}
+    model = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
+    assert teacher.keys() == model.keys()
+    assert not all(torch.equal(teacher[k], model[k]) for k in model)
 
 
 def test_a_run_stopped_mid_epoch_by_max_steps_resumes_exactly(synth_catalog, tmp_path):
     """``--max-steps 3`` (mid-epoch) then ``--resume --max-steps 5`` equals ``--max-steps 5``.
 
-    A constant learning rate and DWL sharpness, since those follow the run's total steps by design.
+    A constant learning rate and DWL sharpness, since those follow the run's total steps by design. The EMA
+    teacher's update of the last step is in the checkpoint written right after it.
     """
-    params = {**RESUME_PARAMS["dwl"], "k_start": 10.0, "k_end": 10.0}
-    full = resumable_config("dwl", strategy_params=params, poly_power=0.0)
+    full = resumable_config("dwl", k_start=10.0, k_end=10.0, teacher="ema", ema_decay=0.5)
+    full = full.model_copy(update={"poly_power": 0.0})
     train(MANIFEST, full, tmp_path / "once", synth_catalog, quiet=True)
     short = full.model_copy(update={"max_steps": 3})
     train(MANIFEST, short, tmp_path / "twice", synth_catalog, quiet=True)
     assert training_state(tmp_path / "twice")["global_step"] == 3
+    assert_ema_teacher(training_state(tmp_path / "twice"), 3)
     train(MANIFEST, full, tmp_path / "twice", synth_catalog, resume=True, quiet=True)
     assert_same_training_state(training_state(tmp_path / "once"), training_state(tmp_path / "twice"))
 
@@ -248,10 +272,10 @@ def test_unlabeled_truth_never_reaches_the_loss(synth_catalog):
     from geossl.train.task import SegmentationTask
 
     catalog = load_catalog(synth_catalog)
-    config = TrainConfig(**{**TINY, "strategy": "crossview", "strategy_params": {"threshold": 0.0}})
+    config = TrainConfig(**{**TINY, "strategy": {"name": "crossview", "threshold": 0.0}})
     task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, catalog).model_dump(mode="json"))
     plan = plan_splits(catalog, synth_catalog, None, 0)
-    data = SslDataModule(catalog, synth_catalog, plan, 64, 2, 2, 1, True, pairs=True)
+    data = SslDataModule(catalog, synth_catalog, plan, config.strategy.data_spec(), 64, 2, 2, 1)
     loaders = data.train_dataloader()
     batch = {"labeled": next(iter(loaders["labeled"])), "unlabeled": next(iter(loaders["unlabeled"]))}
     assert "truth" in batch["unlabeled"]

@@ -58,7 +58,10 @@ def test_bad_config_file_is_named(synth_catalog, tmp_path):
 
 @pytest.mark.parametrize(("content", "named"), [
     ({"decoder_channels": [16, 8]}, "decoder_channels"),
-    ({"strategy": "dwl", "strategy_params": {"merge_alpha": 2.0}}, "merge_alpha"),
+    ({"strategy": {"name": "dwl", "merge_alpha": 2.0}}, "merge_alpha"),
+    ({"strategy": {"name": "dwl", "refine": "magic"}}, "unknown refinement 'magic'"),
+    ({"strategy": "magic"}, "unknown strategy 'magic'"),
+    ({"strategy": {"name": "dwl"}, "strategy_params": {"merge_alpha": 0.2}}, "strategy_params"),
 ])
 def test_bad_model_or_strategy_settings(synth_catalog, tmp_path, content, named):
     config = tmp_path / "train.yaml"

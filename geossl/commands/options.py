@@ -1,8 +1,8 @@
 """Command-line options: made from each command's pydantic options model, plus the few that no model holds.
 
 Every field of a command's options model is a flag: ``batch_size`` → ``--batch-size``, with the field's default,
-help (``Field(description=...)``), choices (``Literal``) and constraints (``ge``, ``le``...) shown in ``--help``;
-``bool`` → an on/off flag (``--x/--no-x`` when it defaults to on); ``list[...]`` → a repeatable flag. Click
+help (``Field(description=...)``), choices (``Literal`` or ``Enum``) and constraints (``ge``, ``le``...) shown in
+``--help``; ``bool`` → an on/off flag (``--x/--no-x`` when it defaults to on); ``list[...]`` → a repeatable flag. Click
 only parses: the model checks every value, once (:func:`geossl.config.validate_flags`), and a bad one is a
 one-line error naming the flag. :class:`geossl.config.Flag` in a field's ``Annotated[...]`` gives a metavar or
 keeps the field off the command line.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import types
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -130,6 +131,8 @@ def _option_args(name: str, field: FieldInfo) -> tuple[list[str], dict[str, Any]
     """Click's declarations and attributes of a field's option."""
     kind, metadata = _strip(field.annotation, list(field.metadata))
     default = None if field.is_required() else field.get_default(call_default_factory=True)
+    if isinstance(default, Enum):
+        default = default.value  # what the flag takes, and --help shows
     common: dict[str, Any] = {"help": field.description, "show_default": True}
     if kind is bool:
         decl = f"{flag_name(name)}/--no-{flag_name(name)[2:]}" if default else flag_name(name)
@@ -166,6 +169,8 @@ def _metavar(kind: Any) -> str:
     """How ``--help`` names a value: ``INTEGER``, ``[a|b]`` for choices, ``[INTEGER|auto]`` for a union."""
     if get_origin(kind) is Literal:
         return "[" + "|".join(str(a) for a in get_args(kind)) + "]"
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return "[" + "|".join(str(m.value) for m in kind) + "]"
     if get_origin(kind) in (Union, types.UnionType):
         return "[" + "|".join(_metavar(_strip(a, [])[0]).strip("[]") for a in get_args(kind)) + "]"
     return _METAVARS.get(kind, "TEXT")

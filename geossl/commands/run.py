@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,7 +42,7 @@ def run_log(run_dir: Path) -> Iterator[Path]:
         handler.close()
 
 
-def execute(pipeline: Path, options: RunOptions, quiet: bool) -> dict:
+def execute(pipeline: Path, options: RunOptions, quiet: bool) -> dict[str, Any]:
     """Load, lock, run and summarise a pipeline; the run's exit code is decided by the CLI group."""
     from geossl.errors import InputError
     from geossl.pipeline.config import load_pipeline

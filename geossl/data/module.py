@@ -1,7 +1,8 @@
 """The training data: which regions are labeled, and the loaders Lightning asks for.
 
 Training batches are dicts ``{"labeled": batch, "unlabeled": batch}`` (only ``labeled`` for strategies that
-use no unlabeled data); validation and test batches are labeled patches on a grid. In a distributed run each
+use no unlabeled data; the strategy's :class:`~geossl.data.spec.DataSpec` says, and whether unlabeled windows
+come in overlapping pairs); validation and test batches are labeled patches on a grid. In a distributed run each
 rank draws its own random windows and takes every ``world_size``-th grid window, so Lightning's distributed
 sampler replacement is not needed (``use_distributed_sampler=False``).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -24,9 +26,18 @@ from geossl.catalog import Catalog
 from geossl.data.normalize import LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset, collate_patches
 from geossl.data.rasters import catalog_rasters, with_labels
-from geossl.data.regions import Region, reassign_labeled, region_class_counts, split_regions
+from geossl.data.regions import (
+    ClassPositions,
+    Region,
+    labeled_positions,
+    reassign_labeled,
+    region_class_counts,
+    split_regions,
+)
 from geossl.data.samplers import RegionGridSampler, RegionSampler
+from geossl.data.spec import DataSpec
 from geossl.errors import InputError
+from geossl.manifest import Split
 from geossl.selection import LabeledSelection
 
 log = logging.getLogger(__name__)
@@ -39,7 +50,7 @@ class SplitPlan:
     regions: list[Region]
     labeled_counts: np.ndarray
 
-    def of(self, split: str) -> list[Region]:
+    def of(self, split: Split) -> list[Region]:
         """The regions of one split."""
         return [r for r in self.regions if r.split == split]
 
@@ -57,12 +68,11 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
     if not label_paths:
         raise InputError(catalog_file, "the catalog has no labels to train on")
     ids = [c.id for c in catalog.classes]
-    wanted = [r for r in regions if r.split in (("labeled", "unlabeled") if label_fraction is not None
-                                                else ("labeled",))]
+    wanted = [r for r in regions if r.split == Split.LABELED or (label_fraction is not None and r.is_train)]
     counts = region_class_counts(label_paths, wanted, ids)
     if label_fraction is not None:
         regions = reassign_labeled(regions, counts, label_fraction, seed, selection)
-    labeled = [r for r in regions if r.split == "labeled"]
+    labeled = [r for r in regions if r.split == Split.LABELED]
     total = sum((counts[r.key] for r in labeled), np.zeros(len(ids), dtype=np.int64))
     if not labeled or total.sum() == 0:
         raise InputError(catalog_file, "the labeled split holds no labeled pixel (every label there is the "
@@ -75,17 +85,15 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
 class SslDataModule(pl.LightningDataModule):
     """Labeled and unlabeled training patches, and grid patches of the validation split."""
 
-    def __init__(self, catalog: Catalog, root: Path, plan: SplitPlan, patch_size: int, batch_size: int,
-                 unlabeled_batch_size: int, steps_per_epoch: int, use_unlabeled: bool, pairs: bool = False,
-                 overlap: tuple[float, float] = (0.25, 0.75), seed: int = 0, workers: int = 0,
-                 pseudo_truth: bool = True) -> None:
+    def __init__(self, catalog: Catalog, root: Path, plan: SplitPlan, spec: DataSpec, patch_size: int,
+                 batch_size: int, unlabeled_batch_size: int, steps_per_epoch: int, seed: int = 0, workers: int = 0,
+                 pseudo_truth: bool = True, labeled_sampling: str = "uniform") -> None:
         super().__init__()
-        self.catalog, self.root, self.plan = catalog, root, plan
+        self.labeled_sampling = labeled_sampling
+        self.catalog, self.root, self.plan, self.spec = catalog, root, plan, spec
         self.patch_size = patch_size
         self.batch_size, self.unlabeled_batch_size = batch_size, unlabeled_batch_size
         self.steps_per_epoch = steps_per_epoch
-        self.use_unlabeled = use_unlabeled
-        self.pairs, self.overlap = pairs, overlap
         self.seed, self.workers = seed, workers
         self.pseudo_truth = pseudo_truth
         self.normalizer = Normalizer.from_catalog(catalog)
@@ -98,48 +106,61 @@ class SslDataModule(pl.LightningDataModule):
     def _global_step(self) -> int:
         return self.trainer.global_step if self.trainer is not None else 0
 
-    def _sampler(self, dataset: PatchDataset, stream: str, batch: int, pairs: bool = False) -> RegionSampler:
-        """Random windows for batches of ``batch`` items, starting at the trainer's global step."""
+    def _sampler(self, dataset: PatchDataset, stream: str, batch: int,
+                 pairs: tuple[float, float] | None = None, positions: ClassPositions | None = None
+                 ) -> RegionSampler:
+        """Random windows for batches of ``batch`` items, starting at the trainer's global step.
+
+        With ``pairs``, pairs of windows sharing a share of their area drawn from that range.
+        """
         rank, _ = self._rank()
         return RegionSampler(dataset.source, dataset.regions, self.patch_size, self.steps_per_epoch * batch,
-                             seed=self.seed, pairs=pairs, overlap=self.overlap, stream=stream, rank=rank,
-                             start=lambda: self._global_step() * batch)
+                             seed=self.seed, pairs=pairs, stream=stream, rank=rank,
+                             start=lambda: self._global_step() * batch, positions=positions)
+
+    def _labeled_positions(self, regions: list[Region]) -> ClassPositions | None:
+        """The labeled pixels of each class for ``class_balanced`` sampling (None for uniform windows)."""
+        if self.labeled_sampling == "uniform":
+            return None
+        paths = [self.catalog.path_of(self.root, s.labels) for s in self.catalog.scenes if s.labels]
+        return labeled_positions(paths, regions, [c.id for c in self.catalog.classes])
 
     def _loader(self, dataset: PatchDataset, sampler: RegionSampler | RegionGridSampler, batch: int,
-                drop_last: bool) -> DataLoader:
+                drop_last: bool) -> DataLoader[Any]:
         return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate_patches,
                           num_workers=self.workers, drop_last=drop_last, persistent_workers=self.workers > 0)
 
-    def train_dataloader(self) -> dict[str, DataLoader]:
+    def train_dataloader(self) -> dict[str, DataLoader[Any]]:
         """``labeled`` (and ``unlabeled``) loaders of ``steps_per_epoch`` batches each."""
         images, labels = catalog_rasters(self.catalog, self.root)
         assert labels is not None
-        labeled = PatchDataset(with_labels(images, labels), self.plan.of("labeled"), self.patch_size,
+        labeled = PatchDataset(with_labels(images, labels), self.plan.of(Split.LABELED), self.patch_size,
                                self.normalizer, self.encoder, "mask")
-        loaders = {"labeled": self._loader(labeled, self._sampler(labeled, "windows/labeled", self.batch_size),
-                                           self.batch_size, drop_last=True)}
-        if self.use_unlabeled:
-            regions = self.plan.of("unlabeled")
+        sampler = self._sampler(labeled, "windows/labeled", self.batch_size,
+                                positions=self._labeled_positions(labeled.regions))
+        loaders = {"labeled": self._loader(labeled, sampler, self.batch_size, drop_last=True)}
+        if self.spec.unlabeled:
+            regions = self.plan.of(Split.UNLABELED)
             if not regions:
                 raise InputError("--label-fraction", "no unlabeled region is left for a semi-supervised strategy")
             truth = self.pseudo_truth and labels is not None
             source = with_labels(images, labels) if truth else images
             unlabeled = PatchDataset(source, regions, self.patch_size, self.normalizer,
                                      self.encoder if truth else None, "truth")
-            n = self.unlabeled_batch_size // (2 if self.pairs else 1)
-            sampler = self._sampler(unlabeled, "windows/unlabeled", n, pairs=self.pairs)
+            n = self.unlabeled_batch_size // (2 if self.spec.paired else 1)
+            sampler = self._sampler(unlabeled, "windows/unlabeled", n, pairs=self.spec.overlap)
             loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)
         return loaders
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Any]:
         """Grid patches over the validation regions."""
         rank, world = self._rank()
-        return split_loader(self.catalog, self.root, self.plan.of("val"), self.patch_size, self.batch_size,
+        return split_loader(self.catalog, self.root, self.plan.of(Split.VAL), self.patch_size, self.batch_size,
                             rank, world, self.workers)
 
 
 def split_loader(catalog: Catalog, root: Path, regions: list[Region], patch_size: int, batch_size: int,
-                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader:
+                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader[Any]:
     """Labeled grid patches over ``regions``: each pixel of the regions exactly once.
 
     See :class:`RegionGridSampler`.

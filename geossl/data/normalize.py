@@ -1,14 +1,17 @@
-"""Pixels in, model inputs out: band normalisation and class-id encoding, in torch.
+"""Pixels in, model inputs out: band normalisation (for training and prediction alike) and class-id encoding.
 
-:class:`Normalizer` computes exactly what :meth:`geossl.models.ModelBundle.normalize` computes (the bundle is
-what prediction uses), so a model sees the same numbers in training and in prediction.
+:class:`Normalizer` computes on NumPy arrays (prediction normalises whole row bands of windows read with rasterio)
+and takes torch tensors too (training patches), so a model sees the very same numbers in training and in
+prediction: :meth:`geossl.models.ModelBundle.normalize` is this class with the bundle's statistics.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import overload
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,34 +20,59 @@ from geossl.manifest import ClassDef
 
 #: Index of "no label" in encoded label tensors (cross-entropy's ``ignore_index``).
 IGNORE = -1
+#: Smallest standard deviation divided by: a constant band becomes 0, not a division by zero.
+MIN_STD = 1e-6
 
 
 @dataclass(frozen=True)
 class Normalizer:
-    """``(x - mean) / std`` per band; pixels where any band is nodata or not finite become 0 in every band."""
+    """``(x - mean) / std`` per band in float32; pixels where any band is nodata or not finite are invalid.
+
+    Invalid pixels become 0 in every band.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     nodata: float | None = None
+    _mean: np.ndarray = field(init=False, repr=False, compare=False)
+    _std: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_mean", torch.tensor(self.mean, dtype=torch.float32)[:, None, None])
-        object.__setattr__(self, "_std", torch.tensor(self.std, dtype=torch.float32)[:, None, None].clamp_min(1e-6))
+        object.__setattr__(self, "_mean", np.asarray(self.mean, dtype=np.float32)[:, None, None])
+        object.__setattr__(self, "_std", np.maximum(np.asarray(self.std, dtype=np.float32), np.float32(MIN_STD))
+                           [:, None, None])
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> Normalizer:
         """Band statistics of the catalog (over its valid pixels)."""
-        return cls(mean=tuple(float(s["mean"]) for s in catalog.band_stats),
-                   std=tuple(float(s["std"]) for s in catalog.band_stats), nodata=catalog.nodata)
+        return cls(mean=tuple(s.mean for s in catalog.band_stats), std=tuple(s.std for s in catalog.band_stats),
+                   nodata=catalog.nodata)
 
-    def __call__(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        """``(bands, h, w)`` raw values → normalised float32 image and the valid mask ``(h, w)``."""
-        x = image.to(torch.float32)
-        valid = torch.isfinite(x).all(dim=0)
+    @overload
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def __call__(self, image: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def __call__(self, image: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray] | tuple[Tensor, Tensor]:
+        """``(bands, h, w)`` raw values → normalised float32 image and the valid mask ``(h, w)``.
+
+        NumPy arrays for an array; tensors (on the image's device) for a tensor.
+        """
+        if isinstance(image, Tensor):
+            x, valid = self._normalize(image.detach().cpu().numpy())
+            return torch.from_numpy(x).to(image.device), torch.from_numpy(valid).to(image.device)
+        return self._normalize(image)
+
+    def _normalize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = image.astype(np.float32)
+        valid = np.asarray(np.isfinite(x).all(axis=0))
         if self.nodata is not None and not math.isnan(self.nodata):
-            valid &= ~(x == self.nodata).any(dim=0)
-        x = (x - self._mean) / self._std
-        return torch.where(valid, x, torch.zeros(())), valid
+            valid &= ~(image == self.nodata).any(axis=0)
+        x -= self._mean
+        x /= self._std
+        x[:, ~valid] = 0.0
+        return x, valid
 
 
 class LabelEncoder:

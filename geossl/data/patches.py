@@ -81,7 +81,7 @@ def collate_patches(items: list[list[dict[str, Tensor]]]) -> dict[str, Any]:
     """
     flat = [s for group in items for s in group]
     batch: dict[str, Any] = {k: torch.stack([s[k] for s in flat]) for k in flat[0]}
-    partner = []
+    partner: list[int] = []
     for group in items:
         start = len(partner)
         partner.extend([start + 1, start] if len(group) == 2 else [-1] * len(group))

@@ -32,7 +32,8 @@ class _CatalogRasters(RasterDataset):
         if cached is None or cached[0] is not self.index:
             cached = (self.index, RasterDataset.bounds.fget(self))  # type: ignore[attr-defined]
             self.__dict__["_bounds"] = cached
-        return cached[1]
+        bounds: tuple[slice, slice, slice] = cached[1]
+        return bounds
 
 
 class ImageRasters(_CatalogRasters):
@@ -53,7 +54,8 @@ def catalog_rasters(catalog: Catalog, root: Path) -> tuple[ImageRasters, LabelRa
     for path in images:
         if not path.is_file():
             raise InputError(path, "image named in the catalog is missing; run `geossl ingest` again")
-    image_ds = ImageRasters(paths=[str(p) for p in images], res=tuple(catalog.resolution), cache=True)
+    res = (catalog.resolution[0], catalog.resolution[1])
+    image_ds = ImageRasters(paths=[str(p) for p in images], res=res, cache=True)
     labels = [catalog.path_of(root, s.labels) for s in catalog.scenes if s.labels is not None]
     if not labels:
         return image_ds, None

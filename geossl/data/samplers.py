@@ -11,6 +11,13 @@ Random windows are drawn item by item: item ``i`` of a run (counted over all its
 generator, :func:`geossl.data.rng.draws` ``(seed, stream, rank, i)``, so it is the same whenever it is drawn, in
 particular after a resume.
 
+Class-balanced windows (``labeled_sampling: class_balanced``, labeled windows only): given the labeled pixel
+positions of each class (:func:`geossl.data.regions.labeled_positions`), an item draws a class uniformly among
+the classes that have positions, then one of that class's positions, then a window that contains it at a
+uniformly random offset, kept inside its region's box (a region's box always holds a whole window). So each
+present class is in at least ``1 / n_classes`` of the windows, however few pixels it has (Zion's 1/8 labeled
+blocks hold 67 Water pixels of 126,000: 9.5 % of uniform 64 px windows hold one, 45 % of class-balanced ones).
+
 Spatial pairs (cross-view): the partner of a window at ``(row, col)`` sits at ``(row + dy, col + dx)`` with
 ``|dy| = round((1 - fy) * size)``, ``|dx| = round((1 - fx) * size)``, where the overlap share of the area
 ``f ~ U(overlap)``, ``fy ~ U(f, 1)``, ``fx = f / fy`` and the signs are random; the partner is then moved
@@ -29,7 +36,7 @@ from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 from torchgeo.samplers.utils import get_random_bounding_box
 
-from geossl.data.regions import PixelGrid, Region
+from geossl.data.regions import ClassPositions, PixelGrid, Region
 from geossl.data.rng import draws
 from geossl.data.views import random_dihedral
 
@@ -78,24 +85,25 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
     A region is drawn with probability proportional to its area, then a window inside it the way torchgeo's
     :class:`~torchgeo.samplers.RandomGeoSampler` draws one (a tile by area, then a window in the tile; drawn
     here, since torchgeo draws the tile from torch's global generator), then one of the 8 symmetries. With
-    ``pairs`` each item is a (window, partner) pair overlapping by a random share (module docstring), each with
-    its own symmetry.
+    ``pairs`` (a range of shares of a window's area) each item is a (window, partner) pair overlapping by a
+    random share in that range (module docstring), each with its own symmetry.
 
     An epoch is ``length`` items. Item ``i`` of the run is drawn from ``draws(seed, stream, rank, i)`` alone
     (each rank of a distributed run draws its own windows).
     Iterating starts at item ``start()`` (default 0; the training data passes the trainer's global step times
     the batch size) and stops at the end of that item's epoch, so a run resumed at any step continues the
-    sequence of an uninterrupted run.
+    sequence of an uninterrupted run. With ``positions`` (collected over ``regions``) windows are class-balanced
+    (module docstring) instead of drawn by area.
     """
 
     def __init__(self, dataset: GeoDataset, regions: list[Region], size: int, length: int, seed: int = 0,
-                 pairs: bool = False, overlap: tuple[float, float] = (0.25, 0.75), stream: str = "windows",
-                 rank: int = 0, start: Callable[[], int] = lambda: 0) -> None:
+                 pairs: tuple[float, float] | None = None, stream: str = "windows",
+                 rank: int = 0, start: Callable[[], int] = lambda: 0,
+                 positions: ClassPositions | None = None) -> None:
         self.grid = dataset_grid(dataset)
         self.size = size
         self.length = length
         self.pairs = pairs
-        self.overlap = overlap
         self.seed, self.stream, self.rank, self.start = seed, stream, rank, start
         self.regions: list[int] = []
         self.samplers: list[RandomGeoSampler] = []
@@ -111,6 +119,23 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
             self.samplers.append(sampler)
             self.boxes.append((r0, c0, r1, c1))
         self.weights = torch.tensor([regions[i].geometry.area for i in self.regions], dtype=torch.float64)
+        self.positions = None if positions is None else self._grid_positions(positions, len(regions))
+
+    def _grid_positions(self, positions: ClassPositions, n_regions: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per present class: ``(row, col)`` pixels on the grid (n, 2) and the index ``j`` of their sampler."""
+        slot = torch.full((n_regions,), -1, dtype=torch.int64)
+        slot[torch.tensor(self.regions, dtype=torch.int64)] = torch.arange(len(self.regions))
+        out = []
+        for xy, region in zip(positions.xy, positions.region, strict=True):
+            j = slot[torch.from_numpy(region.astype("int64"))]
+            rows = torch.from_numpy((self.grid.top - xy[:, 1]) / self.grid.yres).floor().long()
+            cols = torch.from_numpy((xy[:, 0] - self.grid.left) / self.grid.xres).floor().long()
+            keep = j >= 0
+            if bool(keep.any()):
+                out.append((torch.stack([rows, cols], dim=1)[keep], j[keep]))
+        if not out:
+            raise ValueError("class-balanced sampling: no labeled pixel lies in a region that holds a window")
+        return out
 
     def __len__(self) -> int:
         return self.length
@@ -122,16 +147,35 @@ class RegionSampler(Sampler[PatchQuery | tuple[PatchQuery, PatchQuery]]):
     def item(self, index: int) -> PatchQuery | tuple[PatchQuery, PatchQuery]:
         """Item ``index`` of the run: a query, or a (query, partner) pair."""
         g = draws(self.seed, self.stream, self.rank, index)
+        j, row, col = self._by_area(g) if self.positions is None else self._by_class(g)
+        query = PatchQuery(row, col, self.regions[j], *random_dihedral(g))
+        return (query, self._partner(query, self.boxes[j], g, self.pairs)) if self.pairs is not None else query
+
+    def _by_area(self, g: torch.Generator) -> tuple[int, int, int]:
+        """A region by area, a tile by area, a window in the tile: ``(sampler index, row, col)``."""
         j = int(torch.multinomial(self.weights, 1, generator=g))
         sampler = self.samplers[j]
         tile = int(torch.multinomial(sampler.areas, 1, generator=g))
         x, y = get_random_bounding_box(sampler.bounds[tile], sampler.size, sampler.res, g)
-        row, col = self.grid.snap(x.start, y.stop)
-        query = PatchQuery(row, col, self.regions[j], *random_dihedral(g))
-        return (query, self._partner(query, self.boxes[j], g)) if self.pairs else query
+        return (j, *self.grid.snap(x.start, y.stop))
 
-    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int], g: torch.Generator) -> PatchQuery:
-        lo, hi = self.overlap
+    def _by_class(self, g: torch.Generator) -> tuple[int, int, int]:
+        """A present class uniformly, one of its pixels, a window holding it inside the region's box."""
+        assert self.positions is not None
+        pixels, owner = self.positions[int(torch.randint(len(self.positions), (), generator=g))]
+        k = int(torch.randint(len(owner), (), generator=g))
+        j, (r, c) = int(owner[k]), pixels[k].tolist()
+        r0, c0, r1, c1 = self.boxes[j]
+        corner = []
+        for p, lo, hi in ((r, r0, r1), (c, c0, c1)):
+            first, last = max(p - self.size + 1, lo), max(lo, min(p, hi - self.size))
+            offset = int(torch.randint(max(1, last - first + 1), (), generator=g))
+            corner.append(min(first + offset, max(lo, hi - self.size)))
+        return j, corner[0], corner[1]
+
+    def _partner(self, query: PatchQuery, box: tuple[int, int, int, int], g: torch.Generator,
+                 overlap: tuple[float, float]) -> PatchQuery:
+        lo, hi = overlap
         f = lo + (hi - lo) * float(torch.rand((), generator=g))
         fy = f + (1 - f) * float(torch.rand((), generator=g))
         fx = f / fy

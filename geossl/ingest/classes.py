@@ -67,7 +67,8 @@ def class_ids(values: pd.Series, manifest: Manifest, path: Path, field: str) -> 
         unmatched.append("empty")
     if unmatched:
         raise InputError(path, _unmatched_message(field, sorted(unmatched), manifest))
-    return values.map(mapping).to_numpy(dtype=np.int64)
+    ids: np.ndarray = values.map(mapping).to_numpy(dtype=np.int64)
+    return ids
 
 
 def _unmatched_message(field: str, unmatched: list[str], manifest: Manifest) -> str:

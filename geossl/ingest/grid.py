@@ -63,7 +63,8 @@ def footprint_in(grid: Grid, crs: CRS) -> tuple[float, float, float, float]:
     """Bounds of ``grid`` in ``crs``, edges densified so curved reprojections are covered."""
     if grid.crs == crs:
         return grid.bounds
-    return transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+    bounds: tuple[float, float, float, float] = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+    return bounds
 
 
 def target_grid(config: GridConfig, first: Grid) -> TargetGrid:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,15 @@ from shapely import box, unary_union
 from shapely.geometry import mapping
 
 import geossl
-from geossl.catalog import CATALOG_NAME, Catalog, SceneEntry, load_catalog
+from geossl.catalog import CATALOG_NAME, Catalog, SceneEntry, SplitCollection, SplitFeature, load_catalog
 from geossl.config import stable_hash
 from geossl.errors import InputError
 from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
 from geossl.ingest.options import IngestOptions
-from geossl.ingest.splits import block_class_counts, block_splits, region_bounds, region_splits, with_drawn
+from geossl.ingest.prior import PriorSources, check_prior, write_aligned_prior
+from geossl.ingest.splits import block_class_shares, block_splits, region_bounds, region_splits, with_drawn
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
@@ -41,6 +43,11 @@ from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inp
 from geossl.parallel import dask_client, gather_progress
 
 log = logging.getLogger(__name__)
+
+#: The catalog's folder of aligned prior maps (manifest ``prior:``), beside ``images/`` and ``labels/``.
+PRIORS = "priors"
+#: Staging folder of the labels without the drawn ones (not published).
+UNDRAWN = ".undrawn"
 
 
 def _default_nodata(dtype: str) -> float:
@@ -73,7 +80,8 @@ def _up_to_date(out: Path, digest: str) -> bool:
 def _footprint_wgs84(grid: Grid) -> dict[str, Any]:
     minx, miny, maxx, maxy = grid.bounds
     edge = max(maxx - minx, maxy - miny) / 20  # densify so curved edges are followed
-    return transform_geom(grid.crs, "EPSG:4326", mapping(box(*grid.bounds).segmentize(edge)))
+    geometry: dict[str, Any] = transform_geom(grid.crs, "EPSG:4326", mapping(box(*grid.bounds).segmentize(edge)))
+    return geometry
 
 
 def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
@@ -97,7 +105,10 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,
                                   options.quiet, inputs.label_drawn)
-        catalog = _build(client, manifest, inputs, imagery, bands, target, labels, digest, stage, options)
+        prior = None
+        if manifest.prior is not None:
+            prior = check_prior(client, manifest, inputs.prior_rasters, imagery, options.quiet)
+        catalog = _build(client, manifest, inputs, imagery, bands, target, labels, prior, digest, stage, options)
         files = sorted(catalog.outputs)
         catalog.write(stage)
         publish(stage, out, files + [CATALOG_NAME], last=CATALOG_NAME)
@@ -106,102 +117,153 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
     return out / CATALOG_NAME
 
 
+@dataclass(frozen=True)
+class _Scenes:
+    """The scenes to ingest: ids, what inspection found, their grids on the target lattice, bands and nodata."""
+
+    ids: list[str]
+    imagery: list[RasterInfo]
+    grids: list[Grid]
+    bands: list[str]
+    nodata: float | None
+
+    def images(self, folder: Path) -> list[Path]:
+        """Where the scenes' image COGs go in ``folder``."""
+        return [folder / "images" / f"{sid}.tif" for sid in self.ids]
+
+    def labels(self, folder: Path) -> list[Path]:
+        """Where the scenes' label COGs go in ``folder``."""
+        return [folder / "labels" / f"{sid}.tif" for sid in self.ids]
+
+    def priors(self, folder: Path) -> list[Path]:
+        """Where the scenes' prior COGs go in ``folder``."""
+        return [folder / PRIORS / f"{sid}.tif" for sid in self.ids]
+
+    def undrawn(self, folder: Path) -> list[Path]:
+        """Where the scenes' labels without the drawn ones go in ``folder`` (the blocks are assigned from them)."""
+        return [folder / UNDRAWN / f"{sid}.tif" for sid in self.ids]
+
+
 def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo],
-           bands: list[str], target: TargetGrid, labels: LabelSources | None, digest: str, stage: Path,
-           options: IngestOptions) -> Catalog:
-    ids = scene_ids(inputs.imagery)
-    grids = [target.grid_for(info.grid) for info in imagery]
-    dtype = imagery[0].dtype
-    nodata = manifest.imagery.nodata if manifest.imagery.nodata is not None else imagery[0].nodata
-    if nodata is None and any(not g.same_as(i.grid) for g, i in zip(grids, imagery, strict=True)):
-        nodata = _default_nodata(dtype)
-        log.warning("imagery declares no nodata; using %s for pixels outside the scenes after alignment", nodata)
-    (stage / "images").mkdir()
-    (stage / "labels").mkdir()
-    undrawn = stage / ".undrawn" if labels is not None and labels.drawn and manifest.splits.blocks else None
-    if undrawn is not None:
-        undrawn.mkdir()
-    cog = options.cog()
-
-    tasks = []
-    for sid, info, grid in zip(ids, imagery, grids, strict=True):
-        vrt = wrap_vrt(info.path, descriptions=bands, nodata=nodata)
-        warp = None if grid.same_as(info.grid) else grid
-        if warp is not None:
-            log.info("%s: aligning onto the target grid (%d x %d px)", info.path.name, grid.width, grid.height)
-        tasks.append(client.submit(_write_image, vrt, info.path, stage / "images" / f"{sid}.tif", cog, warp,
-                                   pure=False))
-        if labels is not None:
-            tasks.append(client.submit(write_aligned_labels, labels, manifest, grid,
-                                       stage / "labels" / f"{sid}.tif", stage, cog, pure=False))
-        if undrawn is not None:  # the labels the blocks are assigned from
-            assert labels is not None
-            tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, undrawn / f"{sid}.tif",
-                                       undrawn, cog, drawn=False, pure=False))
-    for _ in gather_progress(tasks, "writing COGs", options.quiet):
-        pass
-
-    image_paths = [stage / "images" / f"{sid}.tif" for sid in ids]
-    label_paths = [stage / "labels" / f"{sid}.tif" for sid in ids] if labels is not None else []
-    arrays = [read_lazy(p) for p in image_paths]
-    stats = band_statistics(client, arrays, nodata, bands, options.quiet)
-    per_scene = [band_statistics(client, [a], nodata, bands, True) for a in arrays] if len(ids) > 1 else [stats]
-    class_counts: dict[int, int] = {}
-    qml = raster_qml(manifest.classes)
-    for path in label_paths:
-        write_text_atomic(path.with_suffix(".qml"), qml)
-        for value, count in value_counts(client, read_lazy(path), quiet=True).items():
-            if value != manifest.ignore_id:
-                class_counts[value] = class_counts.get(value, 0) + count
-    if labels is not None and not class_counts:
-        raise InputError([*inputs.label_rasters, *inputs.label_vectors, *inputs.label_drawn][0],
-                         "no labeled pixel falls on the imagery")
-
-    block_labels = [undrawn / p.name for p in label_paths] if undrawn is not None else label_paths
-    features = _split_features(manifest, inputs, region_bounds(grids), block_labels, labels, target.crs)
-    if undrawn is not None:
-        shutil.rmtree(undrawn)
-    splits = {"type": "FeatureCollection", "crs": target.crs.to_string(), "features": features}
+           bands: list[str], target: TargetGrid, labels: LabelSources | None, prior: PriorSources | None,
+           digest: str, stage: Path, options: IngestOptions) -> Catalog:
+    """Write every COG into ``stage``, then measure them, draw the splits and describe it all in a catalog."""
+    scenes = _scenes(manifest, inputs, imagery, bands, target)
+    _write_cogs(client, scenes, manifest, labels, prior, stage, options)
+    label_paths = scenes.labels(stage) if labels is not None else []
+    arrays = [read_lazy(p) for p in scenes.images(stage)]
+    stats = band_statistics(client, arrays, scenes.nodata, bands, options.quiet)
+    per_scene = [band_statistics(client, [a], scenes.nodata, bands, True) for a in arrays] if len(arrays) > 1 \
+        else [stats]
+    class_counts = _class_counts(client, manifest, inputs, label_paths)
+    undrawn = _undrawn(manifest, labels)
+    features = _split_features(manifest, inputs, scenes, target, scenes.undrawn(stage) if undrawn else label_paths)
+    if undrawn:
+        shutil.rmtree(stage / UNDRAWN)
+    if labels is not None and labels.drawn:
+        features = with_drawn(features, unary_union([g for f in labels.drawn for g in f.to_crs(target.crs).geometry]))
+    splits = SplitCollection(features=features)
     write_text_atomic(stage / "splits.geojson", json.dumps(_geojson_wgs84(splits, target.crs)))
-
-    scenes = [
+    entries = [
         SceneEntry(
             id=sid, source=str(info.path), image=f"images/{sid}.tif",
-            labels=f"labels/{sid}.tif" if labels is not None else None, width=grid.width, height=grid.height,
+            labels=f"labels/{sid}.tif" if labels is not None else None,
+            prior=f"{PRIORS}/{sid}.tif" if prior is not None else None, width=grid.width, height=grid.height,
             transform=list(grid.transform)[:6], bounds=list(grid.bounds),
-            footprint_wgs84=_footprint_wgs84(grid), band_stats=[s.to_dict() for s in scene_stats],
+            footprint_wgs84=_footprint_wgs84(grid), band_stats=scene_stats,
         )
-        for sid, info, grid, scene_stats in zip(ids, imagery, grids, per_scene, strict=True)
+        for sid, info, grid, scene_stats in zip(scenes.ids, imagery, scenes.grids, per_scene, strict=True)
     ]
-    outputs = {}
-    for path in sorted(stage.rglob("*")):
-        if path.is_file():
-            outputs[str(path.relative_to(stage))] = path.stat().st_size
+    outputs = {str(path.relative_to(stage)): path.stat().st_size for path in sorted(stage.rglob("*"))
+               if path.is_file()}
     return Catalog(
         name=manifest.name, created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         geossl_version=geossl.__version__, input_hash=digest, crs=target.crs.to_wkt(),
-        resolution=list(target.res), bands=bands, dtype=dtype,
-        nodata=None if nodata is None or np.isnan(nodata) else nodata,
-        classes=manifest.classes, ignore_id=manifest.ignore_id, band_stats=[s.to_dict() for s in stats],
-        class_counts={str(k): v for k, v in sorted(class_counts.items())}, scenes=scenes, splits=splits,
-        outputs=outputs, manifest=manifest.model_dump(mode="json"),
+        resolution=list(target.res), bands=bands, dtype=imagery[0].dtype,
+        nodata=None if scenes.nodata is None or np.isnan(scenes.nodata) else scenes.nodata,
+        classes=manifest.classes, ignore_id=manifest.ignore_id, band_stats=stats,
+        class_counts={str(k): v for k, v in sorted(class_counts.items())}, scenes=entries, splits=splits,
+        outputs=outputs, manifest=manifest,
     )
 
 
-def _split_features(manifest: Manifest, inputs: ResolvedInputs, bounds: tuple[float, float, float, float],
-                    block_labels: list[Path], labels: LabelSources | None, crs: CRS) -> list[dict[str, Any]]:
-    """The split features: blocks (assigned from ``block_labels``) or hand-drawn regions, then the drawn labels'."""
-    if manifest.splits.blocks is not None:
-        cfg = manifest.splits.blocks
-        counts = block_class_counts(block_labels, manifest.ignore_id, [c.id for c in manifest.classes], bounds,
-                                    cfg.rows, cfg.cols)
-        features = block_splits(cfg, bounds, counts)
-    else:
-        assert manifest.splits.regions is not None
-        features = region_splits(manifest.splits.regions, inputs.region_files, crs)
-    if labels is not None and labels.drawn:
-        features = with_drawn(features, unary_union([g for f in labels.drawn for g in f.to_crs(crs).geometry]))
-    return features
+def _scenes(manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo], bands: list[str],
+            target: TargetGrid) -> _Scenes:
+    """The scenes on the target grid, and the nodata value of the images written (the imagery's, if any)."""
+    grids = [target.grid_for(info.grid) for info in imagery]
+    nodata = manifest.imagery.nodata if manifest.imagery.nodata is not None else imagery[0].nodata
+    if nodata is None and any(not g.same_as(i.grid) for g, i in zip(grids, imagery, strict=True)):
+        nodata = _default_nodata(imagery[0].dtype)
+        log.warning("imagery declares no nodata; using %s for pixels outside the scenes after alignment", nodata)
+    return _Scenes(ids=scene_ids(inputs.imagery), imagery=imagery, grids=grids, bands=bands, nodata=nodata)
+
+
+def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelSources | None,
+                prior: PriorSources | None, stage: Path, options: IngestOptions) -> None:
+    """Write the image (label, prior) COG of every scene on the Dask cluster, and the class layers' QGIS style."""
+    (stage / "images").mkdir()
+    (stage / "labels").mkdir()
+    if prior is not None:
+        (stage / PRIORS).mkdir()
+    undrawn = _undrawn(manifest, labels)
+    if undrawn:
+        (stage / UNDRAWN).mkdir()
+    cog = options.cog()
+    tasks = []
+    for info, grid, image, label, prior_path, undrawn_path in zip(
+            scenes.imagery, scenes.grids, scenes.images(stage), scenes.labels(stage), scenes.priors(stage),
+            scenes.undrawn(stage), strict=True):
+        vrt = wrap_vrt(info.path, descriptions=scenes.bands, nodata=scenes.nodata)
+        warp = None if grid.same_as(info.grid) else grid
+        if warp is not None:
+            log.info("%s: aligning onto the target grid (%d x %d px)", info.path.name, grid.width, grid.height)
+        tasks.append(client.submit(_write_image, vrt, info.path, image, cog, warp, pure=False))
+        if labels is not None:
+            tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, label, stage, cog, pure=False))
+        if undrawn:
+            tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, undrawn_path,
+                                       stage / UNDRAWN, cog, drawn=False, pure=False))
+        if prior is not None:
+            tasks.append(client.submit(write_aligned_prior, prior, manifest, grid, prior_path, stage, cog,
+                                       pure=False))
+    for _ in gather_progress(tasks, "writing COGs", options.quiet):
+        pass
+    qml = raster_qml(manifest.classes)
+    styled = (scenes.labels(stage) if labels is not None else []) + (scenes.priors(stage) if prior is not None else [])
+    for path in styled:
+        write_text_atomic(path.with_suffix(".qml"), qml)
+
+
+def _class_counts(client: Any, manifest: Manifest, inputs: ResolvedInputs, label_paths: list[Path]
+                  ) -> dict[int, int]:
+    """Labeled pixels of each class id over all label COGs; an error when labels were given but none fell."""
+    counts: dict[int, int] = {}
+    for path in label_paths:
+        for value, count in value_counts(client, read_lazy(path), quiet=True).items():
+            if value != manifest.ignore_id:
+                counts[value] = counts.get(value, 0) + count
+    if label_paths and not counts:
+        raise InputError([*inputs.label_rasters, *inputs.label_vectors, *inputs.label_drawn][0],
+                         "no labeled pixel falls on the imagery")
+    return counts
+
+
+def _undrawn(manifest: Manifest, labels: LabelSources | None) -> bool:
+    """Whether the labels are also written without the drawn ones: blocks are assigned from those."""
+    return labels is not None and bool(labels.drawn) and manifest.splits.blocks is not None
+
+
+def _split_features(manifest: Manifest, inputs: ResolvedInputs, scenes: _Scenes, target: TargetGrid,
+                    label_paths: list[Path]) -> list[SplitFeature]:
+    """The manifest's splits: generated blocks, or the regions drawn by hand."""
+    if manifest.splits.regions is not None:
+        return region_splits(manifest.splits.regions, inputs.region_files, target.crs)
+    cfg = manifest.splits.blocks
+    assert cfg is not None  # the manifest holds exactly one of the two
+    bounds = region_bounds(scenes.grids)
+    shares = block_class_shares(label_paths, manifest.class_ids, bounds, cfg.rows, cfg.cols,
+                                abs(target.res[0] * target.res[1]))
+    return block_splits(cfg, bounds, shares)
 
 
 def _write_image(vrt: str, source: Path, dst: Path, options: CogOptions, target: Grid | None) -> None:
@@ -218,15 +280,16 @@ def _write_image(vrt: str, source: Path, dst: Path, options: CogOptions, target:
     raise InputError(source, f"cannot read imagery: {reason}")
 
 
-def _geojson_wgs84(collection: dict[str, Any], crs: CRS) -> dict[str, Any]:
+def _geojson_wgs84(splits: SplitCollection, crs: CRS) -> dict[str, Any]:
     """The splits as RFC 7946 GeoJSON (WGS84), for viewing in any GIS."""
-    feats = [{**f, "geometry": transform_geom(crs, "EPSG:4326", f["geometry"])} for f in collection["features"]]
+    feats = [{**f.model_dump(mode="json", exclude_none=True), "geometry": transform_geom(crs, "EPSG:4326", f.geometry)}
+             for f in splits.features]
     return {"type": "FeatureCollection", "features": feats}
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
     """Remove files of an earlier ingest that this one no longer writes (scenes dropped from the manifest)."""
-    for sub in ("images", "labels"):
+    for sub in ("images", "labels", PRIORS):
         folder = out / sub
         if folder.is_dir():
             for path in folder.iterdir():

@@ -8,14 +8,13 @@ histogram of :data:`FLOAT_BINS` bins between the global minimum and maximum.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask import delayed
+from dask.delayed import delayed
 from distributed import Client
 
+from geossl.catalog import BandStats, Histogram
 from geossl.parallel import gather_progress
 
 FLOAT_BINS = 4096
@@ -82,25 +81,6 @@ def _valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
     return valid
 
 
-@dataclass
-class BandStats:
-    """Statistics of one band over valid pixels."""
-
-    name: str
-    count: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    p2: float
-    p98: float
-    histogram: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dict(self.__dict__)
-
-
 def _percentile(hist: np.ndarray, edges_lo: float, width: float, q: float) -> float:
     """Value below which a fraction ``q`` of the histogram lies (inverted CDF, bin lower edge)."""
     total = hist.sum()
@@ -131,7 +111,7 @@ def _summarise(names: list[str], acc: dict[str, np.ndarray], exact_offset: int |
         out.append(BandStats(
             name=name, count=n, mean=float(mean), std=float(np.sqrt(var)), min=vmin, max=vmax,
             p2=_percentile(hist, lo, width, 0.02), p98=_percentile(hist, lo, width, 0.98),
-            histogram={"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+            histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]),
         ))
     return out
 
@@ -186,6 +166,7 @@ def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None
         hist = None
         for _, part in gather_progress(futures, "band histograms", quiet):
             hist = part if hist is None else hist + part
+        assert hist is not None
         acc["hist"] = hist
     assert acc is not None
     return _summarise(names, acc, offset)

@@ -62,7 +62,7 @@ class Grid:
         """True when both grids are the same pixels (CRS equal, transform equal within ``tol`` pixels)."""
         if self.width != other.width or self.height != other.height or self.crs != other.crs:
             return False
-        return self.transform.almost_equals(other.transform, precision=tol * self.resolution[0])
+        return bool(self.transform.almost_equals(other.transform, precision=tol * self.resolution[0]))
 
 
 def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata: float | None = None,

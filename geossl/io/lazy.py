@@ -43,7 +43,8 @@ def _read_chunk(path: str, bands: list[int], block_info: dict[Any, Any] | None =
     assert block_info is not None
     (_, _), (r0, r1), (c0, c1) = block_info[None]["array-location"]
     with rasterio.open(path) as src:
-        return src.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0))
+        chunk: np.ndarray = src.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0))
+    return chunk
 
 
 def read_lazy(path: str | Path, bands: list[int] | None = None, target: int = TARGET_CHUNK_PIXELS) -> da.Array:
@@ -59,7 +60,7 @@ def read_lazy(path: str | Path, bands: list[int] | None = None, target: int = TA
         bands = list(bands or src.indexes)
         dtype = np.dtype(src.dtypes[bands[0] - 1])
         rows, cols = block_aligned_chunks(src.height, src.width, src.block_shapes[0], target)
-    return da.map_blocks(
+    array: da.Array = da.map_blocks(
         _read_chunk,
         path,
         bands,
@@ -68,11 +69,12 @@ def read_lazy(path: str | Path, bands: list[int] | None = None, target: int = TA
         meta=np.empty((0, 0, 0), dtype=dtype),
         name=f"read-{Path(path).name}-{tokenize(path, bands, rows, cols, os.stat(path).st_mtime_ns)}",
     )
+    return array
 
 
 def valid_mask(data: da.Array, nodata: float | None) -> da.Array:
     """Pixels where no band equals ``nodata`` (and none is NaN for float data), as a ``(rows, cols)`` array."""
-    mask = da.ones(data.shape[1:], chunks=data.chunks[1:], dtype=bool)
+    mask: da.Array = da.ones(data.shape[1:], chunks=data.chunks[1:], dtype=bool)
     if nodata is not None and not np.isnan(nodata):
         mask = ~(data == nodata).any(axis=0)
     if np.issubdtype(data.dtype, np.floating):

@@ -5,7 +5,8 @@ A bundle file is a ``torch.save``d dict of plain types and tensors::
     {"geossl": <ModelBundle as a dict>, "state_dict": <Segmenter state dict>}
 
 Lightning checkpoints written by ``geossl train`` carry the same two keys (the ``geossl`` entry is added on
-save), so either can be given to ``geossl predict``.
+save; the segmenter's weights under ``model.``, the strategy's own modules under ``strategy.``), so either can be
+given to ``geossl predict``: only the segmenter is read.
 """
 
 from __future__ import annotations
@@ -23,15 +24,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rasterio.errors import RasterioError
 
 import geossl
+from geossl.data.normalize import Normalizer
 from geossl.errors import InputError
 from geossl.io.atomic import atomic_file
 from geossl.manifest import ClassDef
 from geossl.models.config import ModelConfig
 from geossl.models.segmenter import Segmenter
+from geossl.versions import Upgrade, upgrade
 
 log = logging.getLogger(__name__)
 
 BUNDLE_KEY = "geossl"
+BUNDLE_FORMAT = "geossl-model"
+#: The bundle format this geossl writes. A change of shape adds one, with its step in ``_UPGRADES``.
+BUNDLE_VERSION = 1
+#: ``_UPGRADES[v]`` turns a version ``v`` bundle description into a version ``v + 1`` one (none yet).
+_UPGRADES: dict[int, Upgrade] = {}
+#: Prefixes of the segmenter's weights and of the strategy's own modules in a training checkpoint (the Lightning
+#: task's ``model`` and ``strategy`` attributes).
+CHECKPOINT_MODEL, CHECKPOINT_STRATEGY = "model.", "strategy."
+#: DWL's pseudo head inside the segmenter's weights, as bundles and checkpoints held it before it became the
+#: strategy's own module: ignored when read (prediction never used it).
+OLD_PSEUDO_HEAD = "pseudo_head."
 
 
 class ModelBundle(BaseModel):
@@ -45,8 +59,8 @@ class ModelBundle(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    format: str = "geossl-model"
-    version: int = 1
+    format: str = BUNDLE_FORMAT
+    version: int = BUNDLE_VERSION
     classes: list[ClassDef]
     ignore_id: int = 0
     bands: list[str]
@@ -65,21 +79,18 @@ class ModelBundle(BaseModel):
     created: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     geossl_version: str = geossl.__version__
 
+    @property
+    def normalizer(self) -> Normalizer:
+        """The model's input normalisation: its band statistics and nodata."""
+        return Normalizer(tuple(self.mean), tuple(self.std), self.nodata)
+
     def normalize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(bands, h, w)`` raw pixels → float32 ``(x - mean) / std`` and the valid mask ``(h, w)``.
 
-        Pixels where any band is nodata (or NaN) are invalid and set to 0 in every band.
+        Pixels where any band is nodata (or NaN) are invalid and set to 0 in every band: :class:`Normalizer`,
+        the normalisation training uses.
         """
-        x = image.astype(np.float32)
-        valid = np.ones(image.shape[1:], dtype=bool)
-        if self.nodata is not None and not np.isnan(self.nodata):
-            valid &= ~(image == self.nodata).any(axis=0)
-        valid &= np.isfinite(x).all(axis=0)
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        x = (x - mean) / np.maximum(std, 1e-6)
-        x[:, ~valid] = 0.0
-        return x, valid
+        return self.normalizer(image)
 
 
 def described_bands(paths: Iterable[Path]) -> list[list[str]]:
@@ -100,6 +111,18 @@ def described_bands(paths: Iterable[Path]) -> list[list[str]]:
     return namings
 
 
+def upgrade_bundle(data: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """A bundle description (a bundle file's ``geossl`` entry) of any version, brought to :data:`BUNDLE_VERSION`.
+
+    Fields added to version 1 after its first files (``source_bands``, ``grid_origin``) read as empty: unknown;
+    the ``pseudo_head`` of older DWL models is dropped by :class:`ModelConfig`. Another format, or a newer
+    version, is an :class:`InputError` naming ``source``.
+    """
+    if data.get("format", BUNDLE_FORMAT) != BUNDLE_FORMAT:
+        raise InputError(source, f"not a geossl checkpoint (format {data.get('format')!r})")
+    return upgrade(data, BUNDLE_VERSION, _UPGRADES, source, "model")
+
+
 def save_bundle(path: str | Path, bundle: ModelBundle, model: Segmenter) -> None:
     """Write a bundle file atomically."""
     payload = {BUNDLE_KEY: bundle.model_dump(mode="json"), "state_dict": model.state_dict()}
@@ -117,17 +140,29 @@ def load_bundle(path: str | Path) -> tuple[ModelBundle, Segmenter]:
     except Exception as exc:  # noqa: BLE001 - anything torch refuses is not a geossl checkpoint
         raise InputError(path, f"not a geossl checkpoint (torch cannot load it safely: "
                                f"{str(exc).splitlines()[0][:120]})") from exc
-    if not isinstance(payload, dict) or BUNDLE_KEY not in payload or "state_dict" not in payload:
+    if not isinstance(payload, dict) or not isinstance(payload.get(BUNDLE_KEY), dict) or "state_dict" not in payload:
         raise InputError(path, "not a geossl checkpoint (no geossl model description inside)")
     try:
-        bundle = ModelBundle.model_validate(payload[BUNDLE_KEY])
+        bundle = ModelBundle.model_validate(upgrade_bundle(payload[BUNDLE_KEY], path))
     except ValidationError as exc:
         raise InputError(path, f"damaged geossl checkpoint: {str(exc).splitlines()[0]}") from exc
-    state = {k.removeprefix("model."): v for k, v in payload["state_dict"].items()
-             if not k.startswith(("ema_", "teacher."))}
     model = Segmenter(bundle.model.model_copy(update={"weights": "none"}))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(segmenter_state(payload["state_dict"]), strict=False)
     if missing:
         raise InputError(path, f"checkpoint lacks {len(missing)} model tensors (e.g. {missing[0]})")
+    if unexpected:
+        raise InputError(path, f"checkpoint holds {len(unexpected)} tensors the model does not have "
+                               f"(e.g. {unexpected[0]})")
     model.eval()
     return bundle, model
+
+
+def segmenter_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The segmenter's tensors of a bundle's or a training checkpoint's state dict.
+
+    A checkpoint's are those under ``model.`` (its strategy's modules, under ``strategy.``, are left out); an old
+    DWL bundle's or checkpoint's pseudo head is left out too (:data:`OLD_PSEUDO_HEAD`).
+    """
+    if any(k.startswith(CHECKPOINT_MODEL) for k in state):
+        state = {k.removeprefix(CHECKPOINT_MODEL): v for k, v in state.items() if k.startswith(CHECKPOINT_MODEL)}
+    return {k: v for k, v in state.items() if not k.startswith(OLD_PSEUDO_HEAD)}

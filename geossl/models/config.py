@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -36,8 +36,19 @@ class ModelOptions(StrictModel):
 
 
 class ModelConfig(ModelOptions):
-    """A model fully described: :class:`ModelOptions` with the bands in, the classes out and the pseudo head."""
+    """A model fully described: :class:`ModelOptions` with the bands in and the classes out.
+
+    Bundles and checkpoints written before strategies owned their modules also say ``pseudo_head`` (DWL's
+    second classifier was part of the model then): the key is dropped when read, as are those weights
+    (:func:`geossl.models.bundle.segmenter_state`).
+    """
 
     in_channels: Annotated[int, Field(ge=1)]
     num_classes: Annotated[int, Field(ge=2)]
-    pseudo_head: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pseudo_head" in data:
+            data = {k: v for k, v in data.items() if k != "pseudo_head"}
+        return data

@@ -1,12 +1,11 @@
-"""The segmentation network.
+"""The segmentation network: what is trained, exported and predicts.
 
-Its encoder features are reachable (for feature perturbation) and it has an optional second classifier
-(the pseudo head of decoupled weighting).
+Its encoder features, decoder output and classifier are reachable apart, so strategies can work between them
+(feature perturbation, DWL's second classifier, which is the strategy's own module).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -39,7 +38,6 @@ class Segmenter(nn.Module):
         except (KeyError, ValueError, RuntimeError) as exc:
             raise InputError("--encoder", f"unknown encoder '{config.encoder}' for {config.arch}: "
                                           f"{str(exc).splitlines()[0]}") from exc
-        self.pseudo_head = copy.deepcopy(self.net.segmentation_head) if config.pseudo_head else None
         if config.weights != "none":
             self.load_encoder_weights(Path(config.weights), bands)
 
@@ -55,21 +53,18 @@ class Segmenter(nn.Module):
 
     def features(self, x: Tensor) -> list[Tensor]:
         """Encoder features, shallow to deep."""
-        return self.net.encoder(x)
+        features: list[Tensor] = self.net.encoder(x)
+        return features
 
     def decode(self, features: list[Tensor]) -> Tensor:
         """Decoder output (before the classifier)."""
-        return self.net.decoder(features)
+        decoded: Tensor = self.net.decoder(features)
+        return decoded
 
     def head(self, decoded: Tensor) -> Tensor:
         """Main classifier: logits ``(N, K, H, W)``."""
-        return self.net.segmentation_head(decoded)
-
-    def pseudo(self, decoded: Tensor) -> Tensor:
-        """The pseudo head (decoupled weighting): logits ``(N, K, H, W)``."""
-        if self.pseudo_head is None:
-            raise RuntimeError("this model was built without a pseudo head")
-        return self.pseudo_head(decoded)
+        logits: Tensor = self.net.segmentation_head(decoded)
+        return logits
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of the main head."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from geossl.catalog import Catalog, load_catalog
+from geossl.manifest import ClassDef
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.quicklook import (
     class_quicklook,
@@ -26,7 +27,7 @@ METRICS_NAME = "metrics.json"
 MAX_QUICKLOOK_SCENES = 4
 
 
-def class_areas_km2(items: list[dict], classes: list) -> list[tuple[str, str, float]]:
+def class_areas_km2(items: list[dict[str, Any]], classes: list[ClassDef]) -> list[tuple[str, str, float]]:
     """Predicted area per class in km² over all scenes, from the STAC items written by predict.
 
     The pixel area is ``|a·e|`` of each scene's transform, in the CRS's units squared (metres for projected

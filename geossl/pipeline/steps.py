@@ -101,7 +101,8 @@ class IngestStep(Step):
                 *resolve_inputs(manifest, self.ctx.config.manifest, self.ctx.data_root).all_files()]
 
     def run(self) -> list[Path]:
-        from geossl.ingest.run import IngestOptions, ingest
+        from geossl.ingest.options import IngestOptions
+        from geossl.ingest.run import ingest
 
         opts = self.ctx.config.steps.ingest
         out = self.ctx.folder("ingest")
@@ -208,7 +209,8 @@ class PredictStep(Step):
         return sorted(IngestStep(self.ctx).scene_images())
 
     def run_scene(self, scene: str) -> list[Path]:
-        from geossl.predict.run import PredictOptions, predict
+        from geossl.predict.options import PredictOptions
+        from geossl.predict.run import predict
 
         assert self.ctx.checkpoint is not None
         image = IngestStep(self.ctx).scene_images()[scene]

@@ -101,6 +101,26 @@ class _RowWriter:
         self.stats.confidence_sum += float(top[valid].sum())
 
 
+class _WriteQueue:
+    """Hands finished row blocks to the writer thread, letting at most one wait there."""
+
+    def __init__(self, pool: ThreadPoolExecutor, write: _RowWriter) -> None:
+        self.pool, self.write = pool, write
+        self.pending: Future[None] | None = None
+
+    def put(self, blocks: list[RowBlock]) -> None:
+        """Queue ``blocks`` for writing, one after the other."""
+        for done in blocks:
+            self.wait()
+            self.pending = self.pool.submit(self.write, done)
+
+    def wait(self) -> None:
+        """Wait for the block being written (re-raising its error)."""
+        if self.pending is not None:
+            self.pending.result()
+            self.pending = None
+
+
 def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
     """Predict block ``task`` with the network from ``source``; write its pieces; return what it did."""
     killpoint.unit_started()
@@ -123,46 +143,42 @@ def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
         ThreadPoolExecutor(1, thread_name_prefix="write") as writes,
     ):
         reader = RowBandReader(src, scene, task.bundle, ext0, ext1, task.size)
-        write = _RowWriter(task, pieces, ext0, stats)
+        queue = _WriteQueue(writes, _RowWriter(task, pieces, ext0, stats))
         rows = grid.row_starts
         next_band: Future[RowBand] = reads.submit(reader.read, rows[0])
-        pending: Future[None] | None = None
-
-        def flush(blocks: list[RowBlock]) -> None:
-            nonlocal pending
-            for done in blocks:
-                if pending is not None:
-                    pending.result()  # at most one row block waits for the writer
-                pending = writes.submit(write, done)
-
         for i, row0 in enumerate(rows):
             if cancel.exists():
                 raise Cancelled(f"{scene.path.name}: block {task.index} stopped")
             band = next_band.result()
             if i + 1 < len(rows):
                 next_band = reads.submit(reader.read, rows[i + 1])
-            flush(list(acc.advance(row0)))
+            queue.put(list(acc.advance(row0)))
             acc.set_valid(row0, band.valid)
-            tiles = []
-            for col0 in cols:
-                data, valid = band.tile(row0, col0, task.size)
-                if valid.any():
-                    tiles.append((col0, data, valid.shape))
-                else:
-                    stats.skipped += 1
-            for b in range(0, len(tiles), task.batch_size):
-                batch = tiles[b : b + task.batch_size]
-                t0 = time.perf_counter()
-                prob = runner(np.stack([data for _, data, _ in batch]))
-                stats.model_seconds += time.perf_counter() - t0
-                stats.windows += len(batch)
-                for (col0, _, (h, w)), p in zip(batch, prob, strict=True):
-                    weight = grid.weight(Window(col0, row0, task.size, task.size))[:h, :w]
-                    acc.add(p[:, :h, :w], weight, row0, col0)
-        flush(list(acc.finish()))
-        if pending is not None:
-            pending.result()
+            _predict_row(task, grid, runner, band, row0, cols, acc, stats)
+        queue.put(list(acc.finish()))
+        queue.wait()
     stats.seconds = time.perf_counter() - start
     log.debug("%s block %d: %d windows (%d skipped) in %.1f s (model %.1f s)", scene.path.name, task.index,
               stats.windows, stats.skipped, stats.seconds, stats.model_seconds)
     return stats
+
+
+def _predict_row(task: BlockTask, grid: WindowGrid, runner: ModelRunner, band: RowBand, row0: int,
+                 cols: list[int], acc: RowAccumulator, stats: BlockStats) -> None:
+    """Run the windows of one row (those with a valid pixel) in batches; blend their probabilities into ``acc``."""
+    tiles = []
+    for col0 in cols:
+        data, valid = band.tile(row0, col0, task.size)
+        if valid.any():
+            tiles.append((col0, data, valid.shape))
+        else:
+            stats.skipped += 1
+    for b in range(0, len(tiles), task.batch_size):
+        batch = tiles[b : b + task.batch_size]
+        t0 = time.perf_counter()
+        prob = runner(np.stack([data for _, data, _ in batch]))
+        stats.model_seconds += time.perf_counter() - t0
+        stats.windows += len(batch)
+        for (col0, _, (h, w)), p in zip(batch, prob, strict=True):
+            weight = grid.weight(Window(col0, row0, task.size, task.size))[:h, :w]
+            acc.add(p[:, :h, :w], weight, row0, col0)

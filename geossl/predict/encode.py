@@ -26,7 +26,7 @@ def class_nodata(class_ids: Sequence[int], ignore_id: int) -> int:
     if ignore_id not in class_ids:
         return ignore_id
     free = next(v for v in [255, *range(65535, 255, -1)] if v not in class_ids)
-    return free
+    return int(free)
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,20 @@ class ClassCoding:
     def encode(self, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Class indexes ``(h, w)`` → class ids, nodata where not ``valid``."""
         lut = np.asarray(self.ids, dtype=self.dtype)
-        out = lut[index]
+        out: np.ndarray = lut[index]
         out[~valid] = self.nodata
         return out
 
 
 def confidence(top: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Highest class probability ``(h, w)`` → uint8 ``1..255``; 0 where not ``valid``."""
-    out = np.clip(np.rint(top * CONFIDENCE_SCALE), 1, CONFIDENCE_SCALE).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(top * CONFIDENCE_SCALE), 1, CONFIDENCE_SCALE).astype(np.uint8)
     out[~valid] = CONFIDENCE_NODATA
     return out
 
 
 def probabilities(prob: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Class probabilities ``(K, h, w)`` → uint8 ``0..254``; 255 where not ``valid``."""
-    out = np.clip(np.rint(prob * PROBABILITY_SCALE), 0, PROBABILITY_SCALE).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(prob * PROBABILITY_SCALE), 0, PROBABILITY_SCALE).astype(np.uint8)
     out[:, ~valid] = PROBABILITY_NODATA
     return out

@@ -49,7 +49,9 @@ def footprint_wgs84(scene: Scene) -> dict[str, Any]:
     """The scene's outline in WGS84 (densified so that reprojected edges follow the curve)."""
     minx, miny, maxx, maxy = scene.grid.bounds
     edge = max(maxx - minx, maxy - miny) / 20
-    return transform_geom(scene.grid.crs, "EPSG:4326", mapping(box(minx, miny, maxx, maxy).segmentize(edge)))
+    geometry: dict[str, Any] = transform_geom(scene.grid.crs, "EPSG:4326",
+                                              mapping(box(minx, miny, maxx, maxy).segmentize(edge)))
+    return geometry
 
 
 def projection(grid: Grid) -> dict[str, Any]:

@@ -92,5 +92,6 @@ class RowBandReader:
     def _mask(self, window: Window) -> np.ndarray | None:
         """The window's mask beyond the nodata value (0 = invalid): a warped scene's alpha, a per-dataset mask."""
         if self.scene.warp is not None:
-            return self.src.read(self.scene.count + 1, window=window)
+            alpha: np.ndarray = self.src.read(self.scene.count + 1, window=window)
+            return alpha
         return self.src.dataset_mask(window=window) if self.scene.dataset_mask else None

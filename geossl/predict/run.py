@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
+from geossl.io.cog import Compression
 from geossl.io.style import raster_qml
 from geossl.models import ModelBundle
 from geossl.parallel import dask_client, gather_progress
@@ -55,7 +56,7 @@ class SceneJob:
     kinds: tuple[OutputKind, ...]
     files: dict[str, str]
     stage: Path
-    compress: str
+    compress: Compression
     model: dict[str, Any]
     prediction: dict[str, Any]
 

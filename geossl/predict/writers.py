@@ -19,7 +19,7 @@ import rasterio
 from rasterio import Affine
 from rasterio.windows import Window
 
-from geossl.io.cog import CogOptions, Grid, class_metadata, wrap_vrt, write_cog
+from geossl.io.cog import CogOptions, Compression, Grid, class_metadata, wrap_vrt, write_cog
 from geossl.io.style import colormap
 from geossl.manifest import ClassDef
 from geossl.predict import encode
@@ -110,7 +110,7 @@ def mosaic_vrt(pieces: Sequence[tuple[Path, int]], grid: Grid, kind: OutputKind)
 
 
 def write_output(kind: OutputKind, pieces: Sequence[tuple[Path, int]], grid: Grid, dst: Path,
-                 classes: Sequence[ClassDef], compress: str, cache_bytes: int) -> None:
+                 classes: Sequence[ClassDef], compress: Compression, cache_bytes: int) -> None:
     """Mosaic a scene's pieces of one output into the COG ``dst`` (with palette and class names for classes)."""
     vrt = dst.with_name(f".{dst.stem}.mosaic.vrt")
     vrt.write_text(mosaic_vrt(pieces, grid, kind))

@@ -10,6 +10,7 @@ readers of ``geossl train``: the same torchgeo dataset, grid snapping, nodata ma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import shapely
 from torch.utils.data import DataLoader
@@ -22,17 +23,14 @@ from geossl.data.regions import Region
 from geossl.data.samplers import RegionSampler
 from geossl.errors import InputError
 
-#: Split name of the scene-wide regions (never one of the catalog's own splits).
-SCENE_SPLIT = "scene"
-
 
 def scene_regions(catalog: Catalog) -> list[Region]:
-    """One region per scene: its bounds on the catalog grid."""
-    return [Region(key=s.id, split=SCENE_SPLIT, geometry=shapely.box(*s.bounds)) for s in catalog.scenes]
+    """One region per scene, of no split: its bounds on the catalog grid."""
+    return [Region(key=s.id, split=None, geometry=shapely.box(*s.bounds)) for s in catalog.scenes]
 
 
 def window_loader(catalog: Catalog, root: Path, size: int, batch_size: int, batches: int, seed: int,
-                  workers: int = 0) -> DataLoader:
+                  workers: int = 0) -> DataLoader[Any]:
     """``batches`` batches of ``batch_size`` random windows (``batch["image"]``: ``(N, bands, size, size)``)."""
     largest = max(min(s.width, s.height) for s in catalog.scenes)
     if size > largest:

@@ -20,7 +20,8 @@ ENCODER_DEPTH = 5
 def build_encoder(encoder: str, bands: int) -> nn.Module:
     """The smp encoder a ``geossl train --encoder`` model holds (random weights)."""
     try:
-        return smp.encoders.get_encoder(encoder, in_channels=bands, depth=ENCODER_DEPTH, weights=None)
+        module: nn.Module = smp.encoders.get_encoder(encoder, in_channels=bands, depth=ENCODER_DEPTH, weights=None)
+        return module
     except (KeyError, ValueError, RuntimeError) as exc:
         raise InputError("--encoder", f"unknown encoder '{encoder}': {str(exc).splitlines()[0]}") from exc
 

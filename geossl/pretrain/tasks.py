@@ -114,7 +114,8 @@ class BYOL(_Scheduled, BYOLTask):
 
     def backbone_module(self) -> nn.Module:
         """The online timm backbone."""
-        return self.model.backbone.model
+        backbone: nn.Module = self.model.backbone.model
+        return backbone
 
 
 def build_task(config: PretrainConfig, bands: int) -> BaseTask:
@@ -132,7 +133,7 @@ def build_task(config: PretrainConfig, bands: int) -> BaseTask:
                       memory_bank_size=0, size=size, augmentations=multispectral_views(size, bands))
     else:
         task = BYOL(model=name, in_channels=bands, lr=config.lr, size=size)
-    task.schedule = Schedule(config.lr, config.weight_decay, config.max_steps,  # type: ignore[attr-defined]
+    task.schedule = Schedule(config.lr, config.weight_decay, config.max_steps,
                              round(config.warmup * config.max_steps))
     return task
 

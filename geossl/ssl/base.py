@@ -1,8 +1,13 @@
 """The common interface of the semi-supervised strategies (one per file in this package).
 
-A strategy owns no weights: it gets the :class:`~geossl.models.Segmenter` and computes one training step's loss
-from a labeled and an unlabeled batch (see :mod:`geossl.data.patches` for the batch keys). Unlabeled batches
-never carry labels to a strategy: the task removes the hidden truth before the call.
+A strategy gets the :class:`~geossl.models.Segmenter` (the model that is exported) and computes one training
+step's loss from a labeled and an unlabeled batch (see :mod:`geossl.data.patches` for the batch keys). Modules
+only the strategy trains or keeps (DWL's pseudo head, an EMA teacher) are its own, in :attr:`Strategy.owned`:
+the task checkpoints them under ``strategy.`` and they never reach ``model.pt``. Unlabeled batches never carry
+labels to a strategy: the task removes the hidden truth before the call.
+
+Its options (:class:`StrategyConfig`, one subclass per strategy, ``name`` a ``Literal``) are validated once at
+the edge and declare the data the strategy needs (:meth:`StrategyConfig.data_spec`) without building anything.
 
 A step's random choices (strong views, CutMix, feature dropout) are drawn from the generator the step is given
 (:mod:`geossl.data.rng`: the task makes one per step from the seed, the step and the rank); without one, from
@@ -17,13 +22,14 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from geossl.config import StrictModel
 from geossl.data.normalize import IGNORE
+from geossl.data.spec import DataSpec
 from geossl.data.views import ViewConfig, cutmix_boxes, feature_dropout, mix_permutation, paste, photometric
 from geossl.models import Segmenter
 from geossl.ssl.losses import pseudo_labels
+from geossl.ssl.registry import NamedConfig
 
 Batch = dict[str, Tensor]
 
@@ -62,23 +68,29 @@ class StrongView:
         return paste(t, t[self.source], self.box)
 
 
+class StrategyConfig(NamedConfig):
+    """A strategy's options; subclasses add ``name: Literal["..."]`` and the strategy's parameters."""
+
+    def data_spec(self) -> DataSpec:
+        """The training data the strategy needs (by default: unlabeled windows, one at a time)."""
+        return DataSpec(unlabeled=True)
+
+
 class Strategy(ABC):
     """Base of every strategy.
 
-    Subclasses set :attr:`name` and :attr:`Config` and implement :meth:`training_step`.
+    Subclasses set :attr:`Config` (whose ``name`` names the strategy) and implement :meth:`training_step`;
+    modules of their own go into :attr:`owned`.
     """
 
-    name: ClassVar[str]
-    Config: ClassVar[type[StrictModel]]
-    #: False for strategies that train on labeled patches only.
-    uses_unlabeled: ClassVar[bool] = True
-    #: True when the model needs the second (pseudo) classifier.
-    needs_pseudo_head: ClassVar[bool] = False
+    Config: ClassVar[type[StrategyConfig]]
 
-    def __init__(self, model: Segmenter, config: StrictModel, views: ViewConfig | None = None,
+    def __init__(self, model: Segmenter, config: StrategyConfig, views: ViewConfig | None = None,
                  class_weights: Tensor | None = None, debias_pseudo_labels: bool = False) -> None:
         self.model = model
         self.config = config
+        #: Modules of the strategy's own (checkpointed as ``strategy.<key>``, never exported).
+        self.owned = nn.ModuleDict()
         self.views = views or ViewConfig()
         self.class_weights = class_weights
         self.logit_shift = (None if class_weights is None or not debias_pseudo_labels
@@ -95,9 +107,13 @@ class Strategy(ABC):
         return pseudo_labels(logits, self.logit_shift)
 
     @property
-    def paired(self) -> bool:
-        """True when unlabeled windows must come in overlapping pairs (spatial cross-view)."""
-        return False
+    def name(self) -> str:
+        """The strategy's name (its options' ``name``)."""
+        return self.config.name
+
+    def trainable(self) -> list[nn.Parameter]:
+        """What the optimizer trains: the model's parameters, then those of :attr:`owned` that need gradients."""
+        return [*self.model.parameters(), *(p for p in self.owned.parameters() if p.requires_grad)]
 
     def supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy on the labeled pixels (class-weighted when the task was given weights)."""
@@ -132,12 +148,16 @@ class Strategy(ABC):
                       rng: torch.Generator | None = None) -> StepOutput:
         """The loss of one step; ``step`` counts from 0 to ``total_steps``; ``rng`` makes its random choices."""
 
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer step (an EMA teacher follows the model here); nothing by default."""
+        return
+
     def on_train_epoch_end(self) -> None:
         """Called after every training epoch (DWL merges its heads here); nothing by default."""
         return
 
     def state_dict(self) -> dict[str, Any]:
-        """State to checkpoint besides the model's weights (tensors and plain types only)."""
+        """State to checkpoint besides the weights of the model and :attr:`owned` (tensors and plain types only)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

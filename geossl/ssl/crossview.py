@@ -20,30 +20,50 @@ prediction: labels ``ŷ``, confidences ``q``, thresholds ``τ_c`` (τ, or class-
   the shared valid pixels.
 - ``L_kd = (1−η)·L_tkd + η·L_dkd + λ_ov·L_ov``; ``L = (L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_kd) / 2``.
 
+Cost (issue 11): the full recipe above runs the encoder on ``n_l + 3·n_u`` images and the decoder on
+``n_l + 7·n_u``, 5.7× a supervised step at ``n_u = n_l``. Options that cut it: ``strong_views: 1`` builds one
+strong view, which then takes the dropout streams and the spatial term (``L_s1`` only, with both strong weights,
+0.5); ``single_stream: true`` keeps only the strong-drop (0.75) stream; ``strong_streams: false`` decodes the
+dropout streams of the weak view only (``L_tkd`` from those, no ``L_dkd``). ``strong_views: 1, single_stream:
+true`` (encoder ``n_l + 2·n_u``, decoder ``n_l + 4·n_u``) is 3.6–4.0× at 8 + 8 and 2.3–2.5× at 8 + 4 (see
+``bench/RESULTS.md``). The defaults stay the full recipe, the one whose accuracy is measured, until the cheap
+variant's accuracy is too.
+
 Choices: consistency between two predictions of the student (``L_dkd``, ``L_ov``) is measured by KL against the
 teacher's distribution (soft-target cross-entropy minus its entropy) rather than CE against its argmax, so a
 pair that agrees contributes exactly nothing; the official code uses hard labels with a Dice loss. CutMix
-sources are other images of the same batch (see :mod:`geossl.ssl.unimatch`).
+sources are other images of the same batch (see :mod:`geossl.ssl.unimatch`). Teacher and refinement: see
+:mod:`geossl.ssl.pseudo`; the teacher's labels ``ŷ`` and weights ``1[q ≥ τ_c]`` are refined before ``L_s1``,
+``L_s2`` and ``L_tkd`` use them, while ``L_ov`` compares the teacher's distributions as they are.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
-from geossl.config import StrictModel
 from geossl.data.overlap import partner_in_own_frame
+from geossl.data.spec import DataSpec
 from geossl.models import Segmenter
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, StrategyConfig, no_unlabeled, split
 from geossl.ssl.losses import class_thresholds, soft_consistency, update_confidence_ema, weighted_ce
+from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 
 
-class CrossViewConfig(StrictModel):
-    """Defaults from CrossMatch (η = 0.3, dropout 0.25 / 0.75) and the notes (spatial weight 0.5)."""
+class CrossViewConfig(PseudoLabelConfig):
+    """Defaults from CrossMatch (η = 0.3, dropout 0.25 / 0.75) and the notes (spatial weight 0.5).
 
+    Cost options (module docstring): one strong view and only the strong-drop stream (``strong_views: 1,
+    single_stream: true``) keep every kind of term (strong-view CE, teacher-to-view, view-to-view, spatial) and
+    drop only their duplicates; the defaults are the full CrossMatch recipe, whose accuracy is measured.
+
+    ``overlap``: the share of a window's area that the two windows of a spatial pair share (drawn uniformly).
+    """
+
+    name: Literal["crossview"] = "crossview"
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
     eta: Annotated[float, Field(ge=0, le=1)] = 0.3
     weak_drop: Annotated[float, Field(ge=0, lt=1)] = 0.25
@@ -56,13 +76,21 @@ class CrossViewConfig(StrictModel):
     spatial: bool = True
     spatial_weight: Annotated[float, Field(ge=0)] = 0.5
     overlap: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (0.25, 0.75)
+    strong_views: Literal[1, 2] = 2
+    strong_streams: bool = True
+    single_stream: bool = False
+
+    def data_spec(self) -> DataSpec:
+        """Unlabeled windows, in overlapping pairs for the spatial term."""
+        return DataSpec(unlabeled=True, overlap=self.overlap if self.spatial else None)
 
 
 def teacher_to_view(teacher_labels: Tensor, teacher_used: Tensor, students: list[Tensor], valid: Tensor,
                     conflict_weight: float = 1.0) -> Tensor:
     """Mean over ``students`` of ``Σ w·CE(student, ŷ) / N_valid``.
 
-    ``w = 1[used]``, times ``conflict_weight`` where the student's own argmax differs from ``ŷ``.
+    ``w`` is ``teacher_used`` (a mask or weights), times ``conflict_weight`` where the student's own argmax
+    differs from ``ŷ``.
     """
     losses = []
     for logits in students:
@@ -101,21 +129,15 @@ def spatial_overlap(weak_probs: Tensor, strong_logits: Tensor, valid: Tensor, no
     return soft_consistency(partner_probs, strong_logits, used.float(), n_shared), n_shared
 
 
-class CrossView(Strategy):
+class CrossView(PseudoLabelStrategy):
     """Cross-view matching (module docstring)."""
 
-    name = "crossview"
     Config = CrossViewConfig
     config: CrossViewConfig
 
-    def __init__(self, model: Segmenter, config: StrictModel, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, model: Segmenter, config: StrategyConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, config, *args, **kwargs)
         self.confidence_ema = torch.full((model.config.num_classes,), self.config.threshold)
-
-    @property
-    def paired(self) -> bool:
-        """Spatial cross-view needs overlapping window pairs."""
-        return self.config.spatial
 
     def thresholds(self, device: torch.device) -> Tensor:
         """Per-class thresholds: τ everywhere, or ``min(τ, ema_c)`` when adaptive."""
@@ -126,51 +148,52 @@ class CrossView(Strategy):
 
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
                       rng: torch.Generator | None = None) -> StepOutput:
-        """``(L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_kd) / 2``."""
+        """``(L_s + 0.25·L_s1 + 0.25·L_s2 + 0.5·L_kd) / 2`` (fewer terms with the cost options)."""
         if batch_u is None:
             raise no_unlabeled(self.name)
         cfg, model = self.config, self.model
         x_w, valid = batch_u["image"], batch_u["valid"]
         n_l, n_u = batch_l["image"].shape[0], x_w.shape[0]
 
-        rates = (cfg.weak_drop, cfg.strong_drop)
+        rates = (cfg.strong_drop,) if cfg.single_stream else (cfg.weak_drop, cfg.strong_drop)
         logits, streams_w = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l, rates,
                                                      rng)
         logits_l, logits_w = split(logits, n_l)
-        probs_w, conf, labels = self.pseudo_labels(logits_w)
+        probs_w, conf, labels = self.teach(x_w, logits_w)
         if cfg.adaptive_threshold:
             self.confidence_ema = update_confidence_ema(self.confidence_ema.to(conf.device), conf, labels, valid,
                                                         cfg.threshold_momentum)
         tau = self.thresholds(conf.device)
+        labels, used = self.refine(x_w, probs_w, labels, conf, valid, (conf >= tau[labels]) & valid)
 
-        s1, s2 = self.strong_view(x_w, valid, rng), self.strong_view(x_w, valid, rng)
-        features_s = model.features(torch.cat([s1.image, s2.image]))
-        logits_s, streams_s2 = self.decode_with_dropout(features_s, n_u, rates, rng)
-        logits_s1, logits_s2 = split(logits_s, n_u)
+        views = [self.strong_view(x_w, valid, rng) for _ in range(cfg.strong_views)]
+        features_s = model.features(torch.cat([v.image for v in views]))
+        logits_s, streams_s = self.decode_with_dropout(features_s, n_u * (len(views) - 1),
+                                                       rates if cfg.strong_streams else (), rng)
+        last = views[-1]
 
-        loss_s = self.supervised_loss(logits_l, batch_l["mask"])
-        used = (conf >= tau[labels]) & valid
-        loss_strong = []
-        for view, logits in ((s1, logits_s1), (s2, logits_s2)):
-            v = view.mix(valid)
-            loss_strong.append(weighted_ce(logits, view.mix(labels), (view.mix(used) & v).float(), v.sum()))
-        v2 = s2.mix(valid)
-        loss_tkd = (teacher_to_view(labels, used, streams_w, valid, cfg.conflict_weight)
-                    + teacher_to_view(s2.mix(labels), s2.mix(used) & v2, streams_s2, v2, cfg.conflict_weight)) / 2
-        teachers = [s2.mix(stream.detach().float().softmax(dim=1)) for stream in streams_w]
-        loss_dkd = view_to_view(teachers, streams_s2, tau, v2)
-        loss_kd = (1 - cfg.eta) * loss_tkd + cfg.eta * loss_dkd
-        terms = {"loss_s": loss_s, "loss_s1": loss_strong[0], "loss_s2": loss_strong[1], "loss_tkd": loss_tkd,
-                 "loss_dkd": loss_dkd}
+        terms = {"loss_s": self.supervised_loss(logits_l, batch_l["mask"])}
+        for i, (view, logits_v) in enumerate(zip(views, torch.split(logits_s, n_u), strict=True)):
+            terms[f"loss_s{i + 1}"] = weighted_ce(logits_v, view.mix(labels), view.mix(used), view.mix(valid).sum())
+        v_last = last.mix(valid)
+        loss_tkd = teacher_to_view(labels, used, streams_w, valid, cfg.conflict_weight)
+        loss_kd = terms["loss_tkd"] = loss_tkd
+        if streams_s:
+            terms["loss_tkd"] = (loss_tkd + teacher_to_view(last.mix(labels), last.mix(used), streams_s, v_last,
+                                                            cfg.conflict_weight)) / 2
+            teachers = [last.mix(stream.detach().float().softmax(dim=1)) for stream in streams_w]
+            terms["loss_dkd"] = view_to_view(teachers, streams_s, tau, v_last)
+            loss_kd = (1 - cfg.eta) * terms["loss_tkd"] + cfg.eta * terms["loss_dkd"]
         if cfg.spatial and "partner" in batch_u and bool((batch_u["partner"] >= 0).any()):
-            loss_ov, n_shared = spatial_overlap(probs_w, logits_s1, valid, ~s1.box, batch_u["origin"],
+            loss_ov, n_shared = spatial_overlap(probs_w, logits_s[:n_u], valid, ~views[0].box, batch_u["origin"],
                                                 batch_u["geom"], batch_u["partner"], tau)
             loss_kd = loss_kd + cfg.spatial_weight * loss_ov
             terms["loss_overlap"] = loss_ov
             terms["overlap_share"] = n_shared.float() / valid.sum().clamp_min(1)
-        loss = (loss_s + cfg.weight_strong * (loss_strong[0] + loss_strong[1]) + cfg.weight_kd * loss_kd) / 2
+        loss_strong = sum(terms[f"loss_s{i + 1}"] for i in range(len(views))) * (2 / len(views))
+        loss = (terms["loss_s"] + cfg.weight_strong * loss_strong + cfg.weight_kd * loss_kd) / 2
         return StepOutput(loss=loss, terms={k: v.detach() for k, v in terms.items()},
-                          pseudo=PseudoLabels(labels=labels, weight=used.float(), valid=valid))
+                          pseudo=PseudoLabels(labels=labels, weight=used, valid=valid))
 
     def state_dict(self) -> dict[str, Any]:
         """The class-confidence EMA (class-adaptive thresholds)."""

@@ -1,8 +1,9 @@
 """``dwl``: decouple and weight (Huang, Shi, Xiong, Zhu, ISPRS J. P&RS 212, 2024; official code RS-DWL).
 
 Decoupled heads: labeled data trains the main head; pseudo-labels come from the main head on the weak view (no
-gradient, train mode) and train only the pseudo head, on the strong view (with CutMix). Ranking weights for the
-long tail:
+gradient, train mode) and train only the pseudo head, on the strong view (with CutMix). The pseudo head is the
+strategy's own module (a copy of the main head at the start, ``strategy.pseudo_head`` in checkpoints): it is
+not part of the exported model. Ranking weights for the long tail:
 
 - class memory: for each class c a FIFO of the last ``memory_batches`` batches of the probability of class c at
   pixels whose pseudo-label is c (probabilities downsampled to ``memory_size``² by nearest neighbour). Only
@@ -16,13 +17,16 @@ long tail:
   (the memory fills meanwhile); ``L = L_s + L_u``.
 - after every epoch: ``main_head ← α·pseudo_head + (1−α)·main_head``.
 
-Order within a step: the memory takes the current batch first, then the bins are computed.
+Order within a step: the memory takes the current batch first, then the bins are computed. Teacher and
+refinement: see :mod:`geossl.ssl.pseudo` (with ``teacher: ema`` the EMA model's main head makes the
+pseudo-labels; the ranking weights are refined with the labels; the memory holds the teacher's own labels).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import deque
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -30,15 +34,16 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from geossl.config import StrictModel
 from geossl.models import Segmenter
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, StrategyConfig, no_unlabeled, split
 from geossl.ssl.losses import weighted_ce
+from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 
 
-class DwlConfig(StrictModel):
+class DwlConfig(PseudoLabelConfig):
     """Defaults of the paper (α = 0.5 for CNN decoders; 1.0 for SegFormer)."""
 
+    name: Literal["dwl"] = "dwl"
     memory_batches: Annotated[int, Field(ge=1)] = 50
     memory_size: Annotated[int, Field(ge=1)] = 64
     bins: Annotated[int, Field(ge=1)] = 20
@@ -122,18 +127,22 @@ def merge_heads(main: nn.Module, pseudo: nn.Module, alpha: float) -> None:
             m.copy_(alpha * p + (1 - alpha) * m)
 
 
-class Dwl(Strategy):
+class Dwl(PseudoLabelStrategy):
     """Decoupled heads with ranking weights (module docstring)."""
 
-    name = "dwl"
     Config = DwlConfig
     config: DwlConfig
-    needs_pseudo_head = True
 
-    def __init__(self, model: Segmenter, config: StrictModel, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, model: Segmenter, config: StrategyConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__(model, config, *args, **kwargs)
         cfg = self.config
+        self.owned["pseudo_head"] = copy.deepcopy(model.net.segmentation_head)
         self.memory = ClassMemory(model.config.num_classes, cfg.memory_batches, cfg.memory_size)
+
+    @property
+    def pseudo_head(self) -> nn.Module:
+        """The second classifier, trained on pseudo-labels only."""
+        return self.owned["pseudo_head"]
 
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
                       rng: torch.Generator | None = None) -> StepOutput:
@@ -142,8 +151,7 @@ class Dwl(Strategy):
             raise no_unlabeled(self.name)
         cfg, model = self.config, self.model
         x_w, valid = batch_u["image"], batch_u["valid"]
-        with torch.no_grad():
-            probs, conf, labels = self.pseudo_labels(model(x_w))
+        probs, conf, labels = self.teach(x_w)
         self.memory.update(probs, labels, valid)
         if step < cfg.warmup_steps:
             loss_s = self.supervised_loss(model(batch_l["image"]), batch_l["mask"])
@@ -152,20 +160,20 @@ class Dwl(Strategy):
                               pseudo=PseudoLabels(labels=labels, weight=zero, valid=valid))
         k = sharpness(step, total_steps, cfg.k_start, cfg.k_end)
         weight = ranking_weight(rank_fraction(conf, labels, self.memory.bins(cfg.bins)), k) * valid
+        labels, weight = self.refine(x_w, probs, labels, conf, valid, weight)
         strong = self.strong_view(x_w, valid, rng)
         n_l = batch_l["image"].shape[0]
         decoded_l, decoded_s = split(model.decode(model.features(torch.cat([batch_l["image"], strong.image]))), n_l)
         loss_s = self.supervised_loss(model.head(decoded_l), batch_l["mask"])
         v = strong.mix(valid)
-        loss_u = weighted_ce(model.pseudo(decoded_s), strong.mix(labels), strong.mix(weight) * v, v.sum())
+        loss_u = weighted_ce(self.pseudo_head(decoded_s), strong.mix(labels), strong.mix(weight) * v, v.sum())
         return StepOutput(loss=loss_s + loss_u,
                           terms={"loss_s": loss_s.detach(), "loss_u": loss_u.detach(), "k": torch.tensor(k)},
                           pseudo=PseudoLabels(labels=labels, weight=weight, valid=valid))
 
     def on_train_epoch_end(self) -> None:
         """Merge the pseudo head into the main head."""
-        assert self.model.pseudo_head is not None
-        merge_heads(self.model.net.segmentation_head, self.model.pseudo_head, self.config.merge_alpha)
+        merge_heads(self.model.net.segmentation_head, self.pseudo_head, self.config.merge_alpha)
 
     def state_dict(self) -> dict[str, Any]:
         """The class memory."""

@@ -2,31 +2,32 @@
 
 ``p_w = softmax(f(x_w))`` without gradient, ``ŷ = argmax p_w``, ``q = max p_w``;
 ``L_u = Σ CE(f(x_s1), ŷ)·1[q ≥ τ] / N_valid``; ``L = L_s + L_u``. The strong view carries CutMix, and ``ŷ``,
-``q`` and the valid mask are pasted with the same box.
+the weights ``1[q ≥ τ]`` and the valid mask are pasted with the same box. Teacher and refinement: see
+:mod:`geossl.ssl.pseudo`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 
-from geossl.config import StrictModel
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, no_unlabeled, split
 from geossl.ssl.losses import weighted_ce
+from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 
 
-class FixMatchConfig(StrictModel):
+class FixMatchConfig(PseudoLabelConfig):
     """Confidence threshold τ."""
 
+    name: Literal["fixmatch"] = "fixmatch"
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
 
 
-class FixMatch(Strategy):
+class FixMatch(PseudoLabelStrategy):
     """FixMatch for segmentation."""
 
-    name = "fixmatch"
     Config = FixMatchConfig
     config: FixMatchConfig
 
@@ -36,15 +37,12 @@ class FixMatch(Strategy):
         if batch_u is None:
             raise no_unlabeled(self.name)
         x_w, valid = batch_u["image"], batch_u["valid"]
-        with torch.no_grad():
-            _, conf, labels = self.pseudo_labels(self.model(x_w))
+        probs, conf, labels = self.teach(x_w)
+        labels, weight = self.refine(x_w, probs, labels, conf, valid, (conf >= self.config.threshold) & valid)
         strong = self.strong_view(x_w, valid, rng)
         n_l = batch_l["image"].shape[0]
         logits_l, logits_s = split(self.model(torch.cat([batch_l["image"], strong.image])), n_l)
         loss_s = self.supervised_loss(logits_l, batch_l["mask"])
-        v = strong.mix(valid)
-        used = (strong.mix(conf) >= self.config.threshold) & v
-        loss_u = weighted_ce(logits_s, strong.mix(labels), used.float(), v.sum())
-        pseudo = PseudoLabels(labels=labels, weight=((conf >= self.config.threshold) & valid).float(), valid=valid)
+        loss_u = weighted_ce(logits_s, strong.mix(labels), strong.mix(weight), strong.mix(valid).sum())
         return StepOutput(loss=loss_s + loss_u, terms={"loss_s": loss_s.detach(), "loss_u": loss_u.detach()},
-                          pseudo=pseudo)
+                          pseudo=PseudoLabels(labels=labels, weight=weight, valid=valid))

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from geossl.config import StrictModel
-from geossl.ssl.base import Batch, StepOutput, Strategy
+from geossl.data.spec import DataSpec
+from geossl.ssl.base import Batch, StepOutput, Strategy, StrategyConfig
 
 
-class SupervisedConfig(StrictModel):
+class SupervisedConfig(StrategyConfig):
     """No parameters."""
+
+    name: Literal["supervised"] = "supervised"
+
+    def data_spec(self) -> DataSpec:
+        """Labeled windows only."""
+        return DataSpec(unlabeled=False)
 
 
 class Supervised(Strategy):
     """Cross-entropy on the labeled batch only."""
 
-    name = "supervised"
     Config = SupervisedConfig
-    uses_unlabeled = False
 
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
                       rng: torch.Generator | None = None) -> StepOutput:

@@ -12,34 +12,35 @@ valid pixels (all of them, not only the confident ones)::
 Choice: the CutMix source of each image is another image of the same unlabeled batch, whose pseudo-labels come
 from the same (train-mode) weak forward; the official code predicts a separate mixing batch in eval mode, one
 more forward per step. The feature-perturbed stream is made for the unlabeled half only (the labeled half's is
-never used), and decoded in the same decoder pass as the clean features.
+never used), and decoded in the same decoder pass as the clean features. Teacher and refinement: see
+:mod:`geossl.ssl.pseudo` (the weights ``1[q ≥ τ]`` are refined with the labels).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 
-from geossl.config import StrictModel
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, Strategy, no_unlabeled, split
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, no_unlabeled, split
 from geossl.ssl.losses import weighted_ce
+from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
 
 
-class UniMatchConfig(StrictModel):
+class UniMatchConfig(PseudoLabelConfig):
     """Threshold, feature dropout rate and loss weights (defaults of the paper)."""
 
+    name: Literal["unimatch"] = "unimatch"
     threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
     feature_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
     weight_strong: Annotated[float, Field(ge=0)] = 0.25
     weight_fp: Annotated[float, Field(ge=0)] = 0.5
 
 
-class UniMatch(Strategy):
+class UniMatch(PseudoLabelStrategy):
     """UniMatch: image-level (two strong views) and feature-level (dropout) perturbation."""
 
-    name = "unimatch"
     Config = UniMatchConfig
     config: UniMatchConfig
 
@@ -54,19 +55,16 @@ class UniMatch(Strategy):
         logits, (logits_fp,) = self.decode_with_dropout(model.features(torch.cat([batch_l["image"], x_w])), n_l,
                                                          (cfg.feature_dropout,), rng)
         logits_l, logits_w = split(logits, n_l)
-        _, conf, labels = self.pseudo_labels(logits_w)
+        probs, conf, labels = self.teach(x_w, logits_w)
+        labels, weight = self.refine(x_w, probs, labels, conf, valid, (conf >= cfg.threshold) & valid)
         s1, s2 = self.strong_view(x_w, valid, rng), self.strong_view(x_w, valid, rng)
         logits_s1, logits_s2 = split(model(torch.cat([s1.image, s2.image])), x_w.shape[0])
 
-        tau = cfg.threshold
         loss_s = self.supervised_loss(logits_l, batch_l["mask"])
-        loss_u = []
-        for view, logits in ((s1, logits_s1), (s2, logits_s2)):
-            v = view.mix(valid)
-            loss_u.append(weighted_ce(logits, view.mix(labels), ((view.mix(conf) >= tau) & v).float(), v.sum()))
-        used = (conf >= tau) & valid
-        loss_fp = weighted_ce(logits_fp, labels, used.float(), valid.sum())
+        loss_u = [weighted_ce(logits, view.mix(labels), view.mix(weight), view.mix(valid).sum())
+                  for view, logits in ((s1, logits_s1), (s2, logits_s2))]
+        loss_fp = weighted_ce(logits_fp, labels, weight, valid.sum())
         loss = (loss_s + cfg.weight_strong * (loss_u[0] + loss_u[1]) + cfg.weight_fp * loss_fp) / 2
         terms = {"loss_s": loss_s, "loss_s1": loss_u[0], "loss_s2": loss_u[1], "loss_fp": loss_fp}
         return StepOutput(loss=loss, terms={k: v.detach() for k, v in terms.items()},
-                          pseudo=PseudoLabels(labels=labels, weight=used.float(), valid=valid))
+                          pseudo=PseudoLabels(labels=labels, weight=weight, valid=valid))

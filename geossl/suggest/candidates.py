@@ -117,7 +117,7 @@ def inside_area(boxes: np.ndarray, inside: BaseGeometry, outside: BaseGeometry |
         return np.zeros(0, dtype=bool)
     geoms = shapely.box(boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3])
     shapely.prepare(inside)
-    keep = shapely.covers(inside, geoms)
+    keep = np.asarray(shapely.covers(inside, geoms), dtype=bool)
     if outside is not None and not outside.is_empty and keep.any():
         touched = keep & shapely.intersects(outside, geoms)
         if touched.any():
@@ -127,4 +127,5 @@ def inside_area(boxes: np.ndarray, inside: BaseGeometry, outside: BaseGeometry |
 
 def overlapping(a: Candidates, i: int, size: int) -> np.ndarray:
     """Which candidates share pixels with candidate ``i`` (itself included)."""
-    return (a.scene == a.scene[i]) & (np.abs(a.row - a.row[i]) < size) & (np.abs(a.col - a.col[i]) < size)
+    same: np.ndarray = (a.scene == a.scene[i]) & (np.abs(a.row - a.row[i]) < size) & (np.abs(a.col - a.col[i]) < size)
+    return same

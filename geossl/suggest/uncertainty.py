@@ -17,10 +17,11 @@ def uncertainty(prob: np.ndarray, method: Method) -> np.ndarray:
     if k < 2:
         return np.zeros(prob.shape[1:], dtype=np.float32)
     p = prob.astype(np.float64)
+    out: np.ndarray
     if method == "entropy":
         logs = np.log(np.clip(p, 1e-12, 1.0))
         out = -(p * logs).sum(axis=0) / np.log(k)
     else:
         top2 = np.partition(p, k - 2, axis=0)[k - 2 :]
         out = 1.0 - (top2[1] - top2[0])
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float32)

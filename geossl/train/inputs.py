@@ -22,7 +22,8 @@ def ensure_catalog(manifest_path: Path, catalog_dir: Path, data_root: Path | Non
     manifest = load_manifest(manifest_path)
     root = catalog_dir.absolute()
     if not (root / CATALOG_NAME).is_file():
-        from geossl.ingest.run import IngestOptions, ingest
+        from geossl.ingest.options import IngestOptions
+        from geossl.ingest.run import ingest
 
         log.info("no catalog in %s: ingesting %s first", root, manifest_path)
         ingest(manifest_path, IngestOptions(out=root, data_root=data_root, quiet=quiet))

@@ -51,6 +51,7 @@ class ConfusionMatrix(Metric):
     """Sums confusion matrices over batches (and over ranks in a distributed run)."""
 
     full_state_update = False
+    matrix: Tensor  # a metric state (add_state)
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -75,6 +76,13 @@ class PseudoLabelStats(Metric):
     """
 
     full_state_update = False
+    # metric states (add_state)
+    valid: Tensor
+    used: Tensor
+    weight: Tensor
+    judged: Tensor
+    correct: Tensor
+    counts: Tensor
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

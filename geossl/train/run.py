@@ -22,6 +22,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,46 +31,48 @@ import yaml
 
 from geossl.catalog import Catalog
 from geossl.classweights import balanced_weights
-from geossl.config import validate_model
+from geossl.config import flag_name, read_yaml, validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
+from geossl.manifest import Split
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelOptions
-from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
 from geossl.train.inputs import ensure_catalog
 
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
 
-    from geossl.train.task import SegmentationTask
-
 log = logging.getLogger(__name__)
 
+#: The last checkpoint of a run, in its folder (what ``--resume`` continues).
+LAST = Path("checkpoints") / "last.ckpt"
+#: What a resumed run must share with the run it continues, besides its strategy and the strategy's options.
+RESUME_SAME = ("arch", "encoder", "decoder_channels", "patch_size")
 
-def check_config(config: TrainConfig, catalog: Catalog) -> None:
-    """Strategy, encoder (by building the model once) and patch size against the catalog's scenes."""
-    if config.strategy not in STRATEGIES:
-        raise InputError("--strategy", f"unknown strategy '{config.strategy}' (choose from "
-                                       f"{', '.join(STRATEGIES)})")
-    strategy = STRATEGIES[config.strategy]
-    validate_model(strategy.Config, config.strategy_params, "strategy_params")
+
+def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
+    """Check what the options alone cannot tell.
+
+    The encoder (by building the model once) and patch size against the catalog's bands and scenes, and whether
+    ``label_fraction`` leaves the strategy an unlabeled area.
+    """
     Segmenter(model_config(config, catalog), catalog.bands)
     largest = max(min(s.width, s.height) for s in catalog.scenes)
     if config.patch_size > largest:
         raise InputError("--patch-size", f"{config.patch_size} px is larger than every scene (the largest fits "
                                          f"{largest} px windows)")
-    if strategy.uses_unlabeled and config.label_fraction == 1.0:
+    if config.strategy.data_spec().unlabeled and config.label_fraction == 1.0:
         raise InputError("--label-fraction", f"1.0 labels every train region: nothing is left unlabeled for "
-                                             f"{config.strategy}")
+                                             f"{config.strategy.name}")
 
 
 def model_config(config: TrainConfig, catalog: Catalog) -> ModelConfig:
     """The model a config asks for, with the catalog's bands in and classes out."""
     return validate_model(ModelConfig, {
         **config.model_dump(include=set(ModelOptions.model_fields)), "in_channels": len(catalog.bands),
-        "num_classes": len(catalog.classes), "pseudo_head": STRATEGIES[config.strategy].needs_pseudo_head,
+        "num_classes": len(catalog.classes),
     }, "model options")
 
 
@@ -77,13 +80,13 @@ def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
     """The self-description of the model being trained."""
     return ModelBundle(classes=catalog.classes, ignore_id=catalog.ignore_id, bands=catalog.bands,
                        source_bands=described_bands(Path(scene.source) for scene in catalog.scenes),
-                       mean=[float(s["mean"]) for s in catalog.band_stats],
-                       std=[float(s["std"]) for s in catalog.band_stats], nodata=catalog.nodata,
+                       mean=[s.mean for s in catalog.band_stats],
+                       std=[s.std for s in catalog.band_stats], nodata=catalog.nodata,
                        patch_size=config.patch_size, overlap=config.prediction_overlap,
                        resolution=list(catalog.resolution), crs=catalog.crs,
                        grid_origin=[catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]],
                        model=model_config(config, catalog).model_copy(update={"weights": "none"}),
-                       strategy=config.strategy)
+                       strategy=config.strategy.name)
 
 
 def class_weights(config: TrainConfig, plan: SplitPlan) -> list[float] | None:
@@ -105,67 +108,83 @@ def _precision(config: TrainConfig) -> str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
+@dataclass
+class Prepared:
+    """A run's inputs, checked: the catalog, the regions of each split, the data to train on."""
+
+    catalog: Catalog
+    plan: SplitPlan
+    data: SslDataModule
+
+
 def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path, data_root: Path | None = None,
           resume: bool = False, quiet: bool = False, callbacks: Sequence[Callback] = ()) -> Path:
-    """Train; return the path of the exported model bundle (``out/model.pt``).
+    """Train; return the path of the exported model bundle (``out/model.pt``): prepare → fit → export.
 
     ``callbacks`` are extra Lightning callbacks (the run's own checkpoint callbacks are always there).
+    """
+    _quiet_lightning()
+    run = prepare(manifest_path, config, out, catalog_dir, data_root, resume, quiet)
+    trainer, best = fit(run, config, out, resume, quiet, callbacks)
+    if trainer.is_global_zero:
+        _export(out, best.best_model_path, out / LAST, f"{config.strategy.name} ({config.encoder}) for "
+                                                       f"{trainer.global_step} steps")
+    return out / "model.pt"
+
+
+def prepare(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path, data_root: Path | None,
+            resume: bool, quiet: bool) -> Prepared:
+    """Check every input (nothing is written before), plan the splits and the data the strategy asks for."""
+    _, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
+    check_against_catalog(config, catalog)
+    _check_out(out, config, resume, _launched_by_lightning())
+    plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
+    if config.strategy.data_spec().unlabeled and not plan.of(Split.UNLABELED):
+        raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy.name}")
+    if not plan.of(Split.VAL):
+        log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
+    return Prepared(catalog, plan, data_module(config, catalog, root, plan))
+
+
+def fit(run: Prepared, config: TrainConfig, out: Path, resume: bool, quiet: bool,
+        callbacks: Sequence[Callback]) -> tuple[Any, Any]:
+    """Train the task on the prepared data (from the last checkpoint with ``resume``).
+
+    Returns the trainer and its best-checkpoint callback.
     """
     import lightning.pytorch as pl
 
     from geossl.train.task import SegmentationTask
 
-    _quiet_lightning()
-    _, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
-    check_config(config, catalog)
-    last = out / "checkpoints" / "last.ckpt"
-    launched = _launched_by_lightning()
-    _check_out(out, last, config, resume, launched)
-    plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
-    if STRATEGIES[config.strategy].uses_unlabeled and not plan.of("unlabeled"):
-        raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy}")
-
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, catalog).model_dump(mode="json"),
-                            class_weights(config, plan))
-    data = _data_module(config, catalog, root, plan, task)
-    has_val = bool(plan.of("val"))
-    if not has_val:
-        log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
-
+    task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, run.catalog).model_dump(mode="json"),
+                            class_weights(config, run.plan))
     out.mkdir(parents=True, exist_ok=True)
-    if not launched:
+    if not _launched_by_lightning():
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    trainer, best_ckpt = _trainer(config, out, last, has_val, resume, quiet, callbacks)
-    trainer.fit(task, datamodule=data, ckpt_path=last if resume else None)
-    if trainer.is_global_zero:
-        _export(out, best_ckpt.best_model_path, last, f"{config.strategy} ({config.encoder}) for "
-                                                      f"{trainer.global_step} steps")
-    return out / "model.pt"
+    trainer, best = _trainer(config, out, out / LAST, bool(run.plan.of(Split.VAL)), resume, quiet, callbacks)
+    trainer.fit(task, datamodule=run.data, ckpt_path=out / LAST if resume else None)
+    return trainer, best
 
 
-def _check_out(out: Path, last: Path, config: TrainConfig, resume: bool, launched: bool) -> None:
+def _check_out(out: Path, config: TrainConfig, resume: bool, launched: bool) -> None:
     """A new run needs a fresh folder; ``--resume`` needs a last checkpoint of the same strategy and model."""
-    if resume and not last.is_file():
+    if resume and not (out / LAST).is_file():
         raise InputError(out, "--resume given but there is no checkpoints/last.ckpt to resume from")
-    if not resume and not launched and (out / "checkpoints").exists():
+    if not resume and not launched and (out / LAST.parent).exists():
         raise InputError(out, "already holds a training run; pass --resume to continue it or choose another --out")
     if resume:
         _check_resume(config, out)
 
 
-def _data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPlan, task: SegmentationTask
-                 ) -> SslDataModule:
-    """The training and validation data the strategy of ``task`` asks for (pairs of windows for cross-view)."""
-    paired = bool(getattr(task.ssl, "paired", False))
-    overlap = tuple(getattr(task.ssl.config, "overlap", (0.25, 0.75)))
-    return SslDataModule(catalog, root, plan, config.patch_size, config.batch_size,
+def data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPlan) -> SslDataModule:
+    """The training and validation data: the windows the strategy's options ask for, in the run's batch sizes."""
+    return SslDataModule(catalog, root, plan, config.strategy.data_spec(), config.patch_size, config.batch_size,
                          config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
-                         STRATEGIES[config.strategy].uses_unlabeled, pairs=paired,
-                         overlap=overlap,  # type: ignore[arg-type]
-                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth)
+                         seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth,
+                         labeled_sampling=config.labeled_sampling)
 
 
 def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: bool, quiet: bool,
@@ -228,6 +247,8 @@ def _quiet_lightning() -> None:
     # our loaders draw each step's batch from the global step (geossl.data.module): resuming mid-epoch is exact
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # --resume
+    # an EMA teacher (geossl.ssl.teacher) stays in eval mode by design
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 def _launched_by_lightning() -> bool:
@@ -236,12 +257,20 @@ def _launched_by_lightning() -> bool:
 
 
 def _check_resume(config: TrainConfig, out: Path) -> None:
-    """The run to resume must have the same strategy and model."""
+    """The run to resume must have the same model and the same strategy, with the same options."""
     saved = out / "config.yaml"
     if not saved.is_file():
         return
-    before = yaml.safe_load(saved.read_text()) or {}
-    for key in ("strategy", "arch", "encoder", "decoder_channels", "patch_size"):
+    before = read_yaml(saved)
+    for key in RESUME_SAME:
         if before.get(key) != getattr(config, key):
-            raise InputError(f"--{key.replace('_', '-')}", f"differs from the run being resumed in {out} "
-                                                           f"({before.get(key)!r} there)")
+            raise InputError(flag_name(key), f"differs from the run being resumed in {out} ({before.get(key)!r} there)")
+    strategy = validate_model(TrainConfig, {k: v for k, v in before.items() if k in ("strategy", "strategy_params")},
+                              saved).strategy
+    if strategy.name != config.strategy.name:
+        raise InputError("--strategy", f"differs from the run being resumed in {out} ({strategy.name!r} there)")
+    theirs, mine = strategy.model_dump(mode="json"), config.strategy.model_dump(mode="json")
+    changed = next((k for k in mine if mine[k] != theirs[k]), None)
+    if changed is not None:
+        raise InputError("--strategy-option", f"{changed} differs from the run being resumed in {out} "
+                                              f"({theirs[changed]!r} there)")

@@ -12,9 +12,11 @@ windows are drawn the same way (:mod:`geossl.data.module`). With the weights, th
 restored, a resumed run computes exactly the steps the uninterrupted run computed.
 
 Checkpoints carry the model bundle (``geossl``: classes, bands, normalisation, patch size, model config,
-strategy, validation metrics) next to Lightning's ``state_dict`` (model weights under ``model.``), so
-:func:`geossl.models.load_bundle` reads them with ``weights_only=True``; ``ssl_state`` holds the strategy's
-own state (DWL's class memory) for ``--resume``.
+strategy, validation metrics) next to Lightning's ``state_dict`` (the segmenter's weights under ``model.``, the
+strategy's own modules, such as DWL's pseudo head or an EMA teacher, under ``strategy.``), so
+:func:`geossl.models.load_bundle` reads them with ``weights_only=True``; ``ssl_state`` holds the rest of the
+strategy's state (DWL's class memory) for ``--resume``. The optimizer trains the segmenter and the strategy's
+modules that need gradients; after each optimizer step the strategy may update its own (an EMA teacher).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torchgeo.trainers import BaseTask
 
 from geossl.data.rng import draws, seed_of
 from geossl.models import ModelBundle, Segmenter
+from geossl.models.bundle import CHECKPOINT_MODEL, CHECKPOINT_STRATEGY, OLD_PSEUDO_HEAD
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
 from geossl.train.metrics import ConfusionMatrix, PseudoLabelStats, segmentation_metrics
@@ -54,17 +57,18 @@ class SegmentationTask(BaseTask):
 
     # ------------------------------------------------------------------ template methods of BaseTask
     def configure_models(self) -> None:
-        """The segmentation network and the strategy that trains it."""
+        """The segmentation network and the strategy that trains it (its own modules under ``strategy``)."""
         self.train_config = TrainConfig.model_validate(self.hparams["config"])
         self.bundle = ModelBundle.model_validate(self.hparams["bundle"])
         # the bundle records weights "none" (it is self-contained); the run starts from the config's weights
         start = self.bundle.model.model_copy(update={"weights": self.train_config.weights})
         self.model = Segmenter(start, self.bundle.bands)
-        strategy = STRATEGIES[self.train_config.strategy]
+        options = self.train_config.strategy
         weights = self.hparams.get("class_weights")
-        self.ssl = strategy(self.model, strategy.Config.model_validate(self.train_config.strategy_params),
-                            self.train_config.views, None if weights is None else torch.tensor(weights),
-                            self.train_config.debias_pseudo_labels)
+        self.ssl = STRATEGIES[options.name](self.model, options, self.train_config.views,
+                                            None if weights is None else torch.tensor(weights),
+                                            self.train_config.debias_pseudo_labels)
+        self.strategy = self.ssl.owned  # registered here: checkpointed under CHECKPOINT_STRATEGY, never exported
 
     def configure_metrics(self) -> None:
         """Confusion matrices (validation, test) and pseudo-label statistics."""
@@ -77,7 +81,7 @@ class SegmentationTask(BaseTask):
     def configure_optimizers(self) -> Any:
         """AdamW with a polynomial decay ``(1 − t/T)^power`` per step."""
         cfg = self.train_config
-        optimizer = AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = AdamW(self.ssl.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = cfg.total_steps
         scheduler = LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total) ** cfg.poly_power)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -112,6 +116,11 @@ class SegmentationTask(BaseTask):
         torch.manual_seed(seed_of(seed, "network", rank, step))
         return draws(seed, "step", rank, step)
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's optimizer step, then the strategy's (before any callback sees the step's end)."""
+        super().optimizer_step(*args, **kwargs)
+        self.ssl.after_optimizer_step()
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """At the last batch of an epoch (before validation): the strategy's epoch end (DWL head merge)."""
         if batch_idx + 1 == self.trainer.num_training_batches:
@@ -119,7 +128,7 @@ class SegmentationTask(BaseTask):
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's pseudo-label diagnostics."""
-        if not self.ssl.uses_unlabeled:
+        if not self.train_config.strategy.data_spec().unlabeled:
             return
         stats = self.pseudo_stats.compute()
         self.pseudo_stats.reset()
@@ -171,5 +180,9 @@ class SegmentationTask(BaseTask):
         checkpoint["ssl_state"] = self.ssl.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the strategy state."""
+        """Restore the strategy state; a checkpoint of DWL's pseudo head inside the model is moved to the strategy."""
+        old = CHECKPOINT_MODEL + OLD_PSEUDO_HEAD
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(old)]:
+            state[CHECKPOINT_STRATEGY + key.removeprefix(CHECKPOINT_MODEL)] = state.pop(key)
         self.ssl.load_state_dict(checkpoint.get("ssl_state", {}))

@@ -50,8 +50,9 @@ class RaggedPolygons:
 
     def geometries(self) -> np.ndarray:
         """Shapely polygons."""
-        return shapely.from_ragged_array(shapely.GeometryType.POLYGON, self.coords,
-                                         (self.ring_offsets, self.polygon_offsets))
+        polygons: np.ndarray = shapely.from_ragged_array(shapely.GeometryType.POLYGON, self.coords,
+                                                         (self.ring_offsets, self.polygon_offsets))
+        return polygons
 
     def bounds(self) -> np.ndarray:
         """``(n, 4)`` boxes ``minx, miny, maxx, maxy``."""
@@ -108,4 +109,5 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(np.asarray(starts) - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(total) + offsets
+    out: np.ndarray = np.arange(total) + offsets
+    return out

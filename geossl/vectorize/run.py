@@ -100,7 +100,7 @@ def _tile_specs(source: Path, raster: ClassRaster, tiling: Tiling, confidence: P
     n_rows, n_cols = tiling.shape
     transform = tuple(raster.grid.transform)[:6]
     return [TileSpec(path=str(source), window=tiling.tile(i, j), read=tiling.with_halo(tiling.tile(i, j), 1),
-                     shared=(i > 0, i < n_rows - 1, j > 0, j < n_cols - 1), transform=transform,  # type: ignore[arg-type]
+                     shared=(i > 0, i < n_rows - 1, j > 0, j < n_cols - 1), transform=transform,
                      confidence_path=str(confidence) if confidence else None, confidence_nodata=conf_nodata)
             for i, j in tiling]
 

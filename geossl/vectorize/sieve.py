@@ -62,7 +62,8 @@ def sieve_array(values: np.ndarray, valid: np.ndarray, threshold: int) -> np.nda
         return values
     work = values if values.dtype.name in NATIVE_TYPES else values.astype(np.int32)
     out = sieve(work, size=threshold, mask=valid.astype(np.uint8), connectivity=4)
-    return out.astype(values.dtype, copy=False)
+    sieved: np.ndarray = out.astype(values.dtype, copy=False)
+    return sieved
 
 
 def sieve_tile(task: SieveTask) -> tuple[np.ndarray, np.ndarray]:

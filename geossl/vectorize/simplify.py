@@ -21,7 +21,7 @@ def simplify_coverage(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     """
     if len(geoms) == 0 or tolerance <= 0:
         return geoms
-    out = shapely.coverage_simplify(geoms, tolerance)
+    out: np.ndarray = shapely.coverage_simplify(geoms, tolerance)
     invalid = ~shapely.is_valid(out)
     if invalid.any():  # pragma: no cover - GEOS keeps a valid coverage valid
         log.warning("%d polygons invalid after simplification; they are repaired one by one", int(invalid.sum()))

@@ -44,7 +44,7 @@ class ClassRaster:
     def pixel_area(self) -> float:
         """Area of one pixel in map units²."""
         t = self.grid.transform
-        return abs(t.a * t.e - t.b * t.d)
+        return float(abs(t.a * t.e - t.b * t.d))
 
 
 def open_class_raster(path: Path, manifest: Path | None = None) -> ClassRaster:
@@ -85,7 +85,7 @@ def check_confidence(path: Path, grid: Grid) -> float | None:
         raise InputError(path, f"has {count} bands; the confidence raster needs one")
     if not grid.same_as(other):
         raise InputError(path, "is not on the class raster's grid (same CRS, transform and size needed)")
-    return nodata
+    return None if nodata is None else float(nodata)
 
 
 def _colormap(src: rasterio.io.DatasetReader) -> dict[int, tuple[int, int, int, int]]:

@@ -54,7 +54,7 @@ class Attributes:
         z = np.zeros(0)
         return cls(z.astype(np.int64), z.astype(np.int64), z, z.astype(np.int64))
 
-    def take(self, index: np.ndarray) -> Attributes:
+    def take(self, index: np.ndarray | slice) -> Attributes:
         """The attributes of the polygons at ``index``."""
         return Attributes(self.value[index], self.count[index], self.conf_sum[index], self.conf_n[index])
 
@@ -146,7 +146,7 @@ def _halo_codes(values: np.ndarray, valid: np.ndarray, r0: int, c0: int, h: int,
 def _attributes(spec: TileSpec, regions: Regions, rings: Rings) -> Attributes:
     """Attributes of the traced polygons (in ``rings.label`` order)."""
     n = regions.n + 1
-    conf_sum = np.zeros(n)
+    conf_sum: np.ndarray = np.zeros(n)
     conf_n = np.zeros(n, dtype=np.int64)
     if spec.confidence_path is not None:
         with rasterio.open(spec.confidence_path) as src:

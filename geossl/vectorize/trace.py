@@ -110,6 +110,21 @@ def _runs_along_rows(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray,
     return r_start, c_start, flat_end - r_start * cols + 1
 
 
+@dataclass(frozen=True)
+class _Runs:
+    """Directed boundary runs: start ``(sx, sy)``, end ``(ex, ey)``, direction and the region on their left."""
+
+    sx: np.ndarray
+    sy: np.ndarray
+    ex: np.ndarray
+    ey: np.ndarray
+    direction: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sx)
+
+
 def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
     """Trace every region of ``regions`` into a polygon (pixel-corner coordinates of the window).
 
@@ -126,7 +141,17 @@ def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
     if halo is not None:
         grid[:] = halo
     grid[1:-1, 1:-1] = labels
+    runs = _directed_runs(grid)
+    if len(runs) == 0:
+        empty = np.zeros(1, dtype=np.int64)
+        return Rings(RaggedPolygons(np.zeros((0, 2)), empty, empty), np.zeros(0, dtype=np.int64))
+    order, ring_start = _walk_rings(_successors(grid, runs))
+    xy, ring_offsets = _ring_coordinates(runs, order, ring_start)
+    return _polygons(xy, ring_offsets, runs.label[order[ring_start]])
 
+
+def _directed_runs(grid: np.ndarray) -> _Runs:
+    """Every boundary run of the labelled ``grid`` (window plus halo), once per side that is a region."""
     parts = []  # (start x, start y, end x, end y, direction, label) per directed run
     # Horizontal lines y = 0..h between grid rows y (above) and y + 1 (below).
     above, below = grid[:-1, 1:-1], grid[1:, 1:-1]
@@ -144,35 +169,41 @@ def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
     parts.append((x[keep], y0[keep], x[keep], y1[keep], 1, lab_left[keep]))
     keep = lab_right > 0
     parts.append((x[keep], y1[keep], x[keep], y0[keep], 3, lab_right[keep]))
+    return _Runs(sx=np.concatenate([p[0] for p in parts]), sy=np.concatenate([p[1] for p in parts]),
+                 ex=np.concatenate([p[2] for p in parts]), ey=np.concatenate([p[3] for p in parts]),
+                 direction=np.concatenate([np.full(len(p[0]), p[4], dtype=np.int64) for p in parts]),
+                 label=np.concatenate([p[5] for p in parts]))
 
-    sx = np.concatenate([p[0] for p in parts])
-    sy = np.concatenate([p[1] for p in parts])
-    ex = np.concatenate([p[2] for p in parts])
-    ey = np.concatenate([p[3] for p in parts])
-    direction = np.concatenate([np.full(len(p[0]), p[4], dtype=np.int64) for p in parts])
-    label = np.concatenate([p[5] for p in parts])
-    n = len(sx)
-    if n == 0:
-        empty = np.zeros(1, dtype=np.int64)
-        return Rings(RaggedPolygons(np.zeros((0, 2)), empty, empty), np.zeros(0, dtype=np.int64))
 
-    # Successor of each run: the run leaving its end vertex by the turn rule. The vertex (x, y) has its
-    # north-west pixel at grid[y, x].
+def _successors(grid: np.ndarray, runs: _Runs) -> np.ndarray:
+    """The successor of each run: the run leaving its end vertex by the turn rule (the module docstring).
+
+    The vertex (x, y) has its north-west pixel at grid[y, x].
+    """
+    h, w = grid.shape[0] - 2, grid.shape[1] - 2
+    ex, ey, direction, label = runs.ex, runs.ey, runs.direction, runs.label
     ahead_region = grid[ey + _AHEAD_REGION[direction, 0], ex + _AHEAD_REGION[direction, 1]]
     ahead_other = grid[ey + _AHEAD_OTHER[direction, 0], ex + _AHEAD_OTHER[direction, 1]]
     turn = np.where(ahead_other == label, 3, np.where(ahead_region == label, 0, 1))
     next_direction = (direction + turn) % 4
     lookup = np.full((h + 1) * (w + 1) * 4, -1, dtype=np.int32)
-    lookup[(sy * (w + 1) + sx) * 4 + direction] = np.arange(n, dtype=np.int32)
-    succ = lookup[(ey * (w + 1) + ex) * 4 + next_direction]
+    lookup[(runs.sy * (w + 1) + runs.sx) * 4 + direction] = np.arange(len(runs), dtype=np.int32)
+    succ: np.ndarray = lookup[(ey * (w + 1) + ex) * 4 + next_direction]
     if (succ < 0).any():  # pragma: no cover - would be a bug in the turn rule
         raise RuntimeError("polygon tracing found an open ring")
+    return succ
 
-    # Rings are the cycles of the successor permutation. One depth-first walk (in C) lists them ring after
-    # ring: run i leads to its successor and to a connector node n + i, which leads to run i + 1 (csgraph visits
-    # neighbours by index, so the successor comes first). The walk follows a ring until it closes, then,
-    # backing up, enters the next unvisited ring through a connector. A run reached from a connector (or the
-    # first) starts a ring; the others follow their predecessor in the ring.
+
+def _walk_rings(succ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The runs ring after ring (``order``), and the position in ``order`` where each ring starts.
+
+    Rings are the cycles of the successor permutation. One depth-first walk (in C) lists them ring after
+    ring: run i leads to its successor and to a connector node n + i, which leads to run i + 1 (csgraph visits
+    neighbours by index, so the successor comes first). The walk follows a ring until it closes, then,
+    backing up, enters the next unvisited ring through a connector. A run reached from a connector (or the
+    first) starts a ring; the others follow their predecessor in the ring.
+    """
+    n = len(succ)
     indices = np.empty(3 * n - 1, dtype=np.int32)  # int32 and float64 are what csgraph works in: no copies
     indices[0:2 * n:2] = succ
     indices[1:2 * n:2] = np.arange(n, 2 * n, dtype=np.int32)
@@ -183,29 +214,37 @@ def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
     walk, reached_from = depth_first_order(graph, 0, directed=True, return_predecessors=True)
     order = walk[walk < n].astype(np.int64)
     from_node = reached_from[order]
-    ring_start = np.flatnonzero((from_node < 0) | (from_node >= n))
-    n_rings = len(ring_start)
+    return order, np.flatnonzero((from_node < 0) | (from_node >= n))
+
+
+def _ring_coordinates(runs: _Runs, order: np.ndarray, ring_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed rings: the start vertices of their runs in ring order, each ring's first vertex repeated at its end.
+
+    Returns the coordinates ``(vertices, 2)`` and the ring offsets into them.
+    """
+    n, n_rings = len(order), len(ring_start)
     lengths = np.diff(np.append(ring_start, n))
-    first = ring_start  # each ring's first position in ``order``
     ring_offsets = np.concatenate([[0], np.cumsum(lengths + 1)])
     slot = np.arange(n) + np.repeat(np.arange(n_rings), lengths)
     xy = np.empty((n + n_rings, 2), dtype=np.float64)
-    xy[slot, 0] = sx[order]
-    xy[slot, 1] = sy[order]
+    xy[slot, 0] = runs.sx[order]
+    xy[slot, 1] = runs.sy[order]
     xy[ring_offsets[1:] - 1] = xy[ring_offsets[:-1]]
+    return xy, ring_offsets
 
-    # Signed areas (shoelace): exterior rings positive, holes negative. Group rings by region, exterior first.
+
+def _polygons(xy: np.ndarray, ring_offsets: np.ndarray, ring_label: np.ndarray) -> Rings:
+    """Rings grouped into one polygon per region (``ring_label``), exterior ring first, then its holes."""
+    # Signed areas (shoelace): exterior rings positive, holes negative.
     cross = xy[:-1, 0] * xy[1:, 1] - xy[1:, 0] * xy[:-1, 1]
     area2 = np.add.reduceat(np.append(cross, 0.0), ring_offsets[:-1])
     # reduceat sums up to the next ring's first vertex: drop the term that crosses into the next ring.
     area2 -= np.append(cross, 0.0)[ring_offsets[1:] - 1]
-    ring_label = label[order[first]]
     ring_order = np.lexsort((area2 < 0, ring_label))
-    new_lengths = (lengths + 1)[ring_order]
+    new_lengths = np.diff(ring_offsets)[ring_order]
     coords = xy[ranges(ring_offsets[:-1][ring_order], new_lengths)]
     ring_offsets = np.concatenate([[0], np.cumsum(new_lengths)])
     sorted_label = ring_label[ring_order]
     poly_start = np.flatnonzero(np.concatenate([[True], sorted_label[1:] != sorted_label[:-1]]))
-    polygon_offsets = np.concatenate([poly_start, [n_rings]])
+    polygon_offsets = np.concatenate([poly_start, [len(ring_label)]])
     return Rings(RaggedPolygons(coords, ring_offsets, polygon_offsets), label=sorted_label[poly_start])
-

@@ -1,0 +1,48 @@
+"""The RGB rendering SAM and CLIP see: three catalog bands, each stretched between two percentiles to 0-255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from geossl.errors import InputError
+
+
+def band_indexes(bands: list[str], rgb: list[str], where: str | Path) -> list[int]:
+    """1-based indexes of the ``rgb`` band names among the catalog's ``bands`` (names compared without case)."""
+    lower = [b.lower() for b in bands]
+    missing = [name for name in rgb if name.lower() not in lower]
+    if missing:
+        raise InputError(where, f"no band named {missing} (bands: {bands}); choose others with --rgb")
+    return [lower.index(name.lower()) + 1 for name in rgb]
+
+
+def read_rgb(path: Path, indexes: list[int], low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """The scene as ``(H, W, 3)`` uint8, and its valid-pixel mask (no band at nodata).
+
+    Each band maps its ``low`` percentile to 0 and its ``high`` percentile to 255 (over the valid pixels).
+    """
+    with rasterio.open(path) as src:
+        data = src.read(indexes, masked=True)
+    valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
+    values = np.asarray(data.filled(0), dtype=np.float64)
+    valid &= np.isfinite(values).all(axis=0)
+    return stretch_rgb(values, valid, low, high), valid
+
+
+def stretch_rgb(values: np.ndarray, valid: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Three bands ``(3, H, W)`` as ``(H, W, 3)`` uint8, each stretched linearly to 0–255.
+
+    A band's ``low`` percentile over the ``valid`` pixels maps to 0 and its ``high`` percentile to 255; invalid
+    pixels are 0.
+    """
+    rgb = np.zeros((*valid.shape, 3), dtype=np.uint8)
+    if not valid.any():
+        return rgb
+    for i, band in enumerate(values):
+        lo, hi = np.percentile(band[valid], [low, high])
+        scaled = (band - lo) / max(hi - lo, 1e-12) * 255.0
+        rgb[..., i] = np.where(valid, np.clip(np.nan_to_num(scaled), 0, 255), 0).round().astype(np.uint8)
+    return rgb
