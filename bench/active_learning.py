@@ -15,9 +15,9 @@ it, polygonized as an analyst would digitise them, written to a GeoPackage that 
 labeled split, and the model is retrained (``--seed s``) with the recipe flags and evaluated on the test
 blocks (the same in every catalog; checked). Prints test mIoU per round for both arms, per seed and the mean.
 
-    python bench/active_learning.py --data-root ../shared/data                 # the default recipe (hours)
-    python bench/active_learning.py --encoder tu-mobilenetv3_small_050 --patch-size 64 --max-steps 300 \\
-        --threads 1 --seeds 3                                                   # a cheap recipe
+    python bench/active_learning.py --data-root ../shared/data                 # geossl train's defaults (hours)
+    python bench/active_learning.py --encoder tu-mobilenetv3_small_050 --patch-size 64 --batch-size 8 \\
+        --steps-per-epoch 100 --max-steps 300 --threads 1 --seeds 3             # a cheap recipe
 
 Outputs under ``--out`` (default bench/out/active_learning): ``results.json`` (every round's metrics, the
 windows and the pixels per class they added; a later invocation with other ``--seeds``, ``--arms`` or
@@ -68,10 +68,10 @@ def cli(*args: object, log: Path) -> None:
 
 def recipe(a: argparse.Namespace) -> list[str]:
     """The training flags every model of the bench gets."""
-    flags = ["--strategy", a.strategy, "--patch-size", a.patch_size, "--batch-size", a.batch_size,
-             "--steps-per-epoch", a.steps_per_epoch, "--threads", a.threads]
-    flags += ["--encoder", a.encoder] if a.encoder else []
-    flags += ["--max-steps", a.max_steps] if a.max_steps else []
+    flags: list[object] = ["--strategy", a.strategy, "--threads", a.threads]
+    for name in ("encoder", "patch_size", "batch_size", "steps_per_epoch", "max_steps"):
+        if getattr(a, name) is not None:
+            flags += [f"--{name.replace('_', '-')}", getattr(a, name)]
     for width in a.decoder_channels or []:
         flags += ["--decoder-channels", width]
     return [str(f) for f in flags]
@@ -298,9 +298,9 @@ def main() -> None:
     recipe_flags.add_argument("--strategy", default="supervised")
     recipe_flags.add_argument("--encoder", default=None)
     recipe_flags.add_argument("--decoder-channels", type=int, nargs=5, default=None)
-    recipe_flags.add_argument("--patch-size", type=int, default=256)
-    recipe_flags.add_argument("--batch-size", type=int, default=8)
-    recipe_flags.add_argument("--steps-per-epoch", type=int, default=100)
+    recipe_flags.add_argument("--patch-size", type=int, default=None)
+    recipe_flags.add_argument("--batch-size", type=int, default=None)
+    recipe_flags.add_argument("--steps-per-epoch", type=int, default=None)
     recipe_flags.add_argument("--max-steps", type=int, default=None)
     recipe_flags.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
