@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geossl.catalog import load_catalog  # noqa: E402
+from geossl.io.names import METRICS_FILE  # noqa: E402
 from geossl.suggest.candidates import inside_area  # noqa: E402
 from geossl.suggest.run import split_areas  # noqa: E402
 
@@ -90,7 +91,7 @@ def manifest_for(a: argparse.Namespace, drawn: Path | None, path: Path) -> Path:
 
 def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Path, seed: int) -> dict[str, Any]:
     """Ingest (if needed), train and evaluate on the test blocks; the test metrics (cached in the run folder)."""
-    metrics_path = run / "eval-test" / "metrics.json"
+    metrics_path = run / "eval-test" / METRICS_FILE
     if not metrics_path.is_file():
         run.parent.mkdir(parents=True, exist_ok=True)
         log = run.parent / f"{run.name}.log"

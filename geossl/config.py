@@ -147,3 +147,15 @@ def stable_hash(*items: Any) -> str:
     """Return a short SHA-256 hex digest of JSON-serialisable items (key order does not matter)."""
     payload = json.dumps(items, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def known_crs(crs: str) -> str:
+    """``crs`` if GDAL knows it, else a ValueError (for pydantic validators)."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise ValueError(f"'{crs}' is not a known CRS") from exc
+    return crs

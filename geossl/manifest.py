@@ -34,10 +34,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
-from rasterio.crs import CRS
-from rasterio.errors import CRSError
 
-from geossl.config import StrictModel, load_yaml_model
+from geossl.config import StrictModel, known_crs, load_yaml_model
 from geossl.errors import InputError
 from geossl.selection import LabeledSelection
 
@@ -117,13 +115,7 @@ class GridConfig(StrictModel):
     @field_validator("crs")
     @classmethod
     def _check_crs(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            CRS.from_user_input(value)
-        except CRSError as exc:
-            raise ValueError(f"'{value}' is not a known CRS") from exc
-        return value
+        return None if value is None else known_crs(value)
 
 
 class BlockSplits(StrictModel):

@@ -22,14 +22,13 @@ import yaml
 from pydantic import AfterValidator, ConfigDict, Field
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
-from rasterio.errors import CRSError
 from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from geossl.config import NO_FLAG, StrictModel
+from geossl.config import NO_FLAG, StrictModel, known_crs
 from geossl.io.atomic import atomic_file, write_text_atomic
 
 #: The synthetic classes: id, name, colour and a 4-band (blue, green, red, nir) signature (reflectance x 1e4).
@@ -44,15 +43,6 @@ SYNTH_CLASSES: list[tuple[int, str, str, tuple[int, int, int, int]]] = [
 BAND_NAMES_4 = ["blue", "green", "red", "nir"]
 NODATA = 0
 TEXTURE = {1: 0.03, 2: 0.12, 3: 0.10, 4: 0.14, 5: 0.06, 6: 0.05}
-
-
-def known_crs(crs: str) -> str:
-    """``crs`` if GDAL knows it, else a ValueError."""
-    try:
-        CRS.from_user_input(crs)
-    except CRSError as exc:
-        raise ValueError(f"unknown CRS '{crs}'") from exc
-    return crs
 
 
 class SynthConfig(StrictModel):

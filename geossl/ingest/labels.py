@@ -78,16 +78,11 @@ def check_labels(client: Client, manifest: Manifest, rasters: list[Path], vector
     sources = LabelSources(rasters=[], vectors=[], vector_paths=list(vectors), nodata={})
     allowed = _allowed(manifest)
     for path in rasters:
-        info = inspect_raster(path, "label raster")
-        check_label_raster(info)
-        nodata = manifest.labels.nodata if manifest.labels.nodata is not None else info.nodata
-        nodata = None if nodata is None else int(nodata)
-        counts = value_counts(client, read_lazy(path), desc=f"checking {path.name}", quiet=quiet)
-        bad = sorted(set(counts) - allowed - ({nodata} if nodata is not None else set()))
+        info, nodata, bad = scan_class_raster(client, path, "label raster", manifest.labels.nodata, allowed, quiet)
         if bad:
             raise InputError(path, f"label ids {bad} are not in the class list {manifest.class_ids} "
                                    f"(ignore id {manifest.ignore_id}, nodata {nodata})")
-        _check_overlap(path, info.grid, imagery)
+        check_overlap(path, info.grid, imagery)
         sources.rasters.append(info)
         sources.nodata[path] = nodata
     sources.vectors = [_vector_labels(path, manifest, imagery) for path in vectors]
@@ -107,7 +102,23 @@ def _vector_labels(path: Path, manifest: Manifest, imagery: list[RasterInfo]) ->
     return frame
 
 
-def _check_overlap(path: Path, grid: Grid, imagery: list[RasterInfo]) -> None:
+def scan_class_raster(client: Client, path: Path, kind: str, nodata: float | None, known: set[int],
+                      quiet: bool = False) -> tuple[RasterInfo, int | None, list[int]]:
+    """A raster of class ids (one band of integers) checked by a full lazy scan.
+
+    Returns its description, its nodata (``nodata`` when given, else the file's) and the ids it holds that are
+    neither in ``known`` nor its nodata.
+    """
+    info = inspect_raster(path, kind)
+    check_label_raster(info)
+    value = nodata if nodata is not None else info.nodata
+    nodata_id = None if value is None else int(value)
+    counts = value_counts(client, read_lazy(path), desc=f"checking {path.name}", quiet=quiet)
+    return info, nodata_id, sorted(set(counts) - known - ({nodata_id} if nodata_id is not None else set()))
+
+
+def check_overlap(path: Path, grid: Grid, imagery: list[RasterInfo]) -> None:
+    """``path`` (on ``grid``) must overlap at least one imagery scene."""
     footprint = box(*grid.bounds)
     for info in imagery:
         if footprint.intersection(box(*footprint_in(info.grid, grid.crs))).area > 0:

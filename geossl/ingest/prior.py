@@ -19,11 +19,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geossl.errors import InputError
-from geossl.ingest.inspect import RasterInfo, check_label_raster, inspect_raster
-from geossl.ingest.labels import MOSAIC_WINDOW, _check_overlap
-from geossl.ingest.stats import value_counts
+from geossl.ingest.inspect import RasterInfo
+from geossl.ingest.labels import MOSAIC_WINDOW, check_overlap, scan_class_raster
 from geossl.io.cog import CogOptions, Grid, class_metadata, wrap_vrt, write_cog
-from geossl.io.lazy import read_lazy
 from geossl.io.style import colormap
 from geossl.manifest import Manifest
 
@@ -46,16 +44,12 @@ def check_prior(client: Client, manifest: Manifest, paths: list[Path], imagery: 
     lookup[list(mapping)] = list(mapping.values())
     sources = PriorSources(rasters=[], nodata={}, lookup=lookup)
     for path in paths:
-        info = inspect_raster(path, "prior raster")
-        check_label_raster(info)
-        nodata = manifest.prior.nodata if manifest.prior.nodata is not None else info.nodata
-        nodata = None if nodata is None else int(nodata)
-        counts = value_counts(client, read_lazy(path), desc=f"checking {path.name}", quiet=quiet)
-        unmapped = sorted(set(counts) - set(mapping) - ({nodata} if nodata is not None else set()))
+        info, nodata, unmapped = scan_class_raster(client, path, "prior raster", manifest.prior.nodata,
+                                                   set(mapping), quiet)
         if unmapped:
             raise InputError(path, f"prior class ids {unmapped} are not in prior.classes (mapped: "
                                    f"{sorted(mapping)}, nodata {nodata})")
-        _check_overlap(path, info.grid, imagery)
+        check_overlap(path, info.grid, imagery)
         sources.rasters.append(info)
         sources.nodata[path] = nodata
     return sources

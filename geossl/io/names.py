@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+#: The metrics file ``geossl evaluate`` writes into its output folder (and ``geossl train`` beside its model).
+METRICS_FILE = "metrics.json"
+
 
 def scene_ids(paths: list[Path]) -> list[str]:
     """Output names of the scenes: the file stem (unsafe characters as ``_``), made unique with ``-2``, ``-3``..."""

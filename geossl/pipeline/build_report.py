@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from geossl.catalog import Catalog, load_catalog
+from geossl.io.names import METRICS_FILE
 from geossl.manifest import ClassDef
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.quicklook import (
@@ -19,9 +20,6 @@ from geossl.pipeline.quicklook import (
 )
 from geossl.pipeline.report import ReportData, write_report
 from geossl.pipeline.steps import SuggestStep
-
-#: The evaluation's metrics file in the evaluate step's folder (written by :func:`geossl.train.evaluate.evaluate`).
-METRICS_NAME = "metrics.json"
 
 #: Scenes shown with quicklooks (a regional run may have many; the rest are linked).
 MAX_QUICKLOOK_SCENES = 4
@@ -44,7 +42,7 @@ def class_areas_km2(items: list[dict[str, Any]], classes: list[ClassDef]) -> lis
 
 def evaluation_metrics(ctx: RunContext) -> dict[str, Any] | None:
     """The evaluate step's ``metrics.json`` (with its confusion matrix), else the metrics kept in the run state."""
-    path = ctx.folder("evaluate") / METRICS_NAME
+    path = ctx.folder("evaluate") / METRICS_FILE
     if path.is_file():
         metrics: dict[str, Any] = json.loads(path.read_text())
         return metrics

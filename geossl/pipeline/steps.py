@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from geossl.config import stable_hash
+from geossl.io.names import METRICS_FILE
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.state import Record
 
@@ -277,7 +278,7 @@ class EvaluateStep(Step):
         metrics = evaluate(self.ctx.checkpoint, self.ctx.config.manifest, self.ctx.folder("ingest"), EvaluateOptions(
             **opts.model_dump(), out=out, data_root=self.ctx.data_root, quiet=self.ctx.quiet))
         self._info = {"metrics": {k: metrics[k] for k in ("miou", "oa", "kappa", "iou", "pixels", "split")}}
-        return [out / "metrics.json", out / "confusion.png"]
+        return [out / METRICS_FILE, out / "confusion.png"]
 
     def restore(self, record: Record | None) -> None:
         super().restore(record)

@@ -23,6 +23,7 @@ from geossl.classweights import balanced_weights
 from geossl.data.module import plan_splits
 from geossl.data.regions import split_regions
 from geossl.errors import InputError
+from geossl.manifest import Split
 from geossl.models import ModelBundle, load_bundle
 from geossl.predict.runner import ModelRunner
 from geossl.predict.scene import Scene, open_scenes
@@ -35,10 +36,6 @@ from geossl.suggest.write import write_suggestions
 from geossl.train.inputs import check_bundle, ensure_catalog
 
 log = logging.getLogger(__name__)
-
-#: The split suggestions are drawn from; every other split is kept clear of.
-UNLABELED = "unlabeled"
-
 
 @dataclass(frozen=True)
 class Suggestions:
@@ -97,13 +94,13 @@ def _check_out(options: SuggestOptions) -> Path:
 
 
 def split_areas(catalog: Catalog, root: Path) -> tuple[BaseGeometry, BaseGeometry | None]:
-    """The unlabeled area, and the labeled, validation and test areas together (None if there are none)."""
+    """The unlabeled area (suggestions are drawn from it), and the other splits' areas together (None if none)."""
     regions = split_regions(catalog)
-    unlabeled = [r.geometry for r in regions if r.split == UNLABELED]
+    unlabeled = [r.geometry for r in regions if r.split == Split.UNLABELED]
     if not unlabeled:
         raise InputError(root / CATALOG_NAME, "the catalog has no unlabeled split: there is nothing to suggest "
                                               "labels for")
-    others = [r.geometry for r in regions if r.split != UNLABELED]
+    others = [r.geometry for r in regions if r.split != Split.UNLABELED]
     return shapely.union_all(unlabeled), shapely.union_all(others) if others else None
 
 

@@ -19,6 +19,7 @@ from geossl.data.module import split_loader
 from geossl.data.regions import split_regions
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir
+from geossl.io.names import METRICS_FILE
 from geossl.models import load_bundle
 from geossl.train.config import EvaluateOptions
 from geossl.train.inputs import check_bundle, ensure_catalog
@@ -49,10 +50,10 @@ def evaluate(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: 
     metrics.update({"split": split, "checkpoint": str(checkpoint), "strategy": bundle.strategy,
                     "encoder": bundle.model.encoder, "classes": names})
     with staging_dir(out) as stage:
-        (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (stage / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         plot_confusion(np.asarray(metrics["confusion_matrix"]), names, stage / "confusion.png",
                        title=f"{split}: mIoU {100 * metrics['miou']:.1f}, OA {100 * metrics['oa']:.1f}")
-        publish(stage, out, ["metrics.json", "confusion.png"])
+        publish(stage, out, [METRICS_FILE, "confusion.png"])
     log.info("%s split: mIoU %.3f, OA %.3f, kappa %.3f over %d pixels -> %s", split, metrics["miou"],
              metrics["oa"], metrics["kappa"], metrics["pixels"], out)
     return metrics

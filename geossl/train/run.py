@@ -35,6 +35,7 @@ from geossl.config import flag_name, read_yaml, validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
 from geossl.io.atomic import write_text_atomic
+from geossl.io.names import METRICS_FILE
 from geossl.manifest import Split
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelOptions
@@ -231,7 +232,7 @@ def _export(out: Path, best: str, last: Path, what: str) -> None:
     chosen = Path(best) if best and Path(best).is_file() else last
     saved, model = load_bundle(chosen)
     save_bundle(out / "model.pt", saved, model)
-    write_text_atomic(out / "metrics.json", json.dumps(saved.metrics, indent=2))
+    write_text_atomic(out / METRICS_FILE, json.dumps(saved.metrics, indent=2))
     miou = saved.metrics.get("val", {}).get("miou")
     log.info("trained %s: %s checkpoint (step %s, val mIoU %s) exported to %s", what, chosen.stem,
              saved.metrics.get("step"), "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
