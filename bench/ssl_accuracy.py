@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +50,10 @@ RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the
 ]
 VARIANTS = [  # --variants: options the strategies expose, beyond the notes' defaults
     ("crossview_adaptive", "crossview", [], {"adaptive_threshold": True}),
+    ("crossview_ema", "crossview", [], {"teacher": "ema"}),
+    ("dwl_ema", "dwl", [], {"teacher": "ema"}),
+    ("supervised_1/8_balanced", "supervised", ["--labeled-sampling", "class_balanced"], {}),
+    ("crossview_balanced", "crossview", ["--labeled-sampling", "class_balanced"], {}),
 ]
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 SAME_PATCHES = "supervised (labeled + unlabeled patches)"
@@ -222,8 +226,14 @@ def main() -> None:
         jobs[:0] = [lambda s=s: forest_runs(catalog, s, a.threads, a.forest_max_per_class)
                     for s in range(a.first_seed, a.first_seed + a.seeds)]
     # --jobs runs side by side (one process per core with --threads 1); each run's time is its own wall.
+    # Results are recorded as runs finish (a run that fails is reported and the others go on).
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        for records in pool.map(lambda job: job(), jobs):
+        for future in as_completed([pool.submit(job) for job in jobs]):
+            try:
+                records = future.result()
+            except (SystemExit, Exception) as exc:  # noqa: BLE001 - one failed run must not lose the others
+                print(f"run failed: {exc}", flush=True)
+                continue
             runs.update(records)
             results["elapsed_s"] = time.time() - started
             results_path.write_text(json.dumps(results, indent=2))

@@ -15,6 +15,7 @@ from geossl.pipeline.outputs import (
     PredictedScene,
     PredictOutput,
     Results,
+    SuggestOutput,
     TrainOutput,
     VectorizeOutput,
 )
@@ -24,6 +25,7 @@ from geossl.pipeline.quicklook import (
     curves_plot,
     read_curves,
     rgb_quicklook,
+    suggestions_quicklook,
 )
 from geossl.pipeline.report import ReportData, write_report
 
@@ -61,9 +63,9 @@ LINKED = (".tif", ".gpkg", ".fgb", ".geojson", ".parquet", ".json", ".pt", ".qml
 
 
 def linked_outputs(done: Results, run_dir: Path) -> list[Path]:
-    """The files of the predict, vectorize, evaluate and train outputs inside the run directory, step by step."""
+    """The files of the predict, vectorize, evaluate, train and suggest outputs in the run directory, by step."""
     files: list[Path] = []
-    for kind in (PredictOutput, VectorizeOutput, EvaluateOutput, TrainOutput):
+    for kind in (PredictOutput, VectorizeOutput, EvaluateOutput, TrainOutput, SuggestOutput):
         output = done.find(kind)
         if output is not None:
             files += sorted(p for p in output.files() if p.suffix in LINKED and p.is_relative_to(run_dir))
@@ -94,6 +96,9 @@ def build_report(ctx: RunContext, done: Results, quicklook_size: int) -> Path:
                            ["training loss", "validation mIoU", "pseudo-labels"])
         if plot is not None:
             data.figures.append(("plot:Training curves", plot))
+    suggestions = done.find(SuggestOutput)
+    if suggestions is not None:
+        add_suggestions(data, suggestions.layer, catalog, ingest.images, quicklook_size)
     items = [predicted[s.id].read_item() for s in catalog.scenes if s.id in predicted]
     data.areas_km2 = class_areas_km2(items, catalog.classes)
     data.steps = dict(done.statuses)
@@ -110,3 +115,29 @@ def scene_figures(catalog: Catalog, scene: str, image: Path, predicted: Predicte
                         class_quicklook(catalog.classes, predicted.classes, size, "Predicted land cover")))
         figures.append((f"{scene}: confidence", confidence_quicklook(predicted.confidence, size)))
     return figures
+
+
+def add_suggestions(data: ReportData, path: Path, catalog: Catalog, images: dict[str, Path], size: int) -> None:
+    """The suggest step's windows: a map per scene (of the first few) over the RGB composite, and their table."""
+    import pyogrio
+    import shapely
+
+    frame = pyogrio.read_dataframe(path, layer=path.stem)
+    colors = {c.name: c.color for c in catalog.classes}
+    shares = [c for c in frame.columns if c.startswith("share_")]
+    names = [c.name for c in catalog.classes]
+    for row, geom in zip(frame.to_dict("records"), frame.geometry, strict=True):
+        mix = sorted(zip(names, (row[c] for c in shares), strict=True), key=lambda t: -t[1])
+        centre = shapely.centroid(geom)
+        data.suggestions.append({"rank": int(row["rank"]), "score": row["score"], "uncertainty": row["uncertainty"],
+                                 "color": colors.get(row["dominant"], "#ffffff"), "x": centre.x, "y": centre.y,
+                                 "scene": row["scene"], "mix": ", ".join(f"{n} {100 * v:.0f}%" for n, v in mix[:3]
+                                                                        if v > 0)})
+    res = catalog.resolution[0]
+    for scene in catalog.scenes[:MAX_QUICKLOOK_SCENES]:
+        here = frame[frame["scene"] == scene.id]
+        if len(here):
+            side = [round((b[2] - b[0]) / res) for b in shapely.bounds(here.geometry.to_numpy())]
+            windows = list(zip(here["rank"], here["row"], here["col"], side, strict=True))
+            data.suggestion_maps.append((f"{scene.id}: where to label next",
+                                         suggestions_quicklook(images[scene.id], catalog.bands, windows, size)))

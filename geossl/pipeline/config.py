@@ -11,6 +11,7 @@ Example::
       synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first (SynthConfig fields)
       ingest: {}                                 # IngestSettings fields
       train: {strategy: dwl, max_steps: 200}     # TrainConfig fields, or {checkpoint: path/to/model.pt}
+      suggest: {n: 10, size: 64}                 # SuggestSettings fields: where to label next
       predict: {tta: false}                      # PredictSettings fields
       vectorize: {min_area: 500, simplify: 10}   # VectorizeSettings fields, format, confidence
       evaluate: {split: test}                    # EvaluateSettings fields
@@ -38,6 +39,7 @@ from geossl.pipeline.steps import (
     IngestStep,
     PredictStep,
     ReportStep,
+    SuggestStep,
     SynthStep,
     TrainStep,
     VectorizeStep,
@@ -50,6 +52,7 @@ class Steps(StrictModel):
     synth: SynthStep | None = None
     ingest: IngestStep = IngestStep()
     train: TrainStep = TrainStep()
+    suggest: SuggestStep | None = None
     predict: PredictStep = PredictStep()
     vectorize: VectorizeStep | None = None
     evaluate: EvaluateStep | None = None

@@ -84,6 +84,16 @@ class TrainOutput(StepOutput):
         return [p for p in (self.checkpoint, self.metrics, self.curves) if p is not None]
 
 
+class SuggestOutput(StepOutput):
+    """The suggested windows (where to label next) and their QGIS style."""
+
+    layer: Path
+    style: Path
+
+    def files(self) -> list[Path]:
+        return [self.layer, self.style]
+
+
 class PredictedScene(StepOutput):
     """One scene's prediction: the rasters, the class raster's QGIS style and the STAC Item describing them."""
 

@@ -25,12 +25,14 @@ from geossl.pipeline.outputs import (
     PredictOutput,
     ReportOutput,
     Results,
+    SuggestOutput,
     SynthOutput,
     TrainOutput,
     VectorizeOutput,
     VectorLayer,
 )
 from geossl.predict.options import PredictSettings
+from geossl.suggest.options import SuggestSettings
 from geossl.synth import SynthConfig
 from geossl.train.config import EvaluateSettings, TrainConfig
 from geossl.vectorize.options import VectorFormat, VectorizeSettings
@@ -125,6 +127,27 @@ class TrainStep(TrainConfig, Step):
                            curves=curves if curves.is_file() else None)
 
 
+class SuggestStep(SuggestSettings, Step):
+    """Options of ``geossl suggest`` into ``RUN_DIR/suggest`` (output, data root and verbosity come from the run)."""
+
+    output = SuggestOutput
+    #: The suggestions' file in ``RUN_DIR/suggest`` (its style beside it, as ``.qml``).
+    FILE: ClassVar[str] = "suggestions.gpkg"
+
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [done.get(TrainOutput).checkpoint, done.get(IngestOutput).catalog]
+
+    def run(self, ctx: RunContext, done: Results) -> SuggestOutput:
+        from geossl.suggest.options import SuggestOptions
+        from geossl.suggest.run import suggest
+
+        ingest = done.get(IngestOutput)
+        result = suggest(done.get(TrainOutput).checkpoint, ctx.config.manifest, ingest.folder, SuggestOptions(
+            **self.model_dump(), out=ctx.folder("suggest") / self.FILE, overwrite=True, data_root=ingest.data_root,
+            quiet=ctx.quiet))
+        return SuggestOutput(layer=result.path, style=result.style)
+
+
 class PredictStep(PredictSettings, Step):
     """Options of ``geossl predict`` (output folder, scheduler and verbosity come from the run)."""
 
@@ -209,7 +232,7 @@ class ReportStep(Step):
 
     def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
         files = [done.get(IngestOutput).catalog]
-        for kind in (PredictOutput, VectorizeOutput, EvaluateOutput):
+        for kind in (SuggestOutput, PredictOutput, VectorizeOutput, EvaluateOutput):
             output = done.find(kind)
             files += output.files() if output is not None else []
         curves = done.get(TrainOutput).curves
