@@ -150,6 +150,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ssl_accuracy")
+    p.add_argument("--catalog", type=Path, default=None,
+                   help="an existing catalog of data_manifests/zion.yaml (default: ingest one under --out)")
     p.add_argument("--encoder", default="tu-resnet18")
     p.add_argument("--decoder-channels", type=int, nargs=5, default=None, help="default: smp's (256 ... 16)")
     p.add_argument("--patch-size", type=int, default=96)
@@ -169,12 +171,13 @@ def main() -> None:
     p.add_argument("--forest-max-per-class", type=int, default=None,
                    help="train the forest on at most this many pixels per class (seeded subset; default: all)")
     a = p.parse_args()
-    if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
+    if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")
     a.out.mkdir(parents=True, exist_ok=True)
     manifest = ROOT / "data_manifests" / "zion.yaml"
-    catalog = a.out / "catalog"
-    cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
+    catalog = a.catalog or a.out / "catalog"
+    if not a.catalog:
+        cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
     started = time.time()
     header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
