@@ -20,7 +20,7 @@ from geossl.pipeline.state import RunState, fingerprint, recorded
 from geossl.predict.run import PredictOptions, predict_with
 from geossl.predict.runner import ModuleModel
 from geossl.synth import SynthConfig, manifest_dict, write_scene
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.predict_support import SignatureClassifier, make_bundle, make_scene, read, save_checkpoint
 
 
@@ -166,3 +166,14 @@ def test_predict_on_a_shared_cluster_runs_as_many_blocks_at_once_as_on_its_own(t
     for kind in ("classes", "confidence"):
         assert np.array_equal(read(tmp_path / "here" / f"scene_{kind}.tif"),
                               read(tmp_path / "shared" / f"scene_{kind}.tif"))
+
+
+def test_each_step_is_named_by_its_field_of_steps():
+    """The registry (``Steps``' fields) names the steps; a step given a checkpoint by the file keeps its name."""
+    from geossl.pipeline.config import STEP_ORDER, load_pipeline
+
+    config = load_pipeline(ROOT / "pipelines" / "zion_cluster.yaml")
+    assert config.steps.train.checkpoint is not None and config.steps.train.name == "train"
+    names = [step.name for step in config.steps.configured()]
+    assert names == [name for name in STEP_ORDER if getattr(config.steps, name) is not None]
+    assert names[:2] == ["ingest", "train"] and names[-1] == "report"

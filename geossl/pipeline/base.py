@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from geossl.config import StrictModel
+from pydantic import PrivateAttr
+
+from geossl.config import StrictModel, stable_hash
 from geossl.pipeline.outputs import Results, StepOutput
 
 if TYPE_CHECKING:
@@ -33,6 +35,12 @@ class Step(StrictModel):
 
     output: ClassVar[type[StepOutput]]
     scene_output: ClassVar[type[StepOutput] | None] = None
+    _name: str = PrivateAttr("")
+
+    @property
+    def name(self) -> str:
+        """The step's name: its field of the pipeline's ``steps`` (set when the pipeline's steps are read)."""
+        return self._name
 
     def options(self, ctx: RunContext) -> Any:
         """Everything besides input files that decides the outputs (JSON-serialisable)."""
@@ -46,6 +54,10 @@ class Step(StrictModel):
         """The input files' paths, sizes and modification times, in path order (what the digest hashes)."""
         return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(self.inputs(ctx, done))
                 if p.is_file()]
+
+    def digest(self, ctx: RunContext, done: Results) -> str:
+        """Hash of the step's name, options and input files (the step is up to date while it is unchanged)."""
+        return stable_hash(self.name, self.options(ctx), self.input_stamps(ctx, done))
 
     def run(self, ctx: RunContext, done: Results) -> StepOutput:
         """Make the outputs; return them."""

@@ -58,9 +58,18 @@ class Steps(StrictModel):
     evaluate: EvaluateStep | None = None
     report: ReportStep = ReportStep()
 
-    def configured(self) -> list[tuple[str, Step]]:
-        """``(name, step)`` of the steps this run has, in run order."""
-        return [(name, step) for name in type(self).model_fields if (step := getattr(self, name)) is not None]
+    @model_validator(mode="after")
+    def _name_steps(self) -> Steps:
+        """Each step learns its name from its field: the name is written once, here."""
+        for name in type(self).model_fields:
+            step = getattr(self, name)
+            if step is not None:
+                step._name = name
+        return self
+
+    def configured(self) -> list[Step]:
+        """The steps this run has, in run order."""
+        return [step for name in type(self).model_fields if (step := getattr(self, name)) is not None]
 
 
 #: The names of the steps, in run order.

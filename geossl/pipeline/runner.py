@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from geossl import killpoint
-from geossl.config import stable_hash
 from geossl.io.atomic import write_text_atomic
 from geossl.pipeline.base import Step
 from geossl.pipeline.config import STEP_ORDER
@@ -53,9 +52,9 @@ def run_pipeline(ctx: RunContext, force: set[str] | None = None) -> dict[str, An
         _remove_leftovers(ctx.run_dir)
         state = RunState.load(ctx.run_dir)
         try:
-            for name, step in ctx.config.steps.configured():
-                with killpoint.in_step(name):
-                    _run_step(ctx, state, name, step, done, name in force)
+            for step in ctx.config.steps.configured():
+                with killpoint.in_step(step.name):
+                    _run_step(ctx, state, step, done, step.name in force)
             summary["status"] = "ok"
         except BaseException:
             summary["status"] = "failed"
@@ -82,9 +81,9 @@ def _remove_leftovers(run_dir: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _run_step(ctx: RunContext, state: RunState, name: str, step: Step, done: Results, force: bool) -> None:
+def _run_step(ctx: RunContext, state: RunState, step: Step, done: Results, force: bool) -> None:
     """Run ``step`` unless it is up to date; record it; add its output to ``done``."""
-    digest = stable_hash(name, step.options(ctx), step.input_stamps(ctx, done))
+    name, digest = step.name, step.digest(ctx, done)
     record = state.step(name)
     kept = None if force else recorded(record.record, digest, ctx.run_dir, step.output)
     if kept is not None:
@@ -94,7 +93,7 @@ def _run_step(ctx: RunContext, state: RunState, name: str, step: Step, done: Res
     log.info("%s: running", name)
     started = time.perf_counter()
     if step.scene_output is not None:
-        scenes = _run_scenes(ctx, state, name, step, step.scene_output, done, digest, force)
+        scenes = _run_scenes(ctx, state, step, step.scene_output, done, digest, force)
         output = step.collect(scenes)
     else:
         output = step.run(ctx, done)
@@ -106,15 +105,15 @@ def _run_step(ctx: RunContext, state: RunState, name: str, step: Step, done: Res
     log.info("%s: done in %.1f s", name, seconds)
 
 
-def _run_scenes(ctx: RunContext, state: RunState, name: str, step: Step, kind: type[StepOutput], done: Results,
-                digest: str, force: bool) -> dict[str, StepOutput]:
+def _run_scenes(ctx: RunContext, state: RunState, step: Step, kind: type[StepOutput], done: Results, digest: str,
+                force: bool) -> dict[str, StepOutput]:
     """Run the step's scenes that are not done, recording each as it finishes; return every scene's output.
 
     Scenes run one after another; within a scene the work (prediction blocks, vectorization tiles) fans out
     over the run's Dask cluster. A run killed mid-step redoes only the scenes it had not finished.
     ``kind`` is the type of a scene's output (``step.scene_output``).
     """
-    record = state.step(name)
+    name, record = step.name, state.step(step.name)
     outputs: dict[str, StepOutput] = {}
     for scene in step.scenes(ctx, done):
         scene_digest = f"{digest}:{scene}"

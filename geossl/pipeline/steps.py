@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from geossl.config import stable_hash
 from geossl.ingest.options import IngestSettings
 from geossl.io.names import METRICS_FILE
 from geossl.pipeline.base import Step
@@ -112,8 +111,8 @@ class TrainStep(TrainConfig, Step):
             return TrainOutput(checkpoint=self.checkpoint)
         ingest = done.get(IngestOutput)
         out = ctx.folder("train")
-        marker, key = out / "pipeline-digest.txt", stable_hash(self.options(ctx), self.input_stamps(ctx, done))
-        # A run killed while training resumes from its last checkpoint when the config is the same.
+        marker, key = out / "pipeline-digest.txt", self.digest(ctx, done)
+        # A run killed while training resumes from its last checkpoint when the digest is the same.
         resume = (out / "checkpoints" / "last.ckpt").is_file() and marker.is_file() and marker.read_text() == key
         if not resume and out.exists():
             shutil.rmtree(out)
