@@ -20,7 +20,6 @@ import importlib.util
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from geossl.io.names import METRICS_FILE
 from geossl.manifest import Split
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelOptions
+from geossl.quiet import quiet_lightning
 from geossl.train.config import TrainConfig
 from geossl.train.inputs import ensure_catalog
 
@@ -130,7 +130,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
 
     ``callbacks`` are extra Lightning callbacks (the run's own checkpoint callbacks are always there).
     """
-    _quiet_lightning()
+    quiet_lightning()
     run = prepare(manifest_path, config, out, catalog_dir, data_root, resume, quiet)
     trainer, best = fit(run, config, out, resume, quiet, callbacks)
     if trainer.is_global_zero:
@@ -242,20 +242,6 @@ def _export(out: Path, best: str, last: Path, what: str) -> None:
     miou = saved.metrics.get("val", {}).get("miou")
     log.info("trained %s: %s checkpoint (step %s, val mIoU %s) exported to %s", what, chosen.stem,
              saved.metrics.get("step"), "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
-
-
-def _quiet_lightning() -> None:
-    """Lightning sets its loggers to INFO when imported; keep them at WARNING unless geossl logs debug."""
-    level = logging.DEBUG if log.getEffectiveLevel() <= logging.DEBUG else logging.WARNING
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(level)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # our loaders draw each step's batch from the global step (geossl.data.module): resuming mid-epoch is exact
-    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
-    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # --resume
-    # an EMA teacher (geossl.ssl.teacher) stays in eval mode by design
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 def _launched_by_lightning() -> bool:
