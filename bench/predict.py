@@ -6,9 +6,12 @@
     target <= 1.2. Each runs in its own child process and reports its kernel-measured peak (ru_maxrss).
 (c) seams: disagreement rate of neighbouring pixels across window borders divided by the rate elsewhere
     (1.0 = borders invisible), for the blended prediction and for plain tiling (overlap 0) of the same model.
+(d) GPU (``--gpu``): windows per second of `predict` on the GPU against the pure forward of the same windows on
+    the same GPU; target >= 0.9.
 
 Scenes come from geossl.synth (cached under bench/out/predict). Usage:
     python bench/predict.py [--quick]      # --quick: 1024^2 / 2048^2 scenes, a smaller overhead scene
+    python bench/predict.py --gpu          # (d) only: predict's throughput on a GPU against the pure forward
 """
 
 from __future__ import annotations
@@ -161,6 +164,58 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+# ----------------------------------------------------------------------------------------------- (d) GPU
+def gpu_throughput(size: int, batch: int, workers: tuple[int, ...], block_width: int) -> dict:
+    """Windows per second of `predict` on the GPU against the pure forward of the same windows there.
+
+    The forward side runs the very windows `predict` runs, already normalized and already on the GPU, batched
+    as predict batches them (fp32, softmax included, synchronized at the end): the model's throughput with
+    nothing else to do. `predict` reads, normalizes, copies, blends and writes the class and confidence COGs.
+    Target: predict >= 0.9 of the forward's throughput.
+    """
+    cfg = ModelConfig(arch="unet", encoder="tu-resnet18", in_channels=4, num_classes=len(SYNTH_CLASSES))
+    torch.manual_seed(0)
+    net = Segmenter(cfg).eval().cuda()
+    ckpt = OUT / "unet_resnet18_gpu.pt"
+    save_bundle(ckpt, bundle(cfg), net)
+    src = scene(size)
+    batches = [x.cuda() for x in window_batches(bundle(cfg), src, batch)]
+    windows = sum(len(x) for x in batches)
+
+    def forward() -> float:
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for x in batches:
+                torch.softmax(net(x).float(), dim=1)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    def end_to_end(n_workers: int) -> tuple[float, dict]:
+        opts = PredictOptions(out=OUT / "gpu", batch_size=batch, device="cuda", workers=n_workers,
+                              threads=max(1, available_cores() // n_workers), block_width=block_width, quiet=True)
+        t0 = time.perf_counter()
+        (item,) = predict(ckpt, [src], opts)
+        return time.perf_counter() - t0, item["properties"]["geossl:prediction"]
+
+    forward()  # warm-up: cuDNN autotuning, allocator
+    res: dict = {"device": torch.cuda.get_device_name(), "scene": f"{size}^2", "windows": windows,
+                 "batch": batch, "block_width": block_width, "model": "unet tu-resnet18 fp32, windows 256/64"}
+    for n in workers:
+        end_to_end(n)  # warm-up: Dask cluster, checkpoint load, file cache
+        rounds = []
+        for _ in range(2):
+            fwd = forward()
+            e2e, pred = end_to_end(n)
+            rounds.append({"forward_s": round(fwd, 3), "predict_s": round(e2e, 3),
+                           "model_s_inside_predict": pred["model_seconds"], "ratio": round(fwd / e2e, 3)})
+            print(f"  workers {n}: forward {windows / fwd:7.1f} windows/s, predict {windows / e2e:7.1f} windows/s "
+                  f"-> {fwd / e2e:.3f} of the forward (model calls inside predict {pred['model_seconds']:.2f} s)",
+                  flush=True)
+        res[f"workers_{n}"] = {"throughput_ratio": float(np.median([r["ratio"] for r in rounds])), "rounds": rounds}
+    return res
+
+
 # ------------------------------------------------------------------------------------------------ (b) memory
 def memory_child(src: str, out: str, block_width: int) -> None:
     """Run in a child process: predict ``src`` with the tiny network; print the peak RSS as JSON."""
@@ -245,11 +300,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--memory-child", nargs=3, metavar=("SCENE", "OUT", "BLOCK_WIDTH"))
+    ap.add_argument("--gpu", action="store_true", help="(d) only: throughput on the GPU against the forward")
     args = ap.parse_args()
     if args.memory_child:
         memory_child(args.memory_child[0], args.memory_child[1], int(args.memory_child[2]))
         return
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.gpu:
+        print("(d) GPU throughput", flush=True)
+        gpu = gpu_throughput(4096, batch=32, workers=(1, 4), block_width=1024)
+        (OUT / "results_gpu.json").write_text(json.dumps(gpu, indent=1))
+        return
     sizes = (1024, 2048, 1024) if args.quick else (4096, 16384, 2048)
     print(f"geossl predict benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
           f"{os.cpu_count()} CPUs", flush=True)

@@ -37,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,10 @@ RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the
 ]
 VARIANTS = [  # --variants: options the strategies expose, beyond the notes' defaults
     ("crossview_adaptive", "crossview", [], {"adaptive_threshold": True}),
+    ("crossview_ema", "crossview", [], {"teacher": "ema"}),
+    ("dwl_ema", "dwl", [], {"teacher": "ema"}),
+    ("supervised_1/8_balanced", "supervised", ["--labeled-sampling", "class_balanced"], {}),
+    ("crossview_balanced", "crossview", ["--labeled-sampling", "class_balanced"], {}),
 ]
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 #: ``--prior``: the suffix of the rows trained with the prior map.
@@ -155,6 +159,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ssl_accuracy")
+    p.add_argument("--catalog", type=Path, default=None,
+                   help="an existing catalog of data_manifests/zion.yaml (default: ingest one under --out)")
     p.add_argument("--encoder", default="tu-resnet18")
     p.add_argument("--decoder-channels", type=int, nargs=5, default=None, help="default: smp's (256 ... 16)")
     p.add_argument("--patch-size", type=int, default=96)
@@ -176,12 +182,13 @@ def main() -> None:
     p.add_argument("--prior", choices=["forest"], default=None,
                    help="also each semi-supervised row with a prior map: the forest of the labeled blocks")
     a = p.parse_args()
-    if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
+    if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")
     a.out.mkdir(parents=True, exist_ok=True)
     manifest = ROOT / "data_manifests" / "zion.yaml"
-    catalog = a.out / "catalog"
-    cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
+    catalog = a.catalog or a.out / "catalog"
+    if not a.catalog:
+        cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
     started = time.time()
     header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
@@ -238,8 +245,14 @@ def main() -> None:
         jobs[:0] = [lambda s=s: forest_runs(catalog, s, a.threads, a.forest_max_per_class)
                     for s in range(a.first_seed, a.first_seed + a.seeds)]
     # --jobs runs side by side (one process per core with --threads 1); each run's time is its own wall.
+    # Results are recorded as runs finish (a run that fails is reported and the others go on).
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        for records in pool.map(lambda job: job(), jobs):
+        for future in as_completed([pool.submit(job) for job in jobs]):
+            try:
+                records = future.result()
+            except (SystemExit, Exception) as exc:  # noqa: BLE001 - one failed run must not lose the others
+                print(f"run failed: {exc}", flush=True)
+                continue
             runs.update(records)
             results["elapsed_s"] = time.time() - started
             results_path.write_text(json.dumps(results, indent=2))

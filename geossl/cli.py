@@ -17,6 +17,7 @@ from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
 from geossl.commands.pretrain import pretrain
 from geossl.commands.run import demo, run
+from geossl.commands.suggest import suggest
 from geossl.commands.synth import synth
 from geossl.commands.train import train
 from geossl.commands.vectorize import vectorize
@@ -78,6 +79,7 @@ main.add_command(vectorize)
 main.add_command(train)
 main.add_command(pretrain)
 main.add_command(evaluate)
+main.add_command(suggest)
 main.add_command(run)
 main.add_command(demo)
 main.add_command(zeroshot)

@@ -71,17 +71,24 @@ class ImageryConfig(StrictModel):
 
 
 class LabelsConfig(StrictModel):
-    """Label rasters and/or vector polygons with a class attribute (rasterized at ingest)."""
+    """Label rasters and/or vector polygons with a class attribute (rasterized at ingest).
+
+    ``drawn`` are polygons an analyst drew in the unlabeled area (e.g. in ``geossl suggest``'s windows), with
+    the same ``class_field``: they take precedence over the other labels, and the part of the unlabeled split
+    they cover becomes labeled (:func:`geossl.ingest.splits.with_drawn`). The splits are otherwise decided as
+    without them, so validation and test stay where they were.
+    """
 
     rasters: list[str] = []
     vectors: list[str] = []
+    drawn: list[str] = []
     class_field: str = "class"
     nodata: int | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> LabelsConfig:
-        if not self.rasters and not self.vectors:
-            raise ValueError("give at least one of 'rasters' or 'vectors'")
+        if not self.rasters and not self.vectors and not self.drawn:
+            raise ValueError("give at least one of 'rasters', 'vectors' or 'drawn'")
         return self
 
 
@@ -235,12 +242,13 @@ class ResolvedInputs:
     imagery: list[Path]
     label_rasters: list[Path] = field(default_factory=list)
     label_vectors: list[Path] = field(default_factory=list)
+    label_drawn: list[Path] = field(default_factory=list)
     prior_rasters: list[Path] = field(default_factory=list)
     region_files: dict[str, Path] = field(default_factory=dict)
 
     def all_files(self) -> list[Path]:
         """Every input file, for hashing."""
-        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.prior_rasters,
+        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.label_drawn, *self.prior_rasters,
                 *self.region_files.values()]
 
 
@@ -294,6 +302,7 @@ def resolve_inputs(manifest: Manifest, manifest_path: str | Path, data_root: str
     if manifest.labels is not None:
         resolved.label_rasters = many(manifest.labels.rasters)
         resolved.label_vectors = many(manifest.labels.vectors)
+        resolved.label_drawn = many(manifest.labels.drawn)
     if manifest.prior is not None:
         resolved.prior_rasters = many(manifest.prior.rasters)
     if manifest.splits.regions is not None:

@@ -114,6 +114,8 @@ PIPELINE_STEPS = {
         "quiet": "the run's", "force": "geossl run --force",
         "blocksize": "left out so that existing runs' digests stay valid"}),
     "train": ("TrainStep", "geossl.train.config:TrainConfig", {"checkpoint": "use this model, skip training"}, {}),
+    "suggest": ("SuggestStep", "geossl.suggest.options:SuggestOptions", {}, {
+        "out": "the run's", "overwrite": "always", "data_root": "the run's", "quiet": "the run's"}),
     "predict": ("PredictStep", "geossl.predict.options:PredictOptions", {}, {
         "out": "the run's", "scheduler": "the run's", "workers": "the run's", "quiet": "the run's",
         "threads": "every core (the default), so that existing runs' digests stay valid"}),

@@ -1,13 +1,14 @@
 """Label sources: check them against the class list and the imagery, and align them onto a scene's grid.
 
 A single label raster is aligned by GDAL's COG driver in one streamed warp (nearest neighbour). Several
-label rasters, or vector polygons, are mosaicked window by window (first source with a label wins) into a
-temporary tiled GeoTIFF, then copied to a COG.
+label rasters, or vector polygons, are mosaicked window by window (first source with a label wins: drawn
+polygons, then rasters, then vectors) into a temporary tiled GeoTIFF, then copied to a COG.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -37,12 +38,13 @@ MOSAIC_WINDOW = 1024
 
 @dataclass
 class LabelSources:
-    """Checked label inputs."""
+    """Checked label inputs (``drawn``: the manifest's ``labels.drawn``, which come first)."""
 
     rasters: list[RasterInfo]
     vectors: list[gpd.GeoDataFrame]
     vector_paths: list[Path]
     nodata: dict[Path, int | None]
+    drawn: list[gpd.GeoDataFrame] = field(default_factory=list)
 
 
 def _allowed(manifest: Manifest) -> set[int]:
@@ -70,7 +72,7 @@ def load_vector_labels(path: Path, config: LabelsConfig, manifest: Manifest) -> 
 
 
 def check_labels(client: Client, manifest: Manifest, rasters: list[Path], vectors: list[Path],
-                 imagery: list[RasterInfo], quiet: bool = False) -> LabelSources:
+                 imagery: list[RasterInfo], quiet: bool = False, drawn: Sequence[Path] = ()) -> LabelSources:
     """Check every label source: type, class ids (a full lazy scan of each raster) and overlap with imagery."""
     assert manifest.labels is not None
     sources = LabelSources(rasters=[], vectors=[], vector_paths=list(vectors), nodata={})
@@ -83,15 +85,21 @@ def check_labels(client: Client, manifest: Manifest, rasters: list[Path], vector
         check_overlap(path, info.grid, imagery)
         sources.rasters.append(info)
         sources.nodata[path] = nodata
-    for path in vectors:
-        frame = load_vector_labels(path, manifest.labels, manifest)
-        if len(frame):
-            crs = imagery[0].grid.crs
-            bounds = tuple(frame.to_crs(crs).total_bounds)
-            if not any(box(*bounds).intersects(box(*footprint_in(i.grid, crs))) for i in imagery):
-                raise InputError(path, "labels do not overlap any imagery scene")
-        sources.vectors.append(frame)
+    sources.vectors = [_vector_labels(path, manifest, imagery) for path in vectors]
+    sources.drawn = [_vector_labels(path, manifest, imagery) for path in drawn]
     return sources
+
+
+def _vector_labels(path: Path, manifest: Manifest, imagery: list[RasterInfo]) -> gpd.GeoDataFrame:
+    """Checked vector labels (:func:`load_vector_labels`) that overlap the imagery."""
+    assert manifest.labels is not None
+    frame = load_vector_labels(path, manifest.labels, manifest)
+    if len(frame):
+        crs = imagery[0].grid.crs
+        bounds = tuple(frame.to_crs(crs).total_bounds)
+        if not any(box(*bounds).intersects(box(*footprint_in(i.grid, crs))) for i in imagery):
+            raise InputError(path, "labels do not overlap any imagery scene")
+    return frame
 
 
 def scan_class_raster(client: Client, path: Path, kind: str, nodata: float | None, known: set[int],
@@ -119,15 +127,20 @@ def check_overlap(path: Path, grid: Grid, imagery: list[RasterInfo]) -> None:
 
 
 def write_aligned_labels(sources: LabelSources, manifest: Manifest, grid: Grid, dst: Path,
-                         scratch: Path, options: CogOptions) -> None:
-    """Write the labels on ``grid`` as a paletted COG at ``dst`` (nodata = the manifest's ignore id)."""
+                         scratch: Path, options: CogOptions, drawn: bool = True) -> None:
+    """Write the labels on ``grid`` as a paletted COG at ``dst`` (nodata = the manifest's ignore id).
+
+    ``drawn=False`` leaves the drawn polygons out (the labels the splits are decided on).
+    """
     label_opts = CogOptions(compress=options.compress, level=options.level, blocksize=options.blocksize,
                             overview_resampling="MODE", warp_resampling="nearest", predictor=False,
                             threads=options.threads)
     cmap = colormap(manifest.classes, nodata=manifest.ignore_id)
     meta = class_metadata([c.model_dump() for c in manifest.classes])
     ignore = manifest.ignore_id
-    single = len(sources.rasters) == 1 and not sources.vectors
+    if not drawn:
+        sources = LabelSources(sources.rasters, sources.vectors, sources.vector_paths, sources.nodata)
+    single = len(sources.rasters) == 1 and not sources.vectors and not sources.drawn
     if single and sources.nodata[sources.rasters[0].path] in (None, ignore):
         info = sources.rasters[0]
         vrt = wrap_vrt(info.path, descriptions=["class"], nodata=ignore, colormap=cmap, band_metadata=meta)
@@ -141,10 +154,10 @@ def write_aligned_labels(sources: LabelSources, manifest: Manifest, grid: Grid, 
 
 
 def _mosaic(sources: LabelSources, grid: Grid, ignore: int, dst: Path) -> None:
-    """Window by window, the first source with a label (not nodata, not ignore) wins."""
+    """Window by window, the first source with a label (not nodata, not ignore) wins: drawn, rasters, vectors."""
     dtype = "uint16" if any(np.dtype(r.dtype).itemsize == 2 for r in sources.rasters) else "uint8"
-    vectors = [(f.to_crs(grid.crs), None) for f in sources.vectors]
-    trees = [(frame, STRtree(frame.geometry.values)) for frame, _ in vectors]
+    drawn = [_indexed(f, grid) for f in sources.drawn]
+    vectors = [_indexed(f, grid) for f in sources.vectors]
     profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": dtype,
                "crs": grid.crs, "transform": grid.transform, "tiled": True, "blockxsize": 256,
                "blockysize": 256, "nodata": ignore, "compress": "zstd", "BIGTIFF": "IF_SAFER"}
@@ -161,25 +174,38 @@ def _mosaic(sources: LabelSources, grid: Grid, ignore: int, dst: Path) -> None:
                 for c0 in range(0, grid.width, MOSAIC_WINDOW):
                     win = Window(c0, r0, min(MOSAIC_WINDOW, grid.width - c0), min(MOSAIC_WINDOW, grid.height - r0))
                     block = np.full((win.height, win.width), ignore, dtype=dtype)
+                    _burn(drawn, block, win, grid, ignore)
                     for _, vrt, nodata in warped:
                         data = vrt.read(1, window=win)
                         fill = (block == ignore) & (data != ignore)
                         if nodata is not None:
                             fill &= data != nodata
                         block[fill] = data[fill]
-                    wt = window_transform(win, grid.transform)
-                    wbox = box(*rasterio.windows.bounds(win, grid.transform))
-                    for frame, tree in trees:
-                        idx = tree.query(wbox)
-                        if len(idx) == 0:
-                            continue
-                        sub = frame.iloc[np.sort(idx)]
-                        burned = rasterize(zip(sub.geometry, sub["class_id"].astype(int), strict=True),
-                                           out_shape=block.shape, transform=wt, fill=ignore, dtype=dtype)
-                        fill = (block == ignore) & (burned != ignore)
-                        block[fill] = burned[fill]
+                    _burn(vectors, block, win, grid, ignore)
                     out.write(block[None], window=win)
     finally:
         for src, vrt, _ in warped:
             vrt.close()
             src.close()
+
+
+def _indexed(frame: gpd.GeoDataFrame, grid: Grid) -> tuple[gpd.GeoDataFrame, STRtree]:
+    """Vector labels in the grid's CRS and their spatial index."""
+    frame = frame.to_crs(grid.crs)
+    return frame, STRtree(frame.geometry.values)
+
+
+def _burn(frames: list[tuple[gpd.GeoDataFrame, STRtree]], block: np.ndarray, win: Window, grid: Grid,
+          ignore: int) -> None:
+    """Burn the polygons into the pixels of ``block`` (window ``win``) that hold no label yet."""
+    wt = window_transform(win, grid.transform)
+    wbox = box(*rasterio.windows.bounds(win, grid.transform))
+    for frame, tree in frames:
+        idx = tree.query(wbox)
+        if len(idx) == 0:
+            continue
+        sub = frame.iloc[np.sort(idx)]
+        burned = rasterize(zip(sub.geometry, sub["class_id"].astype(int), strict=True), out_shape=block.shape,
+                           transform=wt, fill=ignore, dtype=block.dtype)
+        fill = (block == ignore) & (burned != ignore)
+        block[fill] = burned[fill]

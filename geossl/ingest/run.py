@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
-from shapely import box
+from shapely import box, unary_union
 from shapely.geometry import mapping
 
 import geossl
@@ -31,7 +32,7 @@ from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, insp
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
 from geossl.ingest.options import IngestOptions
 from geossl.ingest.prior import PriorSources, check_prior, write_aligned_prior
-from geossl.ingest.splits import block_class_shares, block_splits, region_bounds, region_splits
+from geossl.ingest.splits import block_class_shares, block_splits, region_bounds, region_splits, with_drawn
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: The catalog's folder of aligned prior maps (manifest ``prior:``), beside ``images/`` and ``labels/``.
 PRIORS = "priors"
+#: Staging folder of the labels without the drawn ones (not published).
+UNDRAWN = ".undrawn"
 
 
 def _default_nodata(dtype: str) -> float:
@@ -101,7 +104,7 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
         labels = None
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,
-                                  options.quiet)
+                                  options.quiet, inputs.label_drawn)
         prior = None
         if manifest.prior is not None:
             prior = check_prior(client, manifest, inputs.prior_rasters, imagery, options.quiet)
@@ -136,6 +139,10 @@ class _Scenes:
         """Where the scenes' prior COGs go in ``folder``."""
         return [folder / PRIORS / f"{sid}.tif" for sid in self.ids]
 
+    def undrawn(self, folder: Path) -> list[Path]:
+        """Where the scenes' labels without the drawn ones go in ``folder`` (the blocks are assigned from them)."""
+        return [folder / UNDRAWN / f"{sid}.tif" for sid in self.ids]
+
 
 def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo],
            bands: list[str], target: TargetGrid, labels: LabelSources | None, prior: PriorSources | None,
@@ -149,7 +156,13 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     per_scene = [band_statistics(client, [a], scenes.nodata, bands, True) for a in arrays] if len(arrays) > 1 \
         else [stats]
     class_counts = _class_counts(client, manifest, inputs, label_paths)
-    splits = SplitCollection(features=_split_features(manifest, inputs, scenes, target, label_paths))
+    undrawn = _undrawn(manifest, labels)
+    features = _split_features(manifest, inputs, scenes, target, scenes.undrawn(stage) if undrawn else label_paths)
+    if undrawn:
+        shutil.rmtree(stage / UNDRAWN)
+    if labels is not None and labels.drawn:
+        features = with_drawn(features, unary_union([g for f in labels.drawn for g in f.to_crs(target.crs).geometry]))
+    splits = SplitCollection(features=features)
     write_text_atomic(stage / "splits.geojson", json.dumps(_geojson_wgs84(splits, target.crs)))
     entries = [
         SceneEntry(
@@ -192,10 +205,14 @@ def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelS
     (stage / "labels").mkdir()
     if prior is not None:
         (stage / PRIORS).mkdir()
+    undrawn = _undrawn(manifest, labels)
+    if undrawn:
+        (stage / UNDRAWN).mkdir()
     cog = options.cog()
     tasks = []
-    for info, grid, image, label, prior_path in zip(scenes.imagery, scenes.grids, scenes.images(stage),
-                                                    scenes.labels(stage), scenes.priors(stage), strict=True):
+    for info, grid, image, label, prior_path, undrawn_path in zip(
+            scenes.imagery, scenes.grids, scenes.images(stage), scenes.labels(stage), scenes.priors(stage),
+            scenes.undrawn(stage), strict=True):
         vrt = wrap_vrt(info.path, descriptions=scenes.bands, nodata=scenes.nodata)
         warp = None if grid.same_as(info.grid) else grid
         if warp is not None:
@@ -203,6 +220,9 @@ def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelS
         tasks.append(client.submit(_write_image, vrt, info.path, image, cog, warp, pure=False))
         if labels is not None:
             tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, label, stage, cog, pure=False))
+        if undrawn:
+            tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, undrawn_path,
+                                       stage / UNDRAWN, cog, drawn=False, pure=False))
         if prior is not None:
             tasks.append(client.submit(write_aligned_prior, prior, manifest, grid, prior_path, stage, cog,
                                        pure=False))
@@ -223,9 +243,14 @@ def _class_counts(client: Any, manifest: Manifest, inputs: ResolvedInputs, label
             if value != manifest.ignore_id:
                 counts[value] = counts.get(value, 0) + count
     if label_paths and not counts:
-        raise InputError(inputs.label_rasters[0] if inputs.label_rasters else inputs.label_vectors[0],
+        raise InputError([*inputs.label_rasters, *inputs.label_vectors, *inputs.label_drawn][0],
                          "no labeled pixel falls on the imagery")
     return counts
+
+
+def _undrawn(manifest: Manifest, labels: LabelSources | None) -> bool:
+    """Whether the labels are also written without the drawn ones: blocks are assigned from those."""
+    return labels is not None and bool(labels.drawn) and manifest.splits.blocks is not None
 
 
 def _split_features(manifest: Manifest, inputs: ResolvedInputs, scenes: _Scenes, target: TargetGrid,

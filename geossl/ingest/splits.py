@@ -9,17 +9,22 @@ to ``val``, the next ``round(test_fraction * n)`` to ``test``, and of the remain
 the splits are spatially disjoint.
 
 ``regions``: boxes and vector files drawn by hand, one list per split.
+
+Drawn labels (``labels.drawn``) then move the area they cover from ``unlabeled`` to ``labeled``
+(:func:`with_drawn`); blocks are assigned from the labels without them.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 from rasterio.crs import CRS
-from shapely import Polygon, box, unary_union
-from shapely.geometry import mapping
+from shapely import Polygon, box, difference, intersection, unary_union
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
 
 from geossl.catalog import SplitFeature, SplitProperties
 from geossl.data.regions import class_counts
@@ -27,6 +32,8 @@ from geossl.errors import InputError
 from geossl.io.cog import Grid
 from geossl.manifest import BlockSplits, RegionSplits, Split
 from geossl.selection import choose_labeled
+
+log = logging.getLogger(__name__)
 
 Bounds = tuple[float, float, float, float]
 #: A block counts as labeled when at least this fraction of it carries labels.
@@ -116,3 +123,29 @@ def _read_polygons(path: Path, crs: CRS) -> list[Polygon]:
     if frame.crs is None:
         raise InputError(path, "split polygons have no CRS")
     return list(frame.to_crs(crs).geometry.values)
+
+
+def with_drawn(features: list[SplitFeature], drawn: BaseGeometry) -> list[SplitFeature]:
+    """The split features with the drawn labels' area moved from ``unlabeled`` to ``labeled``.
+
+    Each unlabeled feature loses the area of the polygons in ``drawn`` (target CRS); what they lost is added as
+    one ``labeled`` feature (without ``row``/``col``). Drawn polygons over other splits stay labels there but
+    change no split, so validation and test are never trained on.
+    """
+    unlabeled = [shape(f.geometry) for f in features if f.properties.split == Split.UNLABELED]
+    gained = intersection(drawn, unary_union(unlabeled)) if unlabeled else Polygon()
+    outside = drawn.area - gained.area
+    if outside > 1e-9 * max(drawn.area, 1.0):
+        log.warning("%.1f %% of the drawn labels' area lies outside the unlabeled split; only the rest joins the "
+                    "labeled split", 100 * outside / drawn.area)
+    out = []
+    for feature in features:
+        if feature.properties.split == Split.UNLABELED:
+            rest = difference(shape(feature.geometry), drawn)
+            if rest.is_empty:
+                continue
+            feature = feature.model_copy(update={"geometry": mapping(rest)})
+        out.append(feature)
+    if not gained.is_empty:
+        out.append(SplitFeature(geometry=mapping(gained), properties=SplitProperties(split=Split.LABELED)))
+    return out

@@ -1,10 +1,12 @@
-"""Class palettes and QGIS styles (QML) for class rasters."""
+"""Class palettes and QGIS styles (QML): class rasters and polygons, ranked polygons."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
 from typing import Protocol
+
+import numpy as np
 
 
 class ClassLike(Protocol):
@@ -100,6 +102,97 @@ def vector_qml(classes: Sequence[ClassLike], field: str = "class_id") -> str:
     <rotation/>
     <sizescale/>
   </renderer-v2>
+  <blendMode>0</blendMode>
+  <featureBlendMode>0</featureBlendMode>
+  <layerOpacity>1</layerOpacity>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""
+
+
+#: Colour stops of the rank classes, most urgent first (ColorBrewer YlOrRd, reversed).
+RANK_COLORS = ("#bd0026", "#e31a1c", "#fc4e2a", "#fd8d3c", "#feb24c", "#fed976")
+#: Rank classes at most (ranks 1..n fall into min(n, this) equal ranges).
+RANK_CLASSES = 10
+
+
+def _ramp(t: float) -> str:
+    """The colour at ``t`` in [0, 1] along :data:`RANK_COLORS` (linear between stops)."""
+    x = t * (len(RANK_COLORS) - 1)
+    i = min(int(x), len(RANK_COLORS) - 2)
+    a, b = (np.array([int(c[j : j + 2], 16) for j in (1, 3, 5)]) for c in RANK_COLORS[i : i + 2])
+    return "#" + "".join(f"{int(round(v)):02x}" for v in a + (b - a) * (x - i))
+
+
+def rank_classes(n: int, classes: int = RANK_CLASSES) -> list[tuple[float, float, str]]:
+    """``(lower, upper, colour)`` of the rank ranges of :func:`rank_qml`, first ranks first.
+
+    Ranks ``1..n`` fall into ``min(n, classes)`` equal ranges between half-integers (so no rank sits on a
+    boundary), coloured from dark red (first) to yellow.
+    """
+    k = max(1, min(classes, n))
+    edges = [0.5 + round(i * n / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1], _ramp(i / max(1, k - 1))) for i in range(k)]
+
+
+def rank_color(rank: int, n: int) -> str:
+    """The colour :func:`rank_qml` gives ``rank`` of ``n``."""
+    return next(color for lo, hi, color in rank_classes(n) if lo < rank < hi)
+
+
+def rank_qml(n: int, field: str = "rank") -> str:
+    """A QGIS style for ranked polygons (1 = first): graduated by ``field`` (:func:`rank_classes`), labelled with it.
+
+    The fill is light so that the imagery under a window stays visible, the outline strong.
+    """
+    ranges, symbols = [], []
+    for i, (lo, hi, color) in enumerate(rank_classes(n)):
+        first, last = int(lo + 0.5), int(hi - 0.5)
+        label = f"{first}" if first == last else f"{first} - {last}"
+        ranges.append(f'      <range lower="{lo}" upper="{hi}" symbol="{i}" label="{label}" render="true"/>')
+        props = {"color": f"{_rgb(color)},60", "outline_color": f"{_rgb(color)},255", "outline_style": "solid",
+                 "outline_width": "0.6", "outline_width_unit": "MM", "style": "solid", "joinstyle": "miter",
+                 "offset": "0,0", "offset_unit": "MM"}
+        options = "\n".join(f'            <Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
+        legacy = "\n".join(f'          <prop k="{k}" v="{v}"/>' for k, v in props.items())
+        symbols.append(f"""      <symbol type="fill" name="{i}" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <Option type="Map">
+{options}
+          </Option>
+{legacy}
+        </layer>
+      </symbol>""")
+    name = html.escape(field, quote=True)
+    rngs, syms = "\n".join(ranges), "\n".join(symbols)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28.0" styleCategories="Symbology|Labeling" labelsEnabled="1">
+  <renderer-v2 type="graduatedSymbol" attr="{name}" graduatedMethod="GraduatedColor" symbollevels="0"
+               enableorderby="0" forceraster="0" referencescale="-1">
+    <ranges>
+{rngs}
+    </ranges>
+    <symbols>
+{syms}
+    </symbols>
+    <classificationMethod id="EqualInterval">
+      <symmetricMode enabled="0" symmetrypoint="0" astride="0"/>
+      <labelFormat format="%1 - %2" labelprecision="0" trimtrailingzeroes="1"/>
+    </classificationMethod>
+    <rotation/>
+    <sizescale/>
+  </renderer-v2>
+  <labeling type="simple">
+    <settings calloutType="simple">
+      <text-style fieldName="{name}" isExpression="0" fontSize="11" fontSizeUnit="Point" fontWeight="75"
+                  textColor="0,0,0,255" textOpacity="1" namedStyle="Bold" fontFamily="Sans Serif">
+        <text-buffer bufferDraw="1" bufferSize="1" bufferSizeUnits="MM" bufferColor="255,255,255,255"
+                     bufferOpacity="1" bufferJoinStyle="128" bufferNoFill="1"/>
+      </text-style>
+      <placement placement="1" priority="5" offsetType="0" dist="0" distUnits="MM"/>
+      <rendering drawLabels="1" obstacle="1" scaleVisibility="0" upsidedownLabels="0" displayAll="1"/>
+    </settings>
+  </labeling>
   <blendMode>0</blendMode>
   <featureBlendMode>0</featureBlendMode>
   <layerOpacity>1</layerOpacity>

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from geossl.catalog import load_catalog
+from geossl.catalog import Catalog, load_catalog
 from geossl.io.names import METRICS_FILE
 from geossl.manifest import ClassDef
 from geossl.pipeline.context import RunContext
@@ -16,8 +16,10 @@ from geossl.pipeline.quicklook import (
     curves_plot,
     read_curves,
     rgb_quicklook,
+    suggestions_quicklook,
 )
 from geossl.pipeline.report import ReportData, write_report
+from geossl.pipeline.steps import SuggestStep
 
 #: Scenes shown with quicklooks (a regional run may have many; the rest are linked).
 MAX_QUICKLOOK_SCENES = 4
@@ -84,11 +86,40 @@ def build_report(ctx: RunContext) -> Path:
                            ["training loss", "validation mIoU", "pseudo-labels"])
         if plot is not None:
             data.figures.append(("plot:Training curves", plot))
+    add_suggestions(data, ctx.folder("suggest") / SuggestStep.FILE, catalog, ingest_dir, size)
     data.areas_km2 = class_areas_km2(items, catalog.classes)
     data.steps = dict(ctx.step_results)
-    for step in ("predict", "vectors", "evaluate", "train"):
+    for step in ("predict", "vectors", "evaluate", "train", "suggest"):
         folder = ctx.folder(step)
         if folder.is_dir():
             data.outputs += sorted(p for p in folder.glob("*") if p.is_file() and p.suffix in
                                    (".tif", ".gpkg", ".fgb", ".geojson", ".parquet", ".json", ".pt", ".qml", ".png"))
     return write_report(data, ctx.folder("report"))
+
+
+def add_suggestions(data: ReportData, path: Path, catalog: Catalog, ingest_dir: Path, size: int) -> None:
+    """The suggest step's windows: a map per scene (of the first few) over the RGB composite, and their table."""
+    if not path.is_file():
+        return
+    import pyogrio
+    import shapely
+
+    frame = pyogrio.read_dataframe(path, layer=path.stem)
+    colors = {c.name: c.color for c in catalog.classes}
+    shares = [c for c in frame.columns if c.startswith("share_")]
+    names = [c.name for c in catalog.classes]
+    for row, geom in zip(frame.to_dict("records"), frame.geometry, strict=True):
+        mix = sorted(zip(names, (row[c] for c in shares), strict=True), key=lambda t: -t[1])
+        centre = shapely.centroid(geom)
+        data.suggestions.append({"rank": int(row["rank"]), "score": row["score"], "uncertainty": row["uncertainty"],
+                                 "color": colors.get(row["dominant"], "#ffffff"), "x": centre.x, "y": centre.y,
+                                 "scene": row["scene"], "mix": ", ".join(f"{n} {100 * v:.0f}%" for n, v in mix[:3]
+                                                                        if v > 0)})
+    res = catalog.resolution[0]
+    for scene in catalog.scenes[:MAX_QUICKLOOK_SCENES]:
+        here = frame[frame["scene"] == scene.id]
+        if len(here):
+            side = [round((b[2] - b[0]) / res) for b in shapely.bounds(here.geometry.to_numpy())]
+            windows = list(zip(here["rank"], here["row"], here["col"], side, strict=True))
+            data.suggestion_maps.append((f"{scene.id}: where to label next",
+                                         suggestions_quicklook(ingest_dir / scene.image, catalog.bands, windows, size)))

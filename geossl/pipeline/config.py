@@ -11,6 +11,7 @@ Example::
       synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first (SynthConfig fields)
       ingest: {}                                 # IngestSettings fields
       train: {strategy: dwl, max_steps: 200}     # TrainConfig fields, or {checkpoint: path/to/model.pt}
+      suggest: {n: 10, size: 64}                 # SuggestSettings fields: where to label next
       predict: {tta: false}                      # PredictSettings fields
       vectorize: {min_area: 500, simplify: 10}   # VectorizeSettings fields, format, confidence
       evaluate: {split: test}                    # EvaluateSettings fields
@@ -33,6 +34,7 @@ from geossl.config import Flag, StrictModel, read_yaml, validate_model
 from geossl.errors import InputError
 from geossl.ingest.options import IngestSettings
 from geossl.predict.options import PredictSettings
+from geossl.suggest.options import SuggestSettings
 from geossl.synth import SynthConfig
 from geossl.train.config import EvaluateSettings, TrainConfig
 from geossl.vectorize.options import VectorFormat, VectorizeSettings
@@ -50,6 +52,10 @@ class TrainStep(TrainConfig):
     """Train a model (the fields of ``geossl train``'s config), or use ``checkpoint`` and skip training."""
 
     checkpoint: Path | None = None
+
+
+class SuggestStep(SuggestSettings):
+    """Options of ``geossl suggest`` into ``RUN_DIR/suggest`` (output, data root and verbosity come from the run)."""
 
 
 class PredictStep(PredictSettings):
@@ -82,6 +88,7 @@ class Steps(StrictModel):
     synth: SynthStep | None = None
     ingest: IngestStep = IngestStep()
     train: TrainStep = TrainStep()
+    suggest: SuggestStep | None = None
     predict: PredictStep = PredictStep()
     vectorize: VectorizeStep | None = None
     evaluate: EvaluateStep | None = None

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the config imports the training and prediction options (tor
 class RunContext:
     """The run directory layout and the resources of one run.
 
-    ``RUN_DIR/`` holds ``data/`` (the demo's synthetic scene), ``ingest/``, ``train/``, ``predict/``,
+    ``RUN_DIR/`` holds ``data/`` (the demo's synthetic scene), ``ingest/``, ``train/``, ``suggest/``, ``predict/``,
     ``vectors/``, ``evaluate/``, ``report/``, ``logs/``, ``state.json``, ``summary.json`` and ``.lock``.
     """
 

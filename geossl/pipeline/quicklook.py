@@ -1,4 +1,4 @@
-"""Quicklook PNGs for the report: RGB composite, class map with legend, confidence, plots.
+"""Quicklook PNGs for the report: RGB composite, class map with legend, confidence, suggestions, plots.
 
 Rasters are read decimated (GDAL picks the COG overviews), so a quicklook of any scene size costs a
 bounded read.
@@ -40,6 +40,16 @@ def _png(fig: Figure) -> bytes:
 
 def rgb_quicklook(image: Path, band_names: list[str], size: int = 1024) -> bytes:
     """True-colour composite (red, green, blue bands when named so, else the first three), 2-98% stretch."""
+    rgba, _ = _rgb(image, band_names, size)
+    fig, ax = plt.subplots(figsize=(6, 6 * rgba.shape[0] / rgba.shape[1]))
+    ax.imshow(rgba)
+    ax.set_axis_off()
+    ax.set_title("RGB composite")
+    return _png(fig)
+
+
+def _rgb(image: Path, band_names: list[str], size: int) -> tuple[np.ndarray, float]:
+    """The stretched composite as RGBA ``(h, w, 4)`` (nodata transparent) and the decimation factor."""
     names = [n.lower() for n in band_names]
     if all(n in names for n in ("red", "green", "blue")):
         bands = [names.index(n) + 1 for n in ("red", "green", "blue")]
@@ -53,10 +63,29 @@ def rgb_quicklook(image: Path, band_names: list[str], size: int = 1024) -> bytes
         lo, hi = np.percentile(x[i][valid], [2, 98]) if valid.any() else (0.0, 1.0)
         out[..., i] = np.clip((x[i] - lo) / max(hi - lo, 1e-9), 0, 1)
     out[..., 3] = valid
-    fig, ax = plt.subplots(figsize=(6, 6 * x.shape[1] / x.shape[2]))
-    ax.imshow(out)
+    with rasterio.open(image) as src:
+        return out, src.width / out.shape[1]
+
+
+def suggestions_quicklook(image: Path, band_names: list[str], windows: Sequence[tuple[int, int, int, int]],
+                          size: int = 1024) -> bytes:
+    """The RGB composite with suggested windows ``(rank, row, col, side in pixels)`` outlined and numbered."""
+    from matplotlib.patches import Rectangle
+
+    from geossl.io.style import rank_color
+
+    rgba, scale = _rgb(image, band_names, size)
+    fig, ax = plt.subplots(figsize=(6, 6 * rgba.shape[0] / rgba.shape[1]))
+    ax.imshow(rgba)
+    n = max((w[0] for w in windows), default=1)
+    for rank, row, col, side in sorted(windows, reverse=True):  # the first on top
+        color = rank_color(rank, n)
+        ax.add_patch(Rectangle((col / scale - 0.5, row / scale - 0.5), side / scale, side / scale, fill=False,
+                               edgecolor=color, linewidth=1.5))
+        ax.annotate(str(rank), (col / scale, row / scale), color="white", fontsize=7, fontweight="bold",
+                    ha="left", va="bottom", bbox={"boxstyle": "square,pad=0.1", "fc": color, "ec": "none"})
     ax.set_axis_off()
-    ax.set_title("RGB composite")
+    ax.set_title("Where to label next (1 = first)")
     return _png(fig)
 
 

@@ -1,7 +1,8 @@
 """``report.html``: one self-contained page (images inlined) that opens offline.
 
 Sections: quicklooks (RGB, class map with legend, confidence), accuracy (macro mIoU, OA, kappa, per-class
-IoU, confusion matrix), training curves, class areas in km², run steps with timings, links to the outputs.
+IoU, confusion matrix), where to label next (the suggestions over the RGB composite, their table), training
+curves, class areas in km², run steps with timings, links to the outputs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class ReportData:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    suggestion_maps: list[tuple[str, bytes]] = field(default_factory=list)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)  # rank, score, uncertainty, dominant...
 
 
 #: Width of the page's content (CSS pixels); plots narrower than this are shown at their own size.
@@ -75,6 +78,7 @@ def render(data: ReportData, report_dir: Path) -> str:
         parts.append("<div class='figs'>")
         parts += [_plot_figure(p, t) for t, p in accuracy_plots]
         parts.append("</div>")
+    parts.append(_suggestions_html(data))
     if other_plots:
         parts.append("<h2>Training</h2><div class='figs'>")
         parts += [_plot_figure(p, t) for t, p in other_plots]
@@ -140,6 +144,24 @@ def class_rows(metrics: dict[str, Any], names: list[str]) -> list[tuple[str, flo
         iou = per_class.get(name)
         rows.append((name, None if iou is None else float(iou), reference.get(name), predicted.get(name)))
     return rows
+
+
+def _suggestions_html(data: ReportData) -> str:
+    """Where to label next: the maps of the suggestions and their table ("" when the run suggested nothing)."""
+    if not data.suggestions:
+        return ""
+    out = ["<h2>Where to label next</h2><div class='figs'>"]
+    out += [f"<figure>{_img(p, t)}<figcaption>{html.escape(t)}</figcaption></figure>" for t, p in
+            data.suggestion_maps]
+    out.append("</div><table><tr><th>rank</th><th>score</th><th>uncertainty</th><th>predicted classes</th>"
+               "<th>centre x</th><th>centre y</th><th>scene</th></tr>")
+    for row in data.suggestions:
+        out.append(f"<tr><td>{row['rank']}</td><td>{row['score']:.3f}</td><td>{row['uncertainty']:.3f}</td>"
+                   f"<td style='text-align:left'><span class='sw' style='background:{row['color']}'></span>"
+                   f"{html.escape(row['mix'])}</td><td>{row['x']:,.1f}</td><td>{row['y']:,.1f}</td>"
+                   f"<td>{html.escape(row['scene'])}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
 
 
 def write_report(data: ReportData, report_dir: Path) -> Path:

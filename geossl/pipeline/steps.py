@@ -19,7 +19,7 @@ from geossl.io.names import METRICS_FILE
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.state import Record
 
-STEP_ORDER = ("synth", "ingest", "train", "predict", "vectorize", "evaluate", "report")
+STEP_ORDER = ("synth", "ingest", "train", "suggest", "predict", "vectorize", "evaluate", "report")
 
 
 class Step(ABC):
@@ -168,6 +168,31 @@ class TrainStep(Step):
         self.ctx.checkpoint = opts.checkpoint if opts.checkpoint is not None else self.ctx.folder("train") / "model.pt"
 
 
+class SuggestStep(Step):
+    """``geossl suggest`` with the run's model: where to label next, into ``RUN_DIR/suggest/suggestions.gpkg``."""
+
+    name = "suggest"
+    FILE = "suggestions.gpkg"
+
+    def options(self) -> Any:
+        return self.ctx.config.steps.suggest.model_dump()  # type: ignore[union-attr]
+
+    def inputs(self) -> list[Path]:
+        assert self.ctx.checkpoint is not None
+        return [self.ctx.checkpoint, self.ctx.folder("ingest") / "catalog.json"]
+
+    def run(self) -> list[Path]:
+        from geossl.suggest.options import SuggestOptions
+        from geossl.suggest.run import suggest
+
+        opts = self.ctx.config.steps.suggest
+        assert opts is not None and self.ctx.checkpoint is not None
+        result = suggest(self.ctx.checkpoint, self.ctx.config.manifest, self.ctx.folder("ingest"), SuggestOptions(
+            **opts.model_dump(), out=self.ctx.folder("suggest") / self.FILE, overwrite=True,
+            data_root=self.ctx.data_root, quiet=self.ctx.quiet))
+        return [result.path, result.style]
+
+
 class PredictStep(Step):
     """``geossl predict`` of every ingested scene into ``RUN_DIR/predict``, scene by scene."""
 
@@ -271,7 +296,7 @@ class ReportStep(Step):
 
     def inputs(self) -> list[Path]:
         files = [self.ctx.folder("ingest") / "catalog.json"]
-        for sub in ("predict", "vectors", "evaluate"):
+        for sub in ("predict", "vectors", "evaluate", "suggest"):
             files += [p for p in self.ctx.folder(sub).rglob("*") if p.is_file()] if self.ctx.folder(sub).is_dir() \
                 else []
         metrics_csv = self.ctx.folder("train") / "logs" / "metrics.csv"
@@ -283,8 +308,8 @@ class ReportStep(Step):
         return [build_report(self.ctx)]
 
 
-STEPS: dict[str, type[Step]] = {s.name: s for s in (SynthStep, IngestStep, TrainStep, PredictStep, VectorizeStep,
-                                                      EvaluateStep, ReportStep)}
+STEPS: dict[str, type[Step]] = {s.name: s for s in (SynthStep, IngestStep, TrainStep, SuggestStep, PredictStep,
+                                                      VectorizeStep, EvaluateStep, ReportStep)}
 
 
 def build_steps(ctx: RunContext) -> list[Step]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from geossl.classweights import ClassWeighting
 from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption, format_validation_error
 from geossl.data.views import ViewConfig
 from geossl.errors import InputError
@@ -67,7 +68,7 @@ class TrainConfig(ModelOptions):
     lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")
     poly_power: float = Field(default=0.9, ge=0, description="Power of the polynomial learning-rate decay.")
-    class_weighting: Literal["none", "balanced"] = Field(
+    class_weighting: ClassWeighting = Field(
         default="balanced", description="Weight the loss by inverse class frequency, or not.")
     debias_pseudo_labels: bool = Field(default=False, description="Remove the class weights' bias from the "
                                                                   "teacher before it makes pseudo-labels.")

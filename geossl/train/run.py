@@ -25,11 +25,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import yaml
 
 from geossl.catalog import Catalog
+from geossl.classweights import balanced_weights
 from geossl.config import flag_name, read_yaml, validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
 from geossl.errors import InputError
@@ -110,17 +110,11 @@ def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
 def class_weights(config: TrainConfig, plan: SplitPlan) -> list[float] | None:
     """Class weights of the supervised loss (None: unweighted).
 
-    ``balanced``: ``w_c ∝ 1/sqrt(f_c)`` over the labeled split's class frequencies, normalised so the labeled
-    pixels' mean weight is 1 (classes without labeled pixels get the largest weight).
+    ``balanced``: :func:`geossl.classweights.balanced_weights` of the labeled split's pixel counts.
     """
     if config.class_weighting == "none":
         return None
-    counts = plan.labeled_counts.astype(np.float64)
-    freq = counts / counts.sum()
-    w = np.where(counts > 0, 1 / np.sqrt(np.where(counts > 0, freq, 1)), 0.0)
-    w = np.where(counts > 0, w, w.max())
-    w = w / float((w * freq).sum())
-    return [float(v) for v in w]
+    return [float(v) for v in balanced_weights(plan.labeled_counts)]
 
 
 def _precision(config: TrainConfig) -> str:

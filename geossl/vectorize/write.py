@@ -124,13 +124,14 @@ class LayerWriter:
         if self.fmt.name == "gpkg" and self._pending_rows >= BATCH_ROWS:
             self._flush()
 
-    def close(self, style_qml: str | None = None) -> int:
+    def close(self, style_qml: str | None = None, style_description: str = "geossl vectorize: class palette and "
+                                                                         "labels") -> int:
         """Write what is queued (the whole layer for non-GeoPackage formats), then the style; return the row count."""
         if self.fmt.name == "gpkg":
             self._flush(final=True)
             self._build_index()
             if style_qml is not None:
-                self._write_style(style_qml)
+                self._write_style(style_qml, style_description)
         else:
             batch = self._take()
             if self.fmt.name == "parquet" and _parquet_writer() == "geopandas":
@@ -212,13 +213,13 @@ class LayerWriter:
                 db.execute(sql)
         self._fids, self._boxes = [], []
 
-    def _write_style(self, qml: str) -> None:
+    def _write_style(self, qml: str, description: str) -> None:
         """The style as QGIS's default for the layer, in a ``layer_styles`` table like QGIS makes."""
         now = np.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)], dtype="datetime64[ms]")
         columns = {
             "f_table_catalog": "", "f_table_schema": "", "f_table_name": self.layer, "f_geometry_column": "geom",
             "styleName": self.layer, "styleQML": qml, "styleSLD": "", "useAsDefault": True,
-            "description": "geossl vectorize: class palette and labels", "owner": "", "ui": "",
+            "description": description, "owner": "", "ui": "",
         }
         data = [np.array([v], dtype=bool if isinstance(v, bool) else object) for v in columns.values()]
         ogr_write(str(self.path), None, [*data, now], [*columns, "update_time"], layer="layer_styles",

@@ -1,0 +1,341 @@
+"""Where to label next, simulated on Zion: do `geossl suggest`'s windows teach the model more than random ones?
+
+The loop of issue 14. Start from data_manifests/zion.yaml (1/8 of the train blocks labeled, chosen to cover
+every class). For each seed ``s``: train the round-0 model (``--seed s``); then, in each of ``--rounds``
+rounds, two arms each add ``k`` windows of ``--size`` px to their labels and retrain:
+
+- ``suggested``: ``geossl suggest`` with the previous round's model of that arm (its defaults: entropy,
+  feature diversity) on the arm's catalog;
+- ``random``: ``k`` windows drawn with seed ``s`` among the same candidates (on the half-window grid, fully
+  inside the arm's unlabeled area, no nodata), none overlapping.
+
+``k`` windows hold about as many pixels as one block. A window's labels are the truth raster's classes inside
+it, polygonized as an analyst would digitise them, written to a GeoPackage that the arm's manifest names in
+``labels.drawn``; the arm's catalog is ingested again, so the windows leave its unlabeled split and join its
+labeled split, and the model is retrained (``--seed s``) with the recipe flags and evaluated on the test
+blocks (the same in every catalog; checked). Prints test mIoU per round for both arms, per seed and the mean.
+
+    python bench/active_learning.py --data-root ../shared/data                 # geossl train's defaults (hours)
+    python bench/active_learning.py --encoder tu-mobilenetv3_small_050 --patch-size 64 --batch-size 8 \\
+        --steps-per-epoch 100 --max-steps 300 --threads 1 --seeds 3             # a cheap recipe
+
+Outputs under ``--out`` (default bench/out/active_learning): ``results.json`` (every round's metrics, the
+windows and the pixels per class they added; a later invocation with other ``--seeds``, ``--arms`` or
+``--suggest-args`` adds its runs), one folder per seed and arm, logs.
+Target (issue 14): after 3 rounds, suggested >= random + 3 mIoU points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from geossl.catalog import load_catalog  # noqa: E402
+from geossl.io.names import METRICS_FILE  # noqa: E402
+from geossl.suggest.candidates import inside_area  # noqa: E402
+from geossl.suggest.run import split_areas  # noqa: E402
+
+MANIFEST = ROOT / "data_manifests" / "zion.yaml"
+TARGET_POINTS = 3.0
+_LOCK = threading.Lock()
+
+
+def cli(*args: object, log: Path) -> None:
+    """Run ``geossl ARGS`` (quiet), its output into ``log``; stop the bench if it fails."""
+    cmd = [sys.executable, "-m", "geossl.cli", "-q", *map(str, args)]
+    with open(log, "a") as out:
+        result = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=out,
+                                stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"failed ({result.returncode}): {' '.join(cmd)}; see {log}")
+
+
+def recipe(a: argparse.Namespace) -> list[str]:
+    """The training flags every model of the bench gets."""
+    flags: list[object] = ["--strategy", a.strategy, "--threads", a.threads]
+    for name in ("encoder", "patch_size", "batch_size", "steps_per_epoch", "max_steps"):
+        if getattr(a, name) is not None:
+            flags += [f"--{name.replace('_', '-')}", getattr(a, name)]
+    for width in a.decoder_channels or []:
+        flags += ["--decoder-channels", width]
+    return [str(f) for f in flags]
+
+
+def manifest_for(a: argparse.Namespace, drawn: Path | None, path: Path) -> Path:
+    """zion.yaml with absolute data paths (and ``labels.drawn``), written at ``path``."""
+    m = yaml.safe_load(MANIFEST.read_text())
+    m["imagery"]["paths"] = [str((a.data_root / p).absolute()) for p in m["imagery"]["paths"]]
+    m["labels"]["rasters"] = [str((a.data_root / p).absolute()) for p in m["labels"]["rasters"]]
+    if drawn is not None:
+        m["labels"]["drawn"] = [str(drawn.absolute())]
+    path.write_text(yaml.safe_dump(m, sort_keys=False))
+    return path
+
+
+def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Path, seed: int) -> dict[str, Any]:
+    """Ingest (if needed), train and evaluate on the test blocks; the test metrics (cached in the run folder)."""
+    metrics_path = run / "eval-test" / METRICS_FILE
+    if not metrics_path.is_file():
+        run.parent.mkdir(parents=True, exist_ok=True)
+        log = run.parent / f"{run.name}.log"
+        cli("ingest", manifest, "--out", catalog, "--workers", 1, log=log)
+        check_test_split(a.base_catalog, catalog)
+        if run.exists():
+            subprocess.run(["rm", "-rf", str(run)], check=True)
+        t0 = time.time()
+        cli("train", manifest, "--catalog", catalog, "--out", run, "--seed", seed, *recipe(a), log=log)
+        (run / "train_seconds.txt").write_text(f"{time.time() - t0:.1f}")
+        cli("evaluate", run / "model.pt", manifest, "--catalog", catalog, "--split", "test",
+            "--out", run / "eval-test", "--threads", a.threads, log=log)
+    metrics = json.loads(metrics_path.read_text())
+    return {"miou": metrics["miou"], "oa": metrics["oa"], "iou": metrics["iou"],
+            "train_seconds": float((run / "train_seconds.txt").read_text())}
+
+
+def check_test_split(base: Path, catalog: Path) -> None:
+    """The test blocks of ``catalog`` are the base catalog's (drawn labels must not move them)."""
+    def tests(folder: Path) -> list[str]:
+        return sorted(json.dumps(f.geometry) for f in load_catalog(folder).splits.features
+                      if f.properties.split in ("test", "val"))
+    if tests(base) != tests(catalog):
+        raise SystemExit(f"{catalog}: validation/test blocks differ from the base catalog's")
+
+
+def block_pixels(catalog: Path) -> float:
+    """Pixels of one block (the mean over the catalog's blocks)."""
+    cat = load_catalog(catalog)
+    area = statistics.mean(_area(f.geometry) for f in cat.splits.features if f.properties.row is not None)
+    return area / (cat.resolution[0] * cat.resolution[1])
+
+
+def _area(geometry: dict) -> float:
+    from shapely.geometry import shape
+
+    return shape(geometry).area
+
+
+def candidate_windows(catalog: Path, size: int) -> np.ndarray:
+    """``(N, 2)`` top-left (row, col) of the windows fully inside the unlabeled area, without nodata.
+
+    The half-window grid starts at the unlabeled area's top-left pixel (as ``geossl suggest``'s, up to the
+    suggestions' own start).
+    """
+    import rasterio
+
+    cat = load_catalog(catalog)
+    inside, outside = split_areas(cat, catalog)
+    scene = cat.scenes[0]
+    with rasterio.open(catalog / scene.image) as src:
+        valid = src.dataset_mask() > 0
+        t = src.transform
+    minx, _, _, maxy = inside.bounds
+    r0, c0 = max(0, int((t.f - maxy) // -t.e)), max(0, int((minx - t.c) // t.a))
+    cell = size // 2
+    rows = np.arange(r0, valid.shape[0] - size + 1, cell)
+    cols = np.arange(c0, valid.shape[1] - size + 1, cell)
+    rr, cc = (g.ravel() for g in np.meshgrid(rows, cols, indexing="ij"))
+    integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    full = (integral[rr + size, cc + size] - integral[rr, cc + size] - integral[rr + size, cc]
+            + integral[rr, cc]) == size * size
+    rr, cc = rr[full], cc[full]
+    boxes = np.stack([t.c + cc * t.a, t.f + (rr + size) * t.e, t.c + (cc + size) * t.a, t.f + rr * t.e], axis=1)
+    keep = inside_area(boxes, inside, outside)
+    return np.stack([rr[keep], cc[keep]], axis=1)
+
+
+def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> list[tuple[int, int]]:
+    """``k`` non-overlapping candidate windows in a seeded random order."""
+    windows = candidate_windows(catalog, size)
+    order = np.random.default_rng([seed, round_]).permutation(len(windows))
+    chosen: list[tuple[int, int]] = []
+    for i in order:
+        r, c = (int(v) for v in windows[i])
+        if all(abs(r - r2) >= size or abs(c - c2) >= size for r2, c2 in chosen):
+            chosen.append((r, c))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def suggested_windows(a: argparse.Namespace, model: Path, manifest: Path, catalog: Path, k: int, out: Path
+                      ) -> list[tuple[int, int]]:
+    """``geossl suggest``'s ``k`` windows (its defaults, or ``--suggest-args``) with ``model`` on ``catalog``."""
+    import pyogrio
+
+    if not out.is_file():
+        cli("suggest", model, manifest, "--catalog", catalog, "--out", out, "--n", k, "--size", a.size,
+            "--threads", a.threads, "--overwrite", *a.suggest_args.split(), log=out.with_suffix(".log"))
+    frame = pyogrio.read_dataframe(out, layer=out.stem, read_geometry=False)
+    return [(int(r), int(c)) for r, c in zip(frame["row"], frame["col"], strict=True)]
+
+
+def write_drawn(catalog: Path, windows: list[tuple[int, int]], size: int, out: Path) -> dict[str, int]:
+    """The truth labels inside ``windows`` as polygons with a ``class`` field (a GeoPackage); pixels per class."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio.features import shapes
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+    from shapely.geometry import shape
+
+    cat = load_catalog(catalog)
+    records, counts = [], {c.name: 0 for c in cat.classes}
+    names = {c.id: c.name for c in cat.classes}
+    with rasterio.open(catalog / cat.scenes[0].labels) as src:
+        for r, c in windows:
+            win = Window(c, r, size, size)
+            data = src.read(1, window=win)
+            for geom, value in shapes(data, mask=data != cat.ignore_id, transform=window_transform(win, src.transform)):
+                records.append({"class": int(value), "geometry": shape(geom)})
+            for value, n in zip(*np.unique(data[data != cat.ignore_id], return_counts=True), strict=True):
+                counts[names[int(value)]] += int(n)
+        crs = src.crs
+    frame = gpd.GeoDataFrame(records, geometry="geometry", crs=crs)
+    frame["class"] = frame["class"].astype("int32")
+    frame.to_file(out, driver="GPKG")
+    return counts
+
+
+def arm_name(kind: str, suggest_args: str) -> str:
+    """``random``, ``suggested``, or ``suggested[--diversity classes]`` with other suggest flags."""
+    return f"{kind}[{suggest_args}]" if kind == "suggested" and suggest_args.strip() else kind
+
+
+def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> None:
+    """One arm's rounds for one seed (the round-0 model is the seed's)."""
+    name = arm_name(kind, a.suggest_args)
+    folder = a.out / f"seed{seed}" / "".join(c if c.isalnum() else "_" for c in name).strip("_")
+    folder.mkdir(parents=True, exist_ok=True)
+    model, manifest, catalog = a.out / f"seed{seed}" / "round0" / "model.pt", a.base_manifest, a.base_catalog
+    windows: list[tuple[int, int]] = []
+    for r in range(1, a.rounds + 1):
+        if kind == "suggested":
+            new = suggested_windows(a, model, manifest, catalog, k, folder / f"suggest_r{r}.gpkg")
+        else:
+            new = random_windows(catalog, a.size, k, seed, r)
+        windows += new
+        added = write_drawn(a.base_catalog, windows, a.size, folder / f"drawn_r{r}.gpkg")
+        manifest = manifest_for(a, folder / f"drawn_r{r}.gpkg", folder / f"manifest_r{r}.yaml")
+        catalog = folder / "catalog"
+        run = folder / f"round{r}"
+        record = train_and_test(a, manifest, catalog, run, seed)
+        record.update(windows=new, labeled_pixels_added=added)
+        model = run / "model.pt"
+        report(results, a, f"{name}@{seed}", r, record)
+
+
+def report(results: dict, a: argparse.Namespace, key: str, r: int, record: dict) -> None:
+    """Keep one round's record and print it."""
+    with _LOCK:
+        results["runs"].setdefault(key, {})[str(r)] = record
+        results["elapsed_s"] = round(time.time() - a.started, 1)
+        (a.out / "results.json").write_text(json.dumps(results, indent=1))
+        print(f"{key:<14} round {r}: test mIoU {100 * record['miou']:5.1f}  OA {100 * record['oa']:5.1f}  "
+              f"({record['train_seconds'] / 60:4.1f} min training)", flush=True)
+
+
+def table(results: dict, rounds: int) -> str:
+    """Test mIoU per round: each seed of each arm, the arms' means, and suggested − random."""
+    runs = results["runs"]
+    seeds = sorted({int(k.split("@")[1]) for k in runs})
+    kinds = sorted({k.split("@")[0] for k in runs if not k.startswith("round0")}, key=lambda n: (n == "random", n))
+    head = "| run | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |"
+    lines = [head, "|---|" + "---|" * (rounds + 1)]
+
+    def value(kind: str, seed: int, r: int) -> float | None:
+        record = runs.get(f"round0@{seed}" if r == 0 else f"{kind}@{seed}", {}).get(str(r))
+        return None if record is None else 100 * record["miou"]
+
+    means = {}
+    for kind in kinds:
+        for seed in seeds:
+            cells = [value(kind, seed, r) for r in range(rounds + 1)]
+            lines.append(f"| {kind}, seed {seed} | " + " | ".join("–" if v is None else f"{v:.1f}" for v in cells)
+                         + " |")
+        means[kind] = [_mean([value(kind, s, r) for s in seeds]) for r in range(rounds + 1)]
+        lines.append(f"| **{kind}, mean** | " + " | ".join("–" if v is None else f"**{v:.1f}**"
+                                                          for v in means[kind]) + " |")
+    for kind in kinds[:-1] if "random" in means else []:
+        diff = [None if s is None or q is None else s - q for s, q in zip(means[kind], means["random"], strict=True)]
+        lines.append(f"| {kind} − random | " + " | ".join("–" if v is None else f"{v:+.1f}" for v in diff) + " |")
+    return "\n".join(lines)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return statistics.mean(got) if got else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "active_learning")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=64, help="suggested / random window side (px)")
+    p.add_argument("--jobs", type=int, default=2, help="arms run side by side")
+    p.add_argument("--arms", nargs="+", choices=["suggested", "random"], default=["suggested", "random"])
+    p.add_argument("--suggest-args", default="", help="other geossl suggest flags, e.g. '--diversity classes' "
+                                                      "(an arm of its own; results of other arms in --out are kept)")
+    recipe_flags = p.add_argument_group("training recipe (geossl train's defaults unless given)")
+    recipe_flags.add_argument("--strategy", default="supervised")
+    recipe_flags.add_argument("--encoder", default=None)
+    recipe_flags.add_argument("--decoder-channels", type=int, nargs=5, default=None)
+    recipe_flags.add_argument("--patch-size", type=int, default=None)
+    recipe_flags.add_argument("--batch-size", type=int, default=None)
+    recipe_flags.add_argument("--steps-per-epoch", type=int, default=None)
+    recipe_flags.add_argument("--max-steps", type=int, default=None)
+    recipe_flags.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
+        raise SystemExit(f"Zion data not found under {a.data_root}/zion")
+    a.out = a.out.absolute()
+    a.out.mkdir(parents=True, exist_ok=True)
+    a.started = time.time()
+    a.base_manifest = manifest_for(a, None, a.out / "manifest.yaml")
+    a.base_catalog = a.out / "catalog"
+    cli("ingest", a.base_manifest, "--out", a.base_catalog, "--workers", 1, log=a.out / "ingest.log")
+    k = max(1, round(block_pixels(a.base_catalog) / a.size**2))
+    seeds = list(range(a.first_seed, a.first_seed + a.seeds))
+    header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
+              "cpus": os.cpu_count(), "load_before": os.getloadavg(), "recipe": recipe(a), "size": a.size, "k": k,
+              "rounds": a.rounds, "seeds": seeds, "jobs": a.jobs, "arms": a.arms, "suggest_args": a.suggest_args}
+    results_path = a.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
+    if results.get("headers") and results["headers"][0]["recipe"] != header["recipe"]:
+        raise SystemExit(f"{results_path} holds runs of another recipe; give another --out")
+    results["headers"] = [*results.get("headers", []), header]
+    print(f"{k} windows of {a.size} px a round (one block: {block_pixels(a.base_catalog):.0f} px); recipe: "
+          f"{' '.join(recipe(a))}", flush=True)
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        def round0(seed: int) -> None:
+            record = train_and_test(a, a.base_manifest, a.base_catalog, a.out / f"seed{seed}" / "round0", seed)
+            report(results, a, f"round0@{seed}", 0, record)
+
+        list(pool.map(round0, seeds))
+        list(pool.map(lambda job: arm(a, *job, k, results), [(s, kind) for s in seeds for kind in a.arms]))
+    header["load_after"] = os.getloadavg()
+    results_path.write_text(json.dumps(results, indent=1))
+    print(table(results, a.rounds))
+
+
+if __name__ == "__main__":
+    main()

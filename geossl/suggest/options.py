@@ -1,0 +1,45 @@
+"""What ``geossl suggest`` can be asked: the options model its flags and the pipeline's suggest step come from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from geossl.classweights import ClassWeighting
+from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption
+
+#: Per-pixel uncertainty measures (:mod:`geossl.suggest.uncertainty`).
+Method = Literal["entropy", "margin"]
+#: How the suggestions are kept apart (:mod:`geossl.suggest.select`).
+Diversity = Literal["features", "classes", "none"]
+
+
+class SuggestSettings(StrictModel):
+    """What is suggested and how it is ranked: the options a pipeline's suggest step sets too."""
+
+    n: int = Field(default=10, ge=1, description="Number of windows to suggest.")
+    size: int = Field(default=64, ge=8, multiple_of=2, description="Side of a suggested window in pixels.")
+    method: Method = Field(default="entropy", description="Per-pixel uncertainty: normalised entropy of the class "
+                                                          "probabilities, or 1 - (top-1 - top-2) margin.")
+    tta: bool = Field(default=False, description="Average the predictions of the four flips of each model window.")
+    diversity: Diversity = Field(default="features", description="Keep suggestions apart: by encoder-feature "
+                                 "distance to the windows already chosen, by their dominant predicted class, or "
+                                 "not at all (only never overlapping).")
+    class_weighting: ClassWeighting = Field(
+        default="none", description="Weight each pixel's uncertainty by its predicted class's weight: balanced, "
+                                    "w_c ∝ 1/√f_c over the labeled pixels as in training's loss, ranks windows where "
+                                    "rare classes are predicted higher.")
+    batch_size: int = Field(default=8, ge=1, description="Windows per forward pass.")
+    threads: ThreadsOption = None
+
+
+class SuggestOptions(SuggestSettings):
+    """Options of one ``geossl suggest`` run (everything but the checkpoint, the manifest and the catalog)."""
+
+    out: Annotated[Path, Flag(metavar="FILE.gpkg")] = Field(
+        description="GeoPackage to write (a .qml style is written beside it).")
+    overwrite: bool = Field(default=False, description="Replace --out (and its .qml) if they exist.")
+    data_root: DataRootOption = None
+    quiet: Annotated[bool, NO_FLAG] = False

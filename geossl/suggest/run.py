@@ -1,0 +1,149 @@
+"""``geossl suggest``: where to label next, as ranked windows of the unlabeled area.
+
+Flow: check the output, the checkpoint against the manifest and the catalog, the unlabeled split and the window
+size → per scene, predict the part holding unlabeled area once and reduce it to cell sums (:mod:`.scan`) →
+candidate windows inside the unlabeled area (:mod:`.candidates`) → the pool of the most uncertain → their
+encoder features (``--diversity features``, :mod:`.features`) → greedy choice (:mod:`.select`, where the score
+is defined) → GeoPackage and QGIS style (:mod:`.write`). Bad input stops before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+import torch
+from shapely.geometry.base import BaseGeometry
+
+from geossl.catalog import CATALOG_NAME, Catalog
+from geossl.classweights import balanced_weights
+from geossl.data.module import plan_splits
+from geossl.data.regions import split_regions
+from geossl.errors import InputError
+from geossl.manifest import Split
+from geossl.models import ModelBundle, load_bundle
+from geossl.predict.runner import ModelRunner
+from geossl.predict.scene import Scene, open_scenes
+from geossl.suggest.candidates import CELLS_PER_WINDOW, Candidates, Placement, place_windows, window_candidates
+from geossl.suggest.features import window_features
+from geossl.suggest.options import SuggestOptions
+from geossl.suggest.scan import covering_area, scan
+from geossl.suggest.select import choose, most_uncertain
+from geossl.suggest.write import write_suggestions
+from geossl.train.inputs import check_bundle, ensure_catalog
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Suggestions:
+    """What a run wrote: the GeoPackage, its style, the windows suggested and the candidates they came from."""
+
+    path: Path
+    style: Path
+    windows: int
+    candidates: int
+
+
+def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: SuggestOptions) -> Suggestions:
+    """Rank windows of the catalog's unlabeled area for labelling (module docstring); write ``options.out``."""
+    out = _check_out(options)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    bundle, model = load_bundle(checkpoint)
+    manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, options.data_root, options.quiet)
+    check_bundle(bundle, checkpoint, manifest_path, manifest, catalog)
+    inside, outside = split_areas(catalog, root)
+    scenes = open_scenes([catalog.path_of(root, s.image) for s in catalog.scenes], bundle)
+    _check_size(scenes, options.size)
+    placements = _placements(scenes, bundle, inside, outside, options.size)
+    candidates = _candidates(catalog, root, scenes, bundle, model, placements, options)
+    if len(candidates) == 0:
+        raise InputError("--size", f"every window of {options.size} x {options.size} px inside the unlabeled area "
+                                   "holds nodata; try a smaller --size")
+    pool = candidates.take(most_uncertain(candidates, options.n))
+    features = None
+    if options.diversity == "features":
+        features = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
+    chosen = choose(pool, options.n, options.size, options.diversity, features)
+    if len(chosen) < options.n:
+        log.warning("only %d windows of %d px fit in the unlabeled area without overlapping; %d asked for",
+                    len(chosen), options.size, options.n)
+    picked = pool.take(np.array([c.index for c in chosen]))
+    style = write_suggestions(out, picked, np.array([c.score for c in chosen]), bundle.classes,
+                              [s.id for s in catalog.scenes], catalog.crs)
+    log.info("%d suggestions of %d x %d px (from %d candidates, %s, diversity %s, class weighting %s) -> %s",
+             len(chosen), options.size, options.size, len(candidates), options.method, options.diversity,
+             options.class_weighting, out)
+    return Suggestions(path=out, style=style, windows=len(chosen), candidates=len(candidates))
+
+
+def _check_out(options: SuggestOptions) -> Path:
+    """The output path, refused before any work when it cannot be written as asked."""
+    out = options.out.absolute()
+    if out.suffix.lower() != ".gpkg":
+        raise InputError(options.out, "suggestions are written as a GeoPackage: the name must end in .gpkg")
+    if out.is_dir():
+        raise InputError(options.out, "is a folder")
+    for target in (out, out.with_suffix(".qml")):
+        if target.exists() and not options.overwrite:
+            raise InputError(target, "already exists; use --overwrite to replace it")
+    return out
+
+
+def split_areas(catalog: Catalog, root: Path) -> tuple[BaseGeometry, BaseGeometry | None]:
+    """The unlabeled area (suggestions are drawn from it), and the other splits' areas together (None if none)."""
+    regions = split_regions(catalog)
+    unlabeled = [r.geometry for r in regions if r.split == Split.UNLABELED]
+    if not unlabeled:
+        raise InputError(root / CATALOG_NAME, "the catalog has no unlabeled split: there is nothing to suggest "
+                                              "labels for")
+    others = [r.geometry for r in regions if r.split != Split.UNLABELED]
+    return shapely.union_all(unlabeled), shapely.union_all(others) if others else None
+
+
+def _check_size(scenes: list[Scene], size: int) -> None:
+    """A window must fit in at least one scene."""
+    if not any(size <= min(s.width, s.height) for s in scenes):
+        largest = max(scenes, key=lambda s: min(s.width, s.height))
+        raise InputError("--size", f"a window of {size} px is larger than the scene {largest.path.name} "
+                                   f"({largest.width} x {largest.height} px)")
+
+
+def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
+                size: int) -> list[Placement]:
+    """Per scene holding some, the windows inside the unlabeled area; an error when there are none at all."""
+    placements = []
+    for index, scene in enumerate(scenes):
+        here = inside.intersection(shapely.box(*scene.grid.bounds))
+        area = None if here.is_empty else covering_area(scene, here.bounds, max(size, bundle.patch_size))
+        if area is None or size > min(scene.width, scene.height):
+            continue
+        placed = place_windows(scene, index, area, size, here, outside)
+        if len(placed):
+            placements.append(placed)
+    if not placements:
+        raise InputError("--size", f"no window of {size} x {size} px fits inside the unlabeled area; try a "
+                                   "smaller --size")
+    return placements
+
+
+def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module,
+                placements: list[Placement], options: SuggestOptions) -> Candidates:
+    """The placed windows without nodata, with their uncertainty, class mix and priority (a model pass a scene)."""
+    runner = ModelRunner(model, "auto", options.tta)
+    weights = np.ones(len(bundle.classes))
+    if options.class_weighting == "balanced":
+        weights = balanced_weights(plan_splits(catalog, root, None, 0).labeled_counts)
+        log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
+                                                                                  strict=True)))
+    parts = []
+    for placed in placements:
+        scene, area = scenes[placed.scene], placed.area
+        log.info("%s: predicting %d x %d px holding unlabeled area", scene.path.name, area.width, area.height)
+        stats = scan(scene, bundle, runner, area, options.size // CELLS_PER_WINDOW, options.method,
+                     options.batch_size)
+        parts.append(window_candidates(stats, placed, scene, options.size, weights))
+    return Candidates.concat(parts, len(bundle.classes))
