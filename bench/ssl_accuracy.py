@@ -14,6 +14,12 @@ val and test pixels with the same metrics.
     python bench/ssl_accuracy.py --data-root ../shared/data            # the table (one seed, hours on 2 cores)
     python bench/ssl_accuracy.py --data-root ../shared/data --variants --only crossview_adaptive
     python bench/ssl_accuracy.py --data-root ../shared/data --probe    # step times only (sizing)
+    python bench/ssl_accuracy.py --data-root ../shared/data --only dwl --prior forest   # dwl and dwl_prior
+
+``--prior forest`` adds, for each semi-supervised row run, a row ``NAME_prior``: the same training with a prior
+map (``geossl train``'s ``prior`` option at its defaults), the per-pixel random forest trained on the labeled
+blocks only and predicted over the whole scene (bench/forest_prior.py; the forest of the first seed, capped by
+``--forest-max-per-class``), ingested into a catalog of its own (same scene, blocks and splits).
 
 Targets: crossview and dwl each >= supervised-1/8 + 3 mIoU points and gap closure >= 0.5; one SSL step
 <= 2.5x one supervised step; supervised with all labels >= the forest with all labels; the moonshot: an SSL
@@ -39,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from forest import FOREST_ROWS, forest_runs  # noqa: E402
+from forest_prior import forest_prior  # noqa: E402
 
 RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the notes' defaults
     ("supervised_1/8", "supervised", [], {}),
@@ -56,6 +63,8 @@ VARIANTS = [  # --variants: options the strategies expose, beyond the notes' def
     ("crossview_balanced", "crossview", ["--labeled-sampling", "class_balanced"], {}),
 ]
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
+#: ``--prior``: the suffix of the rows trained with the prior map.
+PRIOR_SUFFIX = "_prior"
 SAME_PATCHES = "supervised (labeled + unlabeled patches)"
 
 
@@ -170,6 +179,8 @@ def main() -> None:
     p.add_argument("--no-forest", action="store_true", help="skip the random-forest rows")
     p.add_argument("--forest-max-per-class", type=int, default=None,
                    help="train the forest on at most this many pixels per class (seeded subset; default: all)")
+    p.add_argument("--prior", choices=["forest"], default=None,
+                   help="also each semi-supervised row with a prior map: the forest of the labeled blocks")
     a = p.parse_args()
     if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")
@@ -200,10 +211,15 @@ def main() -> None:
     config.write_text(f"{decoder}steps_per_epoch: {max(1, a.steps // a.evals)}\npseudo_truth: true\n")
     runs = results.setdefault("runs", {})
     rows = RUNS + (VARIANTS if a.variants else [])
+    rows += prior_rows(rows) if a.prior else []
     todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
             if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
+    inputs = {False: (manifest, catalog)}
+    if a.prior and any(row[1].endswith(PRIOR_SUFFIX) for row in todo):
+        inputs[True] = prior_inputs(a, manifest, catalog, results)
 
     def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> dict[str, dict]:
+        manifest, catalog = inputs[name.endswith(PRIOR_SUFFIX)]
         key = f"{name}@{seed}"
         run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
         if run_dir.exists():
@@ -248,9 +264,27 @@ def main() -> None:
     print(table(results))
 
 
+def prior_rows(rows: list[tuple]) -> list[tuple]:
+    """The ``--prior`` rows: each semi-supervised row again, named ``NAME_prior``."""
+    return [(name + PRIOR_SUFFIX, strategy, extra, params) for name, strategy, extra, params in rows
+            if strategy != "supervised"]
+
+
+def prior_inputs(a: argparse.Namespace, manifest: Path, catalog: Path, results: dict) -> tuple[Path, Path]:
+    """The forest's prior map written and ingested with a copy of the manifest: (that manifest, its catalog)."""
+    t0 = time.time()
+    prior_manifest, record = forest_prior(manifest, a.data_root, catalog, a.out / "prior_forest", a.first_seed,
+                                          a.threads, a.forest_max_per_class)
+    prior_catalog = a.out / "prior_forest" / "catalog"
+    cli("ingest", prior_manifest, "--out", prior_catalog, "--workers", "2")
+    results["prior"] = {"kind": a.prior, **record, "seconds": time.time() - t0}
+    return prior_manifest, prior_catalog
+
+
 def table(results: dict) -> str:
     runs = results["runs"]
-    names = [row[0] for row in RUNS + VARIANTS] + list(FOREST_ROWS)
+    rows = RUNS + VARIANTS
+    names = [row[0] for row in rows + prior_rows(rows)] + list(FOREST_ROWS)
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     classes = list(next(iter(runs.values()))["iou"])
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from affine import Affine
 from rasterio.windows import Window
 
 
@@ -217,3 +218,21 @@ class Tiling:
         for i in range(n_rows):
             for j in range(n_cols):
                 yield i, j
+
+
+def touched_pixels(transform: Affine, width: int, height: int, bounds: tuple[float, float, float, float]
+                   ) -> tuple[int, int, int, int] | None:
+    """The whole pixels of a ``width`` x ``height`` raster that ``bounds`` (CRS units) touches, clipped to it.
+
+    Returns ``(row0, col0, row1, col1)`` (ends exclusive), or None when ``bounds`` misses the raster. Edges
+    within 1e-6 pixel of a pixel border count as on it (float noise in reprojected bounds).
+    """
+    t = transform
+    minx, miny, maxx, maxy = bounds
+    col0 = max(0, math.floor(round((minx - t.c) / t.a, 6)))
+    col1 = min(width, math.ceil(round((maxx - t.c) / t.a, 6)))
+    row0 = max(0, math.floor(round((t.f - maxy) / -t.e, 6)))
+    row1 = min(height, math.ceil(round((t.f - miny) / -t.e, 6)))
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return row0, col0, row1, col1

@@ -1,12 +1,20 @@
 """The random-forest peer of the accuracy bench (bench/forest.py) on the synthetic scene."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
+import rasterio.features
 
 from bench import forest
 from geossl.catalog import load_catalog
 from geossl.data.module import plan_splits
 from geossl.data.regions import region_class_counts
+from tests.conftest import ROOT
+
+MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
 
 pytest.importorskip("sklearn")
 
@@ -38,3 +46,48 @@ def test_forest_rows_train_on_the_labeled_blocks_and_score_every_test_pixel(synt
     assert runs["forest_full@0"]["labeled_pixels"] > runs["forest_1/8@0"]["labeled_pixels"]
     # the synthetic classes differ in their band values: a forest on pixels separates them well above chance
     assert runs["forest_full@0"]["oa"] > 2 / len(ids)
+
+
+def _scene_prior(folder: Path, catalog) -> np.ndarray:
+    with rasterio.open(folder / f"{catalog.scenes[0].id}.tif") as src:
+        return src.read(1)
+
+
+def test_the_forest_prior_sees_only_the_labeled_blocks_and_covers_the_scene(synth_dir, synth_catalog, tmp_path,
+                                                                           monkeypatch):
+    from bench import forest_prior
+    from geossl.ingest.run import IngestOptions, ingest
+    from geossl.train.config import TrainConfig
+    from geossl.train.run import prior_in_use
+
+    monkeypatch.setattr(forest_prior, "TREES", 10)
+    catalog = load_catalog(synth_catalog)
+    manifest, record = forest_prior.forest_prior(MANIFEST, synth_dir, synth_catalog, tmp_path / "a", 0, 1, None)
+    assert record["train_pixels"] == int(plan_splits(catalog, synth_catalog, None, 0).labeled_counts.sum())
+    prior = _scene_prior(tmp_path / "a", catalog)
+    with rasterio.open(synth_catalog / catalog.scenes[0].image) as image:
+        valid = ~np.ma.getmaskarray(image.read(masked=True)).any(axis=0)
+        assert prior.shape == (image.height, image.width)
+    assert set(np.unique(prior[valid]).tolist()) <= {c.id for c in catalog.classes}
+    assert (prior[~valid] == catalog.ignore_id).all()
+    # no truth outside the labeled blocks: scrambling every other label leaves the prior unchanged
+    scrambled = tmp_path / "scrambled"
+    shutil.copytree(synth_catalog, scrambled)
+    labels_path = scrambled / catalog.scenes[0].labels
+    with rasterio.open(labels_path) as src:
+        labels, profile = src.read(1), src.profile
+    labeled = plan_splits(catalog, synth_catalog, None, 0).of("labeled")
+    inside = rasterio.features.geometry_mask([r.geometry for r in labeled], labels.shape, profile["transform"],
+                                             invert=True)
+    noise = np.random.default_rng(0).integers(1, 7, labels.shape)
+    labels_path.unlink()
+    with rasterio.open(labels_path, "w", **{**profile, "driver": "GTiff"}) as dst:
+        dst.write(np.where(inside, labels, noise).astype(labels.dtype), 1)
+    forest_prior.forest_prior(MANIFEST, synth_dir, scrambled, tmp_path / "b", 0, 1, None)
+    assert np.array_equal(_scene_prior(tmp_path / "b", catalog), prior)
+    # the manifest it wrote ingests into a catalog whose prior a pseudo-labelling strategy uses
+    ingest(manifest, IngestOptions(out=tmp_path / "catalog", workers=1, quiet=True))
+    with_prior = load_catalog(tmp_path / "catalog")
+    assert prior_in_use(TrainConfig(strategy="fixmatch"), with_prior)
+    with rasterio.open(tmp_path / "catalog" / with_prior.scenes[0].prior) as ingested:
+        assert np.array_equal(ingested.read(1), prior)

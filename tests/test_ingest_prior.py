@@ -55,13 +55,14 @@ def test_prior_on_a_coarser_grid_is_warped_and_mapped(case):
     assert (out / "priors" / "scene.qml").is_file()
 
 
-def _refused(src: Path, out: Path, pattern: str) -> None:
+def _refused(src: Path, out: Path, pattern: str) -> str:
     result = run_cli("ingest", src / "manifest.yaml", "--out", out)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and pattern in lines[0], result.stderr
     assert not out.exists()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".out")], "staging left behind"
+    return lines[0]
 
 
 def test_prior_with_unmapped_ids_is_refused(case):
@@ -79,3 +80,14 @@ def test_prior_mapping_to_an_unknown_class_is_refused(case):
     manifest["prior"]["classes"][11] = 9
     (src / "manifest.yaml").write_text(yaml.safe_dump(manifest))
     _refused(src, out, "prior.classes maps to [9]")
+
+
+def test_prior_that_does_not_overlap_the_imagery_is_refused(case):
+    src, out = case
+    with rasterio.open(src / "prior.tif") as prior:
+        data, profile = prior.read(1), prior.profile
+    t = profile["transform"]
+    profile.update(transform=Affine(t.a, 0, t.c + 1e6, 0, t.e, t.f))
+    with rasterio.open(src / "prior.tif", "w", **profile) as far:
+        far.write(data, 1)
+    assert "prior.tif: " in _refused(src, out, "do not overlap any imagery scene")

@@ -17,10 +17,10 @@ from pydantic import ValidationError
 
 from geossl.config import format_validation_error
 from geossl.errors import InputError
+from geossl.models.rgb import stretch_rgb
 from geossl.ssl.refine.sam import masks_to_segments
 from geossl.ssl.refine.segments import Segments, SegmentsConfig, segment_vote
 from geossl.ssl.refine.superpixels import FelzenszwalbConfig, SlicConfig
-from geossl.zeroshot.render import stretch_rgb
 from tests.conftest import ROOT, run_cli
 
 # ------------------------------------------------------------------------------------------------ the vote
@@ -276,7 +276,7 @@ def test_sam_architecture_of_the_official_models(model: str) -> None:
     pytest.importorskip("segment_anything")
     from segment_anything import sam_model_registry
 
-    from geossl.zeroshot.sam import build_sam
+    from geossl.models.sam import build_sam
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         official = sam_model_registry[model]().state_dict()

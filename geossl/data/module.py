@@ -2,9 +2,10 @@
 
 Training batches are dicts ``{"labeled": batch, "unlabeled": batch}`` (only ``labeled`` for strategies that
 use no unlabeled data; the strategy's :class:`~geossl.data.spec.DataSpec` says, and whether unlabeled windows
-come in overlapping pairs); validation and test batches are labeled patches on a grid. In a distributed run each
-rank draws its own random windows and takes every ``world_size``-th grid window, so Lightning's distributed
-sampler replacement is not needed (``use_distributed_sampler=False``).
+come in overlapping pairs and carry the catalog's prior map: ``prior``, read from the same window with the same
+symmetry as the image, never in labeled windows); validation and test batches are labeled patches on a grid.
+In a distributed run each rank draws its own random windows and takes every ``world_size``-th grid window, so
+Lightning's distributed sampler replacement is not needed (``use_distributed_sampler=False``).
 
 The batch of global step ``s`` holds items ``s·B .. s·B + B − 1`` of its sampler (``B`` its batch size): every
 epoch's loaders start at the trainer's global step, so a resumed run, even one resumed mid-epoch, gets the
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader
 from geossl.catalog import Catalog
 from geossl.data.normalize import LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset, collate_patches
-from geossl.data.rasters import catalog_rasters, with_labels
+from geossl.data.rasters import catalog_rasters, with_labels, with_prior
 from geossl.data.regions import (
     ClassPositions,
     Region,
@@ -145,8 +146,9 @@ class SslDataModule(pl.LightningDataModule):
                 raise InputError("--label-fraction", "no unlabeled region is left for a semi-supervised strategy")
             truth = self.pseudo_truth and labels is not None
             source = with_labels(images, labels) if truth else images
-            unlabeled = PatchDataset(source, regions, self.patch_size, self.normalizer,
-                                     self.encoder if truth else None, "truth")
+            if self.spec.prior:
+                source = with_prior(source, self.catalog, self.root)
+            unlabeled = PatchDataset(source, regions, self.patch_size, self.normalizer, self.encoder, "truth")
             n = self.unlabeled_batch_size // (2 if self.spec.paired else 1)
             sampler = self._sampler(unlabeled, "windows/unlabeled", n, pairs=self.spec.overlap)
             loaders["unlabeled"] = self._loader(unlabeled, sampler, n, drop_last=True)

@@ -6,6 +6,8 @@ A sample is a dict of tensors::
     valid   (S, S)    bool     image valid (not nodata) and inside the query's region
     mask    (S, S)    int64    class index 0..K-1 or IGNORE (labeled and evaluation patches)
     truth   (S, S)    int64    hidden truth of unlabeled patches (diagnostics only; never given to a loss)
+    prior   (S, S)    int64    class index 0..K-1 of the catalog's prior map or IGNORE (unlabeled patches, when
+                               the source reads priors: geossl.data.rasters.with_prior)
     origin  (2,)      int64    (row, col) of the window's top-left pixel on the catalog grid
     geom    (2,)      int64    (quarter turns, flip) of the weak view: see geossl.data.views.dihedral
 
@@ -37,7 +39,8 @@ class PatchDataset(Dataset[list[dict[str, Tensor]]]):
     """Reads patches (or pairs of patches) of ``size`` pixels from ``source`` (images, or images & labels).
 
     Indexed by :class:`PatchQuery` (or a tuple of them); the samplers of :mod:`geossl.data.samplers` decide
-    how many there are, where they are and which symmetry they show.
+    how many there are, where they are and which symmetry they show. ``encoder`` encodes the class ids of the
+    labels (under ``label_key``) and of the prior map, for those the source reads.
     """
 
     def __init__(self, source: GeoDataset, regions: list[Region], size: int, normalizer: Normalizer,
@@ -68,6 +71,8 @@ class PatchDataset(Dataset[list[dict[str, Tensor]]]):
         if self.encoder is not None and "mask" in raw:
             labels = self.encoder(raw["mask"])
             sample[self.label_key] = torch.where(valid, labels, IGNORE)
+        if self.encoder is not None and "prior" in raw:
+            sample["prior"] = torch.where(valid, self.encoder(raw["prior"]), IGNORE)
         sample = {k: dihedral(v, query.rot, query.flip) for k, v in sample.items()}
         sample["origin"] = torch.tensor([query.row, query.col])
         sample["geom"] = torch.tensor([query.rot, int(query.flip)])

@@ -1,4 +1,4 @@
-"""torchgeo datasets over an ingested catalog: one for the image COGs, one for the label COGs.
+"""torchgeo datasets over an ingested catalog: the image COGs, the label COGs and the prior COGs.
 
 Every COG of a catalog is on the same target grid (ingest aligned them), so both datasets share one CRS and
 resolution and a query reads pixels without resampling as long as it is snapped to that grid
@@ -8,8 +8,9 @@ resolution and a query reads pixels without resampling as long as it is snapped 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from torchgeo.datasets import IntersectionDataset, RasterDataset
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 
 from geossl.catalog import Catalog
 from geossl.errors import InputError
@@ -48,6 +49,21 @@ class LabelRasters(_CatalogRasters):
     is_image = False
 
 
+class PriorRasters(_CatalogRasters):
+    """The catalog's prior COGs (manifest ``prior:``; class ids as int64, the ignore id their nodata), key ``prior``.
+
+    Read beside the images (and labels) in one sample, so under a key of their own rather than ``mask``.
+    """
+
+    is_image = False
+
+    def __getitem__(self, query: Any) -> dict[str, Any]:
+        """The sample of :class:`RasterDataset`, its ``mask`` renamed ``prior``."""
+        sample = super().__getitem__(query)
+        sample["prior"] = sample.pop("mask")
+        return sample
+
+
 def catalog_rasters(catalog: Catalog, root: Path) -> tuple[ImageRasters, LabelRasters | None]:
     """The image dataset and, when the catalog has labels, the label dataset, on the catalog's grid."""
     images = [catalog.path_of(root, s.image) for s in catalog.scenes]
@@ -69,3 +85,19 @@ def catalog_rasters(catalog: Catalog, root: Path) -> tuple[ImageRasters, LabelRa
 def with_labels(images: ImageRasters, labels: LabelRasters) -> IntersectionDataset:
     """Images and labels read together (``image`` and ``mask`` in one sample)."""
     return IntersectionDataset(images, labels)
+
+
+def with_prior(source: GeoDataset, catalog: Catalog, root: Path) -> IntersectionDataset:
+    """``source`` (images, or images and labels) read together with the catalog's prior maps (``prior``).
+
+    Raises :class:`InputError` when a scene has no prior map or its file is missing.
+    """
+    paths = [catalog.path_of(root, s.prior) if s.prior else None for s in catalog.scenes]
+    if None in paths:
+        raise InputError(root / "catalog.json", "the catalog has no prior map (manifest prior:) for every scene")
+    for path in paths:
+        assert path is not None
+        if not path.is_file():
+            raise InputError(path, "prior map named in the catalog is missing; run `geossl ingest` again")
+    priors = PriorRasters(paths=[str(p) for p in paths], crs=source.crs, res=source.res, cache=True)
+    return IntersectionDataset(source, priors)

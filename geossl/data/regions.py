@@ -24,6 +24,7 @@ from shapely.geometry import shape
 from geossl.catalog import Catalog
 from geossl.manifest import Split
 from geossl.selection import LabeledSelection, choose_labeled
+from geossl.windows import touched_pixels
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +135,10 @@ def _window_transform(window: rasterio.windows.Window, transform: rasterio.Affin
 def _pixel_window(bounds: tuple[float, float, float, float], src: rasterio.io.DatasetReader
                   ) -> rasterio.windows.Window | None:
     """The whole pixels of ``src`` that ``bounds`` touches (clipped to the raster), or None."""
-    t = src.transform
-    minx, miny, maxx, maxy = bounds
-    col0 = max(0, math.floor(round((minx - t.c) / t.a, 6)))
-    col1 = min(src.width, math.ceil(round((maxx - t.c) / t.a, 6)))
-    row0 = max(0, math.floor(round((t.f - maxy) / -t.e, 6)))
-    row1 = min(src.height, math.ceil(round((t.f - miny) / -t.e, 6)))
-    if col1 <= col0 or row1 <= row0:
+    touched = touched_pixels(src.transform, src.width, src.height, bounds)
+    if touched is None:
         return None
+    row0, col0, row1, col1 = touched
     return rasterio.windows.Window(col0, row0, col1 - col0, row1 - row0)
 
 

@@ -11,15 +11,19 @@ class DataSpec:
 
     ``unlabeled``: batches of unlabeled windows come with each labeled batch. ``overlap``: those windows come in
     pairs whose shared area is drawn from this range (a share of a window's area), or None for single windows.
-    Batch sizes are the run's (``TrainConfig``), not the strategy's.
+    ``prior``: those windows carry the catalog's prior map (``prior``; set by the run from its ``prior`` option,
+    not by the strategy). Batch sizes are the run's (``TrainConfig``), not the strategy's.
     """
 
     unlabeled: bool = True
     overlap: tuple[float, float] | None = None
+    prior: bool = False
 
     def __post_init__(self) -> None:
         if self.overlap is not None and not self.unlabeled:
             raise ValueError("overlapping pairs are pairs of unlabeled windows: overlap needs unlabeled")
+        if self.prior and not self.unlabeled:
+            raise ValueError("the prior map comes with the unlabeled windows: prior needs unlabeled")
 
     @property
     def paired(self) -> bool:

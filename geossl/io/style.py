@@ -77,16 +77,7 @@ def vector_qml(classes: Sequence[ClassLike], field: str = "class_id") -> str:
         props = {"color": f"{_rgb(c.color)},255", "outline_color": f"{_darker(c.color)},255",
                  "outline_style": "solid", "outline_width": "0.1", "outline_width_unit": "MM", "style": "solid",
                  "joinstyle": "bevel", "offset": "0,0", "offset_unit": "MM"}
-        options = "\n".join(f'            <Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
-        legacy = "\n".join(f'          <prop k="{k}" v="{v}"/>' for k, v in props.items())
-        symbols.append(f"""      <symbol type="fill" name="{i}" alpha="1" clip_to_extent="1" force_rhr="0">
-        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
-          <Option type="Map">
-{options}
-          </Option>
-{legacy}
-        </layer>
-      </symbol>""")
+        symbols.append(_fill_symbol(i, props))
     cats = "\n".join(categories)
     syms = "\n".join(symbols)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
@@ -153,16 +144,7 @@ def rank_qml(n: int, field: str = "rank") -> str:
         props = {"color": f"{_rgb(color)},60", "outline_color": f"{_rgb(color)},255", "outline_style": "solid",
                  "outline_width": "0.6", "outline_width_unit": "MM", "style": "solid", "joinstyle": "miter",
                  "offset": "0,0", "offset_unit": "MM"}
-        options = "\n".join(f'            <Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
-        legacy = "\n".join(f'          <prop k="{k}" v="{v}"/>' for k, v in props.items())
-        symbols.append(f"""      <symbol type="fill" name="{i}" alpha="1" clip_to_extent="1" force_rhr="0">
-        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
-          <Option type="Map">
-{options}
-          </Option>
-{legacy}
-        </layer>
-      </symbol>""")
+        symbols.append(_fill_symbol(i, props))
     name = html.escape(field, quote=True)
     rngs, syms = "\n".join(ranges), "\n".join(symbols)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
@@ -199,3 +181,17 @@ def rank_qml(n: int, field: str = "rank") -> str:
   <layerGeometryType>2</layerGeometryType>
 </qgis>
 """
+
+
+def _fill_symbol(name: int, props: dict[str, str]) -> str:
+    """A QGIS simple-fill symbol ``name`` with ``props`` (both the Option map and the legacy prop lines)."""
+    options = "\n".join(f'            <Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
+    legacy = "\n".join(f'          <prop k="{k}" v="{v}"/>' for k, v in props.items())
+    return f"""      <symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <Option type="Map">
+{options}
+          </Option>
+{legacy}
+        </layer>
+      </symbol>"""

@@ -30,8 +30,8 @@ from geossl.pretrain.config import PretrainConfig
 from geossl.pretrain.data import window_loader
 from geossl.pretrain.export import build_encoder, encoder_state
 from geossl.pretrain.tasks import build_task, trained_backbone
+from geossl.quiet import quiet_lightning
 from geossl.train.inputs import ensure_catalog
-from geossl.train.run import _quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def pretrain(manifest_path: Path, catalog_dir: Path, out: Path, config: Pretrain
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
-    _quiet_lightning()
+    quiet_lightning()
     warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
     catalog, root = load_inputs(manifest_path, catalog_dir, quiet)
     check_out(out)

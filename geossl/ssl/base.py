@@ -6,6 +6,10 @@ only the strategy trains or keeps (DWL's pseudo head, an EMA teacher) are its ow
 the task checkpoints them under ``strategy.`` and they never reach ``model.pt``. Unlabeled batches never carry
 labels to a strategy: the task removes the hidden truth before the call.
 
+The task calls :meth:`Strategy.step`, which runs :meth:`Strategy.training_step`; the pseudo-labelling strategies'
+base (:mod:`geossl.ssl.pseudo`) takes an unlabeled batch's prior map out there and merges it into the
+pseudo-labels (:mod:`geossl.ssl.prior`), so no strategy handles it itself.
+
 Its options (:class:`StrategyConfig`, one subclass per strategy, ``name`` a ``Literal``) are validated once at
 the edge and declare the data the strategy needs (:meth:`StrategyConfig.data_spec`) without building anything.
 
@@ -29,6 +33,7 @@ from geossl.data.spec import DataSpec
 from geossl.data.views import ViewConfig, cutmix_boxes, feature_dropout, mix_permutation, paste, photometric
 from geossl.models import Segmenter
 from geossl.ssl.losses import pseudo_labels
+from geossl.ssl.prior import PriorTeacherConfig
 from geossl.ssl.registry import NamedConfig
 
 Batch = dict[str, Tensor]
@@ -69,7 +74,12 @@ class StrongView:
 
 
 class StrategyConfig(NamedConfig):
-    """A strategy's options; subclasses add ``name: Literal["..."]`` and the strategy's parameters."""
+    """A strategy's options; subclasses add ``name: Literal["..."]`` and the strategy's parameters.
+
+    ``makes_pseudo_labels``: whether the strategy learns from pseudo-labels, the ones a prior map can teach.
+    """
+
+    makes_pseudo_labels: ClassVar[bool] = False
 
     def data_spec(self) -> DataSpec:
         """The training data the strategy needs (by default: unlabeled windows, one at a time)."""
@@ -86,9 +96,12 @@ class Strategy(ABC):
     Config: ClassVar[type[StrategyConfig]]
 
     def __init__(self, model: Segmenter, config: StrategyConfig, views: ViewConfig | None = None,
-                 class_weights: Tensor | None = None, debias_pseudo_labels: bool = False) -> None:
+                 class_weights: Tensor | None = None, debias_pseudo_labels: bool = False,
+                 prior: PriorTeacherConfig | None = None) -> None:
         self.model = model
         self.config = config
+        #: The ``prior`` training option: the pseudo-labelling strategies merge a batch's prior map by it.
+        self.prior = prior
         #: Modules of the strategy's own (checkpointed as ``strategy.<key>``, never exported).
         self.owned = nn.ModuleDict()
         self.views = views or ViewConfig()
@@ -142,6 +155,11 @@ class Strategy(ABC):
         logits = self.model.head(self.model.decode(joined))
         n, m = features[0].shape[0], features[0].shape[0] - start
         return logits[:n], [logits[n + j * m : n + (j + 1) * m] for j in range(len(rates))]
+
+    def step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+             rng: torch.Generator | None = None) -> StepOutput:
+        """One step as the task runs it: :meth:`training_step` (a base of strategies may prepare around it)."""
+        return self.training_step(batch_l, batch_u, step, total_steps, rng)
 
     @abstractmethod
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,

@@ -7,25 +7,31 @@ A step of such a strategy:
    :mod:`geossl.ssl.teacher`; UniMatch V2), without gradient;
 2. each pixel's weight: the strategy's own confidence gate (``1[q ≥ τ]``, DWL's ranking weight);
 3. :meth:`refine`: the ``refine`` option's :class:`~geossl.ssl.refine.Refinement` may change labels and weights;
-4. the losses use the refined labels and weights (pasted by CutMix like the image).
+4. with the ``prior`` training option and an unlabeled batch carrying a prior map (``prior``), :meth:`refine`
+   merges the prior into the refined labels and weights (:mod:`geossl.ssl.prior`); :meth:`step` takes the map
+   out of the batch, so the strategy's own step never sees it;
+5. the losses use the refined labels and weights (pasted by CutMix like the image).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
 from geossl.models import Segmenter
-from geossl.ssl.base import Strategy, StrategyConfig
+from geossl.ssl.base import Batch, StepOutput, Strategy, StrategyConfig
+from geossl.ssl.prior import PriorStep
 from geossl.ssl.refine import REFINEMENTS, NoRefineConfig, RefineChoice
 from geossl.ssl.teacher import EmaTeacher
 
 
 class PseudoLabelConfig(StrategyConfig):
     """The options every pseudo-labelling strategy has: who teaches, and how its pseudo-labels are refined."""
+
+    makes_pseudo_labels: ClassVar[bool] = True
 
     teacher: Literal["student", "ema"] = "student"
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.99
@@ -43,6 +49,29 @@ class PseudoLabelStrategy(Strategy):
         if self.teacher is not None:
             self.owned["teacher"] = self.teacher
         self.refinement = REFINEMENTS[self.config.refine.name](self.config.refine)
+        #: The prior of the step being run (set by :meth:`step`, read by :meth:`refine`).
+        self.current_prior: PriorStep | None = None
+
+    def step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
+             rng: torch.Generator | None = None) -> StepOutput:
+        """:meth:`training_step`, the unlabeled batch's prior map (if any) set aside for :meth:`refine`.
+
+        Adds the terms ``prior_weight`` (β(t)) and ``prior_share`` (the share of valid unlabeled pixels the
+        prior taught) when the prior was merged.
+        """
+        prior = None if batch_u is None else batch_u.get("prior")
+        if batch_u is not None and prior is not None:
+            batch_u = {k: v for k, v in batch_u.items() if k != "prior"}
+        if prior is None or self.prior is None or self.prior.use == "off":
+            return self.training_step(batch_l, batch_u, step, total_steps, rng)
+        self.current_prior = PriorStep(prior, self.prior.beta(step, total_steps), self.prior.threshold)
+        try:
+            out = self.training_step(batch_l, batch_u, step, total_steps, rng)
+        finally:
+            merged, self.current_prior = self.current_prior, None
+        if merged.taught_share is not None:
+            out.terms |= {"prior_weight": torch.tensor(merged.beta), "prior_share": merged.taught_share.detach()}
+        return out
 
     def teach(self, weak: Tensor, student_logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Probabilities, confidences and labels of the weak view, without gradient.
@@ -59,9 +88,12 @@ class PseudoLabelStrategy(Strategy):
 
     def refine(self, weak: Tensor, probs: Tensor, labels: Tensor, conf: Tensor, valid: Tensor,
                weight: Tensor) -> tuple[Tensor, Tensor]:
-        """The refinement's ``(labels, weight)`` (see :meth:`geossl.ssl.refine.Refinement.refine`)."""
+        """The refinement's ``(labels, weight)`` (:meth:`geossl.ssl.refine.Refinement.refine`), then the prior's."""
         with torch.no_grad():
-            return self.refinement.refine(weak, probs, labels, conf, valid, weight.float())
+            labels, weight = self.refinement.refine(weak, probs, labels, conf, valid, weight.float())
+            if self.current_prior is not None:
+                labels, weight = self.current_prior.merge(labels, weight, conf, valid)
+            return labels, weight
 
     def after_optimizer_step(self) -> None:
         """The EMA teacher follows the model."""

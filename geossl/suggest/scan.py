@@ -12,7 +12,6 @@ a candidate window of ``m × m`` cells is then a sum of cells.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ from geossl.predict.runner import ModelRunner
 from geossl.predict.scene import Scene
 from geossl.suggest.options import Method
 from geossl.suggest.uncertainty import uncertainty
-from geossl.windows import WindowGrid
+from geossl.windows import WindowGrid, touched_pixels
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,10 @@ def covering_area(scene: Scene, bounds: tuple[float, float, float, float], min_s
 
     None when ``bounds`` misses the scene.
     """
-    t = scene.grid.transform
-    minx, miny, maxx, maxy = bounds
-    col0 = max(0, math.floor(round((minx - t.c) / t.a, 6)))
-    col1 = min(scene.width, math.ceil(round((maxx - t.c) / t.a, 6)))
-    row0 = max(0, math.floor(round((t.f - maxy) / -t.e, 6)))
-    row1 = min(scene.height, math.ceil(round((t.f - miny) / -t.e, 6)))
-    if col1 <= col0 or row1 <= row0:
+    touched = touched_pixels(scene.grid.transform, scene.width, scene.height, bounds)
+    if touched is None:
         return None
+    row0, col0, row1, col1 = touched
     row0, row1 = _grow(row0, row1, min_side, scene.height)
     col0, col1 = _grow(col0, col1, min_side, scene.width)
     return Area(row0, col0, row1 - row0, col1 - col0)

@@ -18,6 +18,7 @@ from geossl.manifest import Split
 from geossl.models.config import ModelOptions
 from geossl.selection import LabeledSelection
 from geossl.ssl import STRATEGIES, StrategyChoice, SupervisedConfig
+from geossl.ssl.prior import PriorChoice, PriorTeacherConfig
 from geossl.ssl.registry import choices
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class TrainConfig(ModelOptions):
     evaluated and checkpoints are written. Training stops after ``max_steps`` or ``max_epochs``, whichever
     comes first. ``debias_pseudo_labels`` removes the class weights' bias from the teacher before it makes
     pseudo-labels (:meth:`geossl.ssl.base.Strategy.pseudo_labels`; off by default: on Zion it made pseudo-labels
-    more accurate but nearly erased the rare classes from them, and test mIoU did not improve).
+    more accurate but nearly erased the rare classes from them, and test mIoU did not improve). ``prior``: the
+    catalog's prior map as a second, weaker teacher of the pseudo-labelling strategies (:mod:`geossl.ssl.prior`).
 
     The defaults are the recipe chosen on Zion's validation blocks (bench/RESULTS.md): U-Net with a ResNet-18
     encoder, 96 px windows, 16 labeled windows a step, 6 epochs of 250 steps (1500 steps); with every train label
@@ -87,6 +89,10 @@ class TrainConfig(ModelOptions):
         default="auto", description="Lightning precision; auto: bf16-mixed (or 16-mixed) on a GPU, else 32-true.")
     workers: int = Field(default=0, ge=0, description="DataLoader worker processes.")
     threads: ThreadsOption = None
+    prior: Annotated[PriorChoice, Flag(metavar="[auto|on|off|YAML]")] = Field(
+        default=PriorTeacherConfig(), description="The catalog's prior map (manifest prior:) as a second teacher of "
+        "the pseudo-labelling strategies: auto (when the catalog has one), on, off, or its options as YAML "
+        "({weight: 0.5, until: 0.5, threshold: 0.95}).")
     pseudo_truth: bool = Field(default=True, description="Read the unlabeled regions' hidden labels to log the "
                                                          "pseudo-labels' accuracy (never used in a loss).")
 

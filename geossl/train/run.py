@@ -20,9 +20,8 @@ import importlib.util
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from geossl.io.names import METRICS_FILE
 from geossl.manifest import Split
 from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelOptions
+from geossl.quiet import quiet_lightning
 from geossl.train.config import TrainConfig
 from geossl.train.inputs import ensure_catalog
 
@@ -69,6 +69,23 @@ def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
     if config.strategy.data_spec().unlabeled and config.label_fraction == 1.0:
         raise InputError("--label-fraction", f"1.0 labels every train region: nothing is left unlabeled for "
                                              f"{config.strategy.name}")
+    prior_in_use(config, catalog)
+
+
+def prior_in_use(config: TrainConfig, catalog: Catalog) -> bool:
+    """Whether the unlabeled windows carry the catalog's prior map to a second teacher (:mod:`geossl.ssl.prior`).
+
+    ``prior.use``: ``auto`` uses it when the catalog has one and the strategy makes pseudo-labels; ``on``
+    requires both (an :class:`InputError` otherwise); ``off`` never. A weight of 0 is off too.
+    """
+    use, strategy = config.prior.use, config.strategy
+    has = bool(catalog.scenes) and all(s.prior for s in catalog.scenes)
+    if use == "on" and not has:
+        raise InputError("--prior", "on, but the catalog has no prior map (give the manifest a prior: and ingest "
+                                    "again)")
+    if use == "on" and not strategy.makes_pseudo_labels:
+        raise InputError("--prior", f"on, but strategy {strategy.name} makes no pseudo-labels for a prior to teach")
+    return use != "off" and has and strategy.makes_pseudo_labels and config.prior.weight > 0
 
 
 def model_config(config: TrainConfig, catalog: Catalog) -> ModelConfig:
@@ -126,7 +143,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
 
     ``callbacks`` are extra Lightning callbacks (the run's own checkpoint callbacks are always there).
     """
-    _quiet_lightning()
+    quiet_lightning()
     run = prepare(manifest_path, config, out, catalog_dir, data_root, resume, quiet)
     trainer, best = fit(run, config, out, resume, quiet, callbacks)
     if trainer.is_global_zero:
@@ -146,6 +163,9 @@ def prepare(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Pa
         raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy.name}")
     if not plan.of(Split.VAL):
         log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
+    if prior_in_use(config, catalog):
+        log.info("the catalog's prior map teaches the unlabeled area: weight %s, down to 0 at %d%% of the steps",
+                 config.prior.weight, round(100 * config.prior.until))
     return Prepared(catalog, plan, data_module(config, catalog, root, plan))
 
 
@@ -183,8 +203,12 @@ def _check_out(out: Path, config: TrainConfig, resume: bool, launched: bool) -> 
 
 
 def data_module(config: TrainConfig, catalog: Catalog, root: Path, plan: SplitPlan) -> SslDataModule:
-    """The training and validation data: the windows the strategy's options ask for, in the run's batch sizes."""
-    return SslDataModule(catalog, root, plan, config.strategy.data_spec(), config.patch_size, config.batch_size,
+    """The training and validation data: the windows the strategy's options ask for, in the run's batch sizes.
+
+    The unlabeled windows carry the catalog's prior map when :func:`prior_in_use`.
+    """
+    spec = replace(config.strategy.data_spec(), prior=prior_in_use(config, catalog))
+    return SslDataModule(catalog, root, plan, spec, config.patch_size, config.batch_size,
                          config.unlabeled_batch_size or config.batch_size, config.steps_per_epoch,
                          seed=config.seed, workers=config.workers, pseudo_truth=config.pseudo_truth,
                          labeled_sampling=config.labeled_sampling)
@@ -240,20 +264,6 @@ def _export(out: Path, best: str, last: Path, what: str) -> None:
              saved.metrics.get("step"), "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
 
 
-def _quiet_lightning() -> None:
-    """Lightning sets its loggers to INFO when imported; keep them at WARNING unless geossl logs debug."""
-    level = logging.DEBUG if log.getEffectiveLevel() <= logging.DEBUG else logging.WARNING
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(level)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # our loaders draw each step's batch from the global step (geossl.data.module): resuming mid-epoch is exact
-    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
-    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # --resume
-    # an EMA teacher (geossl.ssl.teacher) stays in eval mode by design
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
-
-
 def _launched_by_lightning() -> bool:
     """True in the extra processes Lightning's DDP launcher starts (they re-run this command as rank > 0)."""
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
@@ -268,8 +278,11 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
     for key in RESUME_SAME:
         if before.get(key) != getattr(config, key):
             raise InputError(flag_name(key), f"differs from the run being resumed in {out} ({before.get(key)!r} there)")
-    strategy = validate_model(TrainConfig, {k: v for k, v in before.items() if k in ("strategy", "strategy_params")},
-                              saved).strategy
+    earlier = validate_model(TrainConfig, {k: v for k, v in before.items() if k in ("strategy", "strategy_params",
+                                                                                    "prior")}, saved)
+    if "prior" in before and earlier.prior != config.prior:
+        raise InputError("--prior", f"differs from the run being resumed in {out} ({earlier.prior} there)")
+    strategy = earlier.strategy
     if strategy.name != config.strategy.name:
         raise InputError("--strategy", f"differs from the run being resumed in {out} ({strategy.name!r} there)")
     theirs, mine = strategy.model_dump(mode="json"), config.strategy.model_dump(mode="json")

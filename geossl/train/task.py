@@ -3,7 +3,8 @@
 ``configure_models`` builds the :class:`~geossl.models.Segmenter` and the strategy, ``configure_metrics`` the
 confusion matrices and pseudo-label statistics; a training step hands the labeled and unlabeled batches to the
 strategy. The unlabeled batch's hidden truth (when the unlabeled area has labels) is taken out of the batch
-before the strategy sees it and only feeds :class:`~geossl.train.metrics.PseudoLabelStats`.
+before the strategy sees it and only feeds :class:`~geossl.train.metrics.PseudoLabelStats`; its prior map (the
+``prior`` option) goes to the strategy, whose pseudo-labelling base merges it (:mod:`geossl.ssl.prior`).
 
 Randomness: step ``s`` of rank ``r`` hands the strategy a generator made from ``(seed, s, r)`` alone
 (:func:`geossl.data.rng.draws`) for its strong views, CutMix and feature dropout, and reseeds torch's global
@@ -67,7 +68,7 @@ class SegmentationTask(BaseTask):
         weights = self.hparams.get("class_weights")
         self.ssl = STRATEGIES[options.name](self.model, options, self.train_config.views,
                                             None if weights is None else torch.tensor(weights),
-                                            self.train_config.debias_pseudo_labels)
+                                            self.train_config.debias_pseudo_labels, self.train_config.prior)
         self.strategy = self.ssl.owned  # registered here: checkpointed under CHECKPOINT_STRATEGY, never exported
 
     def configure_metrics(self) -> None:
@@ -101,7 +102,7 @@ class SegmentationTask(BaseTask):
             batch_u = dict(batch_u)
             truth = batch_u.pop("truth", None)
         step = self.global_step
-        out = self.ssl.training_step(batch_l, batch_u, step, self.train_config.total_steps, self.step_draws(step))
+        out = self.ssl.step(batch_l, batch_u, step, self.train_config.total_steps, self.step_draws(step))
         n = batch_l["image"].shape[0]
         self.log("train_loss", out.loss.detach(), prog_bar=True, batch_size=n)
         for name, value in out.terms.items():

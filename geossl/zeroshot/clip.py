@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from geossl.errors import InputError
-from geossl.zeroshot.checkpoint import read_state_dict
+from geossl.models.checkpoint import read_state_dict
 
 #: Keys of an open_clip model config that the model classes take.
 _MODEL_KEYS = ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")

@@ -8,6 +8,7 @@ import numpy as np
 import rasterio
 
 from geossl.errors import InputError
+from geossl.models.rgb import stretch_rgb
 
 
 def band_indexes(bands: list[str], rgb: list[str], where: str | Path) -> list[int]:
@@ -30,19 +31,3 @@ def read_rgb(path: Path, indexes: list[int], low: float, high: float) -> tuple[n
     values = np.asarray(data.filled(0), dtype=np.float64)
     valid &= np.isfinite(values).all(axis=0)
     return stretch_rgb(values, valid, low, high), valid
-
-
-def stretch_rgb(values: np.ndarray, valid: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Three bands ``(3, H, W)`` as ``(H, W, 3)`` uint8, each stretched linearly to 0–255.
-
-    A band's ``low`` percentile over the ``valid`` pixels maps to 0 and its ``high`` percentile to 255; invalid
-    pixels are 0.
-    """
-    rgb = np.zeros((*valid.shape, 3), dtype=np.uint8)
-    if not valid.any():
-        return rgb
-    for i, band in enumerate(values):
-        lo, hi = np.percentile(band[valid], [low, high])
-        scaled = (band - lo) / max(hi - lo, 1e-12) * 255.0
-        rgb[..., i] = np.where(valid, np.clip(np.nan_to_num(scaled), 0, 255), 0).round().astype(np.uint8)
-    return rgb

@@ -19,6 +19,7 @@ from geossl.catalog import Catalog
 from geossl.errors import InputError
 from geossl.io.cog import CogOptions, Grid, class_metadata, wrap_vrt, write_cog
 from geossl.io.style import colormap
+from geossl.models.sam import load_sam
 from geossl.train.inputs import ensure_catalog
 from geossl.zeroshot.clip import Clip, load_clip
 from geossl.zeroshot.grid import catalog_grid, offset_in, scene_grid
@@ -26,7 +27,7 @@ from geossl.zeroshot.label import class_embeddings, label_masks
 from geossl.zeroshot.options import ZeroshotOptions
 from geossl.zeroshot.prompts import class_prompts
 from geossl.zeroshot.render import band_indexes, read_rgb
-from geossl.zeroshot.sam import automatic_masks, load_sam
+from geossl.zeroshot.sam import automatic_masks
 
 log = logging.getLogger(__name__)
 

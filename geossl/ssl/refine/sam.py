@@ -11,7 +11,7 @@ Pixels no mask covers are each a segment of their own (``uncovered: pixel``: the
 it is confident) or no segment (``ignore``).
 
 The checkpoint is a state dict of ``segment_anything.modeling.Sam`` (the official ``sam_vit_b/l/h`` files or any
-other size: :func:`geossl.zeroshot.sam.load_sam` reads the architecture from the weights). SAM runs on the device
+other size: :func:`geossl.models.sam.load_sam` reads the architecture from the weights). SAM runs on the device
 of the images, in float32 and without gradient.
 """
 
@@ -26,9 +26,9 @@ from pydantic import Field
 from torch import Tensor
 
 from geossl.errors import InputError
+from geossl.models.rgb import stretch_rgb
+from geossl.models.sam import load_sam
 from geossl.ssl.refine.superpixels import SourceConfig
-from geossl.zeroshot.render import stretch_rgb
-from geossl.zeroshot.sam import load_sam
 
 #: Percentiles of each band mapped to 0 and to 255 in the RGB rendering.
 STRETCH = (2.0, 98.0)
