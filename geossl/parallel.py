@@ -48,7 +48,20 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, proces
         LocalCluster(processes=processes, dashboard_address=":0", silence_logs=logging.WARNING, **kwargs) as cluster,
         Client(cluster) as client,
     ):
+        log.info("started a local Dask cluster: %d worker(s) x %d thread(s)", kwargs["n_workers"],
+                 kwargs["threads_per_worker"])
         yield client
+
+
+@contextmanager
+def use_client(client: Client | None, scheduler: str | None = None, workers: int | None = None
+               ) -> Iterator[Client]:
+    """``client`` when given (left open: it is the caller's, e.g. a pipeline run's), else :func:`dask_client`'s."""
+    if client is not None:
+        yield client
+        return
+    with dask_client(scheduler, workers) as own:
+        yield own
 
 
 def gather_progress(futures: Iterable[Future[Any]], desc: str, quiet: bool = False

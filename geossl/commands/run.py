@@ -60,10 +60,15 @@ def execute(pipeline: Path, options: RunOptions, quiet: bool) -> dict[str, Any]:
     except RunLocked as exc:
         raise InputError(exc.run_dir, f"another geossl run is using this run directory ({exc.holder}); "
                                       "wait for it or choose another --run-dir") from None
-    report = config.run_dir / "report" / "report.html"
-    log.info("finished in %.1f s: report %s, summary %s", summary["seconds"], report,
+    log.info("finished in %.1f s: report %s, summary %s", summary["seconds"], report_path(summary),
              config.run_dir / SUMMARY_NAME)
     return summary
+
+
+def report_path(summary: dict[str, Any]) -> Path:
+    """The report page a run wrote: the report step's output, as its summary lists it."""
+    (page,) = summary["outputs"]["report"]
+    return Path(summary["run_dir"], page)
 
 
 @click.command(cls=ModelCommand, options_model="geossl.pipeline.config:RunOptions")
@@ -74,7 +79,7 @@ def run(ctx: click.Context, pipeline: Path) -> None:
     from geossl.pipeline.config import RunOptions
 
     summary = execute(pipeline, parse_options(ctx, RunOptions), is_quiet(ctx))
-    click.echo(str(Path(summary["run_dir"]) / "report" / "report.html"))
+    click.echo(str(report_path(summary)))
 
 
 @click.command(cls=ModelCommand, options_model="geossl.pipeline.config:DemoOptions")
@@ -89,7 +94,7 @@ def demo(ctx: click.Context) -> None:
     options = parse_options(ctx, DemoOptions)
     summary = execute(DEMO_PIPELINE, RunOptions(run_dir=options.run_dir), is_quiet(ctx))
     out = Path(summary["run_dir"])
-    click.echo(f"report:  {out / 'report' / 'report.html'}")
+    click.echo(f"report:  {report_path(summary)}")
     for step, files in summary["outputs"].items():
         if step in ("predict", "vectorize", "evaluate"):
             for rel in files:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from distributed import Client
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 from shapely import box, unary_union
@@ -40,7 +41,7 @@ from geossl.io.lazy import read_lazy
 from geossl.io.names import scene_ids
 from geossl.io.style import raster_qml
 from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inputs
-from geossl.parallel import dask_client, gather_progress
+from geossl.parallel import gather_progress, use_client
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,11 @@ def _footprint_wgs84(grid: Grid) -> dict[str, Any]:
     return geometry
 
 
-def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
-    """Run the ingest; return the catalog's path. Raises :class:`InputError` on bad input."""
+def ingest(manifest_path: str | Path, options: IngestOptions, client: Client | None = None) -> Path:
+    """Run the ingest; return the catalog's path. Raises :class:`InputError` on bad input.
+
+    ``client``: a Dask client to run on (a pipeline run's), else one is started from ``options`` for the ingest.
+    """
     manifest_path = Path(manifest_path)
     manifest = load_manifest(manifest_path)
     inputs = resolve_inputs(manifest, manifest_path, options.data_root)
@@ -100,7 +104,7 @@ def ingest(manifest_path: str | Path, options: IngestOptions) -> Path:
         log.info("%s is up to date with %s; nothing to do", out / CATALOG_NAME, manifest_path)
         return out / CATALOG_NAME
 
-    with dask_client(options.scheduler, options.workers) as client, staging_dir(out) as stage:
+    with use_client(client, options.scheduler, options.workers) as client, staging_dir(out) as stage:
         labels = None
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,

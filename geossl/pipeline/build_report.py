@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from geossl.catalog import Catalog, load_catalog
-from geossl.io.names import METRICS_FILE
 from geossl.manifest import ClassDef
 from geossl.pipeline.context import RunContext
+from geossl.pipeline.outputs import (
+    EvaluateOutput,
+    IngestOutput,
+    PredictedScene,
+    PredictOutput,
+    Results,
+    SuggestOutput,
+    TrainOutput,
+    VectorizeOutput,
+)
 from geossl.pipeline.quicklook import (
     class_quicklook,
     confidence_quicklook,
@@ -19,7 +28,6 @@ from geossl.pipeline.quicklook import (
     suggestions_quicklook,
 )
 from geossl.pipeline.report import ReportData, write_report
-from geossl.pipeline.steps import SuggestStep
 
 #: Scenes shown with quicklooks (a regional run may have many; the rest are linked).
 MAX_QUICKLOOK_SCENES = 4
@@ -40,67 +48,77 @@ def class_areas_km2(items: list[dict[str, Any]], classes: list[ClassDef]) -> lis
     return [(c.name, c.color, totals.get(c.id, 0.0)) for c in classes]
 
 
-def evaluation_metrics(ctx: RunContext) -> dict[str, Any] | None:
-    """The evaluate step's ``metrics.json`` (with its confusion matrix), else the metrics kept in the run state."""
-    path = ctx.folder("evaluate") / METRICS_FILE
-    if path.is_file():
-        metrics: dict[str, Any] = json.loads(path.read_text())
+def evaluation_metrics(evaluation: EvaluateOutput | None) -> dict[str, Any] | None:
+    """The evaluate step's metrics file (with its confusion matrix), else its scores kept in the run state."""
+    if evaluation is None:
+        return None
+    if evaluation.metrics.is_file():
+        metrics: dict[str, Any] = json.loads(evaluation.metrics.read_text())
         return metrics
-    return ctx.metrics or None
+    return dict(evaluation.scores) or None
 
 
-def build_report(ctx: RunContext) -> Path:
-    """Write ``RUN_DIR/report/report.html`` and return its path."""
-    ingest_dir, predicted = ctx.folder("ingest"), ctx.folder("predict")
-    catalog = load_catalog(ingest_dir)
-    size = ctx.config.steps.report.quicklook_size
+#: Suffixes of the outputs the report links to.
+LINKED = (".tif", ".gpkg", ".fgb", ".geojson", ".parquet", ".json", ".pt", ".qml", ".png")
+
+
+def linked_outputs(done: Results, run_dir: Path) -> list[Path]:
+    """The files of the predict, vectorize, evaluate, train and suggest outputs in the run directory, by step."""
+    files: list[Path] = []
+    for kind in (PredictOutput, VectorizeOutput, EvaluateOutput, TrainOutput, SuggestOutput):
+        output = done.find(kind)
+        if output is not None:
+            files += sorted(p for p in output.files() if p.suffix in LINKED and p.is_relative_to(run_dir))
+    return files
+
+
+def build_report(ctx: RunContext, done: Results, quicklook_size: int) -> Path:
+    """Write ``RUN_DIR/report/report.html`` from the outputs of the steps before it; return its path."""
+    ingest = done.get(IngestOutput)
+    predicted = done.get(PredictOutput).scenes
+    catalog = load_catalog(ingest.folder)
     data = ReportData(title=f"{ctx.config.name}: land cover of {catalog.name}",
                       class_names=[c.name for c in catalog.classes])
-    items = []
-    for scene in catalog.scenes:
-        item_path = predicted / f"{scene.id}.json"
-        if item_path.is_file():
-            items.append(json.loads(item_path.read_text()))
     for scene in catalog.scenes[:MAX_QUICKLOOK_SCENES]:
-        rgb = rgb_quicklook(ingest_dir / scene.image, catalog.bands, size)
-        data.figures.append((f"{scene.id}: RGB composite", rgb))
-        classes = predicted / f"{scene.id}_classes.tif"
-        if classes.is_file():
-            data.figures.append((f"{scene.id}: predicted classes",
-                                 class_quicklook(catalog.classes, classes, size, "Predicted land cover")))
-        confidence = predicted / f"{scene.id}_confidence.tif"
-        if confidence.is_file():
-            data.figures.append((f"{scene.id}: confidence", confidence_quicklook(confidence, size)))
+        data.figures += scene_figures(catalog, scene.id, ingest.images[scene.id], predicted.get(scene.id),
+                                      quicklook_size)
     if len(catalog.scenes) > MAX_QUICKLOOK_SCENES:
         data.notes.append(f"Quicklooks of the first {MAX_QUICKLOOK_SCENES} of {len(catalog.scenes)} scenes.")
-    data.metrics = evaluation_metrics(ctx)
-    if data.metrics:
-        confusion = ctx.folder("evaluate") / "confusion.png"
-        if confusion.is_file():
-            data.figures.append(("plot:Confusion matrix", confusion.read_bytes()))
-    metrics_csv = ctx.folder("train") / "logs" / "metrics.csv"
-    if metrics_csv.is_file():
-        series = read_curves(metrics_csv)
-        plot = curves_plot(series, [["train_loss"], ["val_miou"], ["pseudo_used_share", "pseudo_mean_weight",
-                                                                   "pseudo_accuracy"]],
+    evaluation = done.find(EvaluateOutput)
+    data.metrics = evaluation_metrics(evaluation)
+    if data.metrics and evaluation is not None and evaluation.confusion.is_file():
+        data.figures.append(("plot:Confusion matrix", evaluation.confusion.read_bytes()))
+    curves = done.get(TrainOutput).curves
+    if curves is not None and curves.is_file():
+        plot = curves_plot(read_curves(curves), [["train_loss"], ["val_miou"], ["pseudo_used_share",
+                                                                                "pseudo_mean_weight",
+                                                                                "pseudo_accuracy"]],
                            ["training loss", "validation mIoU", "pseudo-labels"])
         if plot is not None:
             data.figures.append(("plot:Training curves", plot))
-    add_suggestions(data, ctx.folder("suggest") / SuggestStep.FILE, catalog, ingest_dir, size)
+    suggestions = done.find(SuggestOutput)
+    if suggestions is not None:
+        add_suggestions(data, suggestions.layer, catalog, ingest.images, quicklook_size)
+    items = [predicted[s.id].read_item() for s in catalog.scenes if s.id in predicted]
     data.areas_km2 = class_areas_km2(items, catalog.classes)
-    data.steps = dict(ctx.step_results)
-    for step in ("predict", "vectors", "evaluate", "train", "suggest"):
-        folder = ctx.folder(step)
-        if folder.is_dir():
-            data.outputs += sorted(p for p in folder.glob("*") if p.is_file() and p.suffix in
-                                   (".tif", ".gpkg", ".fgb", ".geojson", ".parquet", ".json", ".pt", ".qml", ".png"))
+    data.steps = dict(done.statuses)
+    data.outputs = linked_outputs(done, ctx.run_dir)
     return write_report(data, ctx.folder("report"))
 
 
-def add_suggestions(data: ReportData, path: Path, catalog: Catalog, ingest_dir: Path, size: int) -> None:
+def scene_figures(catalog: Catalog, scene: str, image: Path, predicted: PredictedScene | None, size: int
+                  ) -> list[tuple[str, bytes]]:
+    """A scene's quicklooks: RGB composite, and when predicted, the class map and the confidence."""
+    figures = [(f"{scene}: RGB composite", rgb_quicklook(image, catalog.bands, size))]
+    if predicted is not None:
+        figures.append((f"{scene}: predicted classes",
+                        class_quicklook(catalog.classes, predicted.classes, size, "Predicted land cover")))
+        figures.append((f"{scene}: confidence", confidence_quicklook(predicted.confidence, size)))
+    return figures
+
+
+def add_suggestions(data: ReportData, path: Path, catalog: Catalog, images: dict[str, Path], size: int) -> None:
     """The suggest step's windows: a map per scene (of the first few) over the RGB composite, and their table."""
-    if not path.is_file():
-        return
     import pyogrio
     import shapely
 
@@ -122,4 +140,4 @@ def add_suggestions(data: ReportData, path: Path, catalog: Catalog, ingest_dir: 
             side = [round((b[2] - b[0]) / res) for b in shapely.bounds(here.geometry.to_numpy())]
             windows = list(zip(here["rank"], here["row"], here["col"], side, strict=True))
             data.suggestion_maps.append((f"{scene.id}: where to label next",
-                                         suggestions_quicklook(ingest_dir / scene.image, catalog.bands, windows, size)))
+                                         suggestions_quicklook(images[scene.id], catalog.bands, windows, size)))

@@ -6,7 +6,7 @@ Example::
     manifest: ../data_manifests/synthetic.yaml   # relative to this file
     data_root: null          # where the manifest's data lies (default: the manifest's folder)
     run_dir: ../runs/demo    # default: runs/<name> beside the pipelines folder's parent
-    scheduler: null          # tcp://host:port of a dask scheduler, default a LocalCluster
+    scheduler: null          # tcp://host:port of a dask scheduler, default one LocalCluster for the run
     steps:
       synth: {size: 1024}    # demo only: write the synthetic scene into RUN_DIR/data first (SynthConfig fields)
       ingest: {}                                 # IngestSettings fields
@@ -19,8 +19,9 @@ Example::
 
 Each step's options are its command's options model (or the part of it a run does not decide: output
 folders, data root, scheduler and verbosity come from the run), so a step takes the same names, defaults and
-checks as the command's flags. A step left out is not run (``ingest``, ``predict`` and ``report`` are always
-present). Unknown steps or options are errors naming the field.
+checks as the command's flags; that model is also the step's class, which runs it (:mod:`geossl.pipeline.steps`).
+A step left out is not run (``ingest``, ``train``, ``predict`` and ``report`` are always present). Unknown steps or
+options are errors naming the field.
 """
 
 from __future__ import annotations
@@ -32,58 +33,21 @@ from pydantic import AfterValidator, Field, model_validator
 
 from geossl.config import Flag, StrictModel, read_yaml, validate_model
 from geossl.errors import InputError
-from geossl.ingest.options import IngestSettings
-from geossl.predict.options import PredictSettings
-from geossl.suggest.options import SuggestSettings
-from geossl.synth import SynthConfig
-from geossl.train.config import EvaluateSettings, TrainConfig
-from geossl.vectorize.options import VectorFormat, VectorizeSettings
-
-
-class SynthStep(SynthConfig):
-    """Write a synthetic scene into ``RUN_DIR/data`` and use it as the data root (the demo)."""
-
-
-class IngestStep(IngestSettings):
-    """Options of ``geossl ingest`` (output folder, data root, scheduler and verbosity come from the run)."""
-
-
-class TrainStep(TrainConfig):
-    """Train a model (the fields of ``geossl train``'s config), or use ``checkpoint`` and skip training."""
-
-    checkpoint: Path | None = None
-
-
-class SuggestStep(SuggestSettings):
-    """Options of ``geossl suggest`` into ``RUN_DIR/suggest`` (output, data root and verbosity come from the run)."""
-
-
-class PredictStep(PredictSettings):
-    """Options of ``geossl predict`` (output folder, scheduler and verbosity come from the run)."""
-
-
-class VectorizeStep(VectorizeSettings):
-    """Options of ``geossl vectorize`` into ``RUN_DIR/vectors/<scene>.<format>``.
-
-    ``confidence`` adds the mean confidence of each polygon (from the predict step's confidence raster).
-    """
-
-    format: VectorFormat = "gpkg"
-    confidence: bool = True
-
-
-class EvaluateStep(EvaluateSettings):
-    """Compare the predicted map with the labels inside one split."""
-
-
-class ReportStep(StrictModel):
-    """Write ``report/report.html``."""
-
-    quicklook_size: Annotated[int, Field(ge=128, le=4096)] = 1024
+from geossl.pipeline.base import Step
+from geossl.pipeline.steps import (
+    EvaluateStep,
+    IngestStep,
+    PredictStep,
+    ReportStep,
+    SuggestStep,
+    SynthStep,
+    TrainStep,
+    VectorizeStep,
+)
 
 
 class Steps(StrictModel):
-    """The steps of a run, in the order they run."""
+    """The steps of a run, in the order they run: a step is registered here, once, by its field (its name)."""
 
     synth: SynthStep | None = None
     ingest: IngestStep = IngestStep()
@@ -93,6 +57,23 @@ class Steps(StrictModel):
     vectorize: VectorizeStep | None = None
     evaluate: EvaluateStep | None = None
     report: ReportStep = ReportStep()
+
+    @model_validator(mode="after")
+    def _name_steps(self) -> Steps:
+        """Each step learns its name from its field: the name is written once, here."""
+        for name in type(self).model_fields:
+            step = getattr(self, name)
+            if step is not None:
+                step._name = name
+        return self
+
+    def configured(self) -> list[Step]:
+        """The steps this run has, in run order."""
+        return [step for name in type(self).model_fields if (step := getattr(self, name)) is not None]
+
+
+#: The names of the steps, in run order.
+STEP_ORDER = tuple(Steps.model_fields)
 
 
 class PipelineConfig(StrictModel):
@@ -115,8 +96,8 @@ class PipelineConfig(StrictModel):
 
 def known_step(name: str) -> str:
     """``name`` if it is a step of a pipeline, else a ValueError listing them."""
-    if name not in Steps.model_fields:
-        raise ValueError(f"unknown step '{name}'; choose one of {', '.join(Steps.model_fields)}")
+    if name not in STEP_ORDER:
+        raise ValueError(f"unknown step '{name}'; choose one of {', '.join(STEP_ORDER)}")
     return name
 
 
@@ -134,7 +115,7 @@ class RunOptions(StrictModel):
         default=None, description="Where the manifest's data lies (overrides the pipeline's data_root).")
     scheduler: Annotated[str | None, Flag(metavar="ADDRESS")] = Field(
         default=None, description="An existing dask.distributed scheduler (overrides the pipeline's).")
-    force: Annotated[list[StepName], Flag(metavar=f"[{'|'.join(Steps.model_fields)}]")] = Field(
+    force: Annotated[list[StepName], Flag(metavar=f"[{'|'.join(STEP_ORDER)}]")] = Field(
         default=[], description="Redo this step even if it is up to date (repeatable).")
 
 

@@ -1,11 +1,15 @@
-"""What the steps of one run share: the config, the run directory's layout, the Dask client, results."""
+"""What the steps of one run share: the config, the run directory's layout and the run's one Dask client.
+
+Results are not kept here: each step returns its output and receives the earlier steps' outputs explicitly
+(:class:`geossl.pipeline.outputs.Results`).
+"""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the config imports the training and prediction options (torch): keep the CLI light
     from distributed import Client
@@ -25,10 +29,6 @@ class RunContext:
         self.config = config
         self.run_dir = config.run_dir
         self.quiet = quiet
-        self.outputs: dict[str, list[str]] = {}
-        self.metrics: dict[str, Any] = {}
-        self.step_results: dict[str, dict[str, Any]] = {}
-        self.checkpoint: Path | None = None
         self._stack = ExitStack()
         self._client: Client | None = None
 
@@ -37,9 +37,14 @@ class RunContext:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stack.close()
+        self._client = None
 
     def client(self) -> Client:
-        """The run's Dask client, started on first use (``scheduler`` of the pipeline, else a LocalCluster)."""
+        """The run's Dask client: started on first use, shared by every step and scene of the run, closed with it.
+
+        It connects to the pipeline's ``scheduler``, else starts one LocalCluster (``workers`` threads, default
+        one per core).
+        """
         if self._client is None:
             from geossl.parallel import dask_client
 
@@ -49,10 +54,3 @@ class RunContext:
     def folder(self, name: str) -> Path:
         """``RUN_DIR/name``."""
         return self.run_dir / name
-
-    @property
-    def data_root(self) -> Path | None:
-        """Where the manifest's paths resolve: the generated data for the demo, else the pipeline's."""
-        if self.config.steps.synth is not None:
-            return self.folder("data")
-        return self.config.data_root

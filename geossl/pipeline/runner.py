@@ -1,9 +1,11 @@
 """The run loop: lock the run directory, walk the steps in order, skip what is done, record what finishes.
 
-Each step is a :class:`~geossl.pipeline.steps.Step`: it names what decides its outputs (:meth:`digest`) and
-produces them (:meth:`run`, or :meth:`run_scene` per scene for scene-level steps, fanned out over Dask). A
-step's digest covers its options and the fingerprints of its inputs, which are the outputs of the steps
-before it, so changing one step's options re-runs that step and whatever consumes its outputs, nothing else.
+Each step is a :class:`~geossl.pipeline.base.Step`: it names what decides its outputs (its options and input
+files, hashed into its digest) and produces them (:meth:`run`, or :meth:`run_scene` per scene for scene-level
+steps), returning a typed output that the runner records in ``state.json`` and hands to the steps after it
+(:class:`~geossl.pipeline.outputs.Results`). A step whose digest and outputs are unchanged is skipped and hands
+on its recorded output instead. A step's inputs are the outputs of the steps before it, so changing one step's
+options re-runs that step and whatever consumes its outputs, nothing else.
 
 Testing resumability: ``GEOSSL_KILL_AT=STEP:N`` kills the run with SIGKILL when the N-th unit of work of STEP
 starts (a prediction block, a vectorize tile), and ``GEOSSL_KILL_AT=STEP:written`` when STEP (a scene-level
@@ -22,10 +24,12 @@ from typing import Any
 
 from geossl import killpoint
 from geossl.io.atomic import write_text_atomic
+from geossl.pipeline.base import Step
+from geossl.pipeline.config import STEP_ORDER
 from geossl.pipeline.context import RunContext
 from geossl.pipeline.lock import run_lock
-from geossl.pipeline.state import RunState, is_done, make_record
-from geossl.pipeline.steps import STEP_ORDER, Step, build_steps
+from geossl.pipeline.outputs import EvaluateOutput, Results, StepOutput
+from geossl.pipeline.state import RunState, fingerprint, make_record, recorded
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "summary.json"
@@ -43,22 +47,25 @@ def run_pipeline(ctx: RunContext, force: set[str] | None = None) -> dict[str, An
     summary: dict[str, Any] = {"pipeline": ctx.config.name, "run_dir": str(ctx.run_dir), "steps": {},
                                "status": "running"}
     started = time.perf_counter()
+    done = Results()
     with run_lock(ctx.run_dir), ctx:
         _remove_leftovers(ctx.run_dir)
         state = RunState.load(ctx.run_dir)
         try:
-            for step in build_steps(ctx):
+            for step in ctx.config.steps.configured():
                 with killpoint.in_step(step.name):
-                    result = _run_step(ctx, state, step, step.name in force)
-                summary["steps"][step.name] = ctx.step_results[step.name] = result
+                    _run_step(ctx, state, step, done, step.name in force)
             summary["status"] = "ok"
         except BaseException:
             summary["status"] = "failed"
             raise
         finally:
+            summary["steps"] = done.statuses
             summary["seconds"] = round(time.perf_counter() - started, 2)
-            summary["outputs"] = ctx.outputs
-            summary["metrics"] = ctx.metrics
+            summary["outputs"] = {name: sorted(fingerprint(ctx.run_dir, output.files()))
+                                  for name, output in done.outputs.items()}
+            evaluation = done.find(EvaluateOutput)
+            summary["metrics"] = dict(evaluation.scores) if evaluation is not None else {}
             write_text_atomic(ctx.run_dir / SUMMARY_NAME, json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -74,48 +81,51 @@ def _remove_leftovers(run_dir: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _run_step(ctx: RunContext, state: RunState, step: Step, force: bool) -> dict[str, Any]:
-    digest = step.digest()
-    record = state.step(step.name)
-    if not force and is_done(record.record, digest, ctx.run_dir):
-        log.info("%s: up to date, skipped", step.name)
-        step.restore(record.record)
-        return {"status": "skipped", "seconds": 0.0}
-    log.info("%s: running", step.name)
+def _run_step(ctx: RunContext, state: RunState, step: Step, done: Results, force: bool) -> None:
+    """Run ``step`` unless it is up to date; record it; add its output to ``done``."""
+    name, digest = step.name, step.digest(ctx, done)
+    record = state.step(name)
+    kept = None if force else recorded(record.record, digest, ctx.run_dir, step.output)
+    if kept is not None:
+        log.info("%s: up to date, skipped", name)
+        done.add(name, kept, {"status": "skipped", "seconds": 0.0})
+        return
+    log.info("%s: running", name)
     started = time.perf_counter()
-    if step.scene_level:
-        outputs = _run_scenes(ctx, state, step, digest, force)
+    if step.scene_output is not None:
+        scenes = _run_scenes(ctx, state, step, step.scene_output, done, digest, force)
+        output = step.collect(scenes)
     else:
-        outputs = step.run()
+        output = step.run(ctx, done)
         killpoint.reached(killpoint.WRITTEN)
-    record.record = make_record(digest, ctx.run_dir, outputs, time.perf_counter() - started, **step.info())
+    record.record = make_record(digest, ctx.run_dir, output, time.perf_counter() - started)
     state.save(ctx.run_dir)
-    step.restore(record.record)
     seconds = round(time.perf_counter() - started, 2)
-    log.info("%s: done in %.1f s", step.name, seconds)
-    return {"status": "done", "seconds": seconds}
+    done.add(name, output, {"status": "done", "seconds": seconds})
+    log.info("%s: done in %.1f s", name, seconds)
 
 
-def _run_scenes(ctx: RunContext, state: RunState, step: Step, digest: str, force: bool) -> list[Path]:
-    """Run the step's scenes that are not done, recording each as it finishes.
+def _run_scenes(ctx: RunContext, state: RunState, step: Step, kind: type[StepOutput], done: Results, digest: str,
+                force: bool) -> dict[str, StepOutput]:
+    """Run the step's scenes that are not done, recording each as it finishes; return every scene's output.
 
     Scenes run one after another; within a scene the work (prediction blocks, vectorization tiles) fans out
     over the run's Dask cluster. A run killed mid-step redoes only the scenes it had not finished.
+    ``kind`` is the type of a scene's output (``step.scene_output``).
     """
-    record = state.step(step.name)
-    outputs: list[Path] = []
-    for scene in step.scenes():
+    name, record = step.name, state.step(step.name)
+    outputs: dict[str, StepOutput] = {}
+    for scene in step.scenes(ctx, done):
         scene_digest = f"{digest}:{scene}"
-        prior = record.scenes.get(scene)
-        if not force and is_done(prior, scene_digest, ctx.run_dir):
-            log.info("%s: scene %s up to date", step.name, scene)
-            outputs.extend(ctx.run_dir / rel for rel in prior.outputs)  # type: ignore[union-attr]
+        kept = None if force else recorded(record.scenes.get(scene), scene_digest, ctx.run_dir, kind)
+        if kept is not None:
+            log.info("%s: scene %s up to date", name, scene)
+            outputs[scene] = kept
             continue
         started = time.perf_counter()
-        paths = step.run_scene(scene)
+        outputs[scene] = step.run_scene(ctx, done, scene)
         killpoint.reached(killpoint.WRITTEN)
-        record.scenes[scene] = make_record(scene_digest, ctx.run_dir, paths, time.perf_counter() - started)
+        record.scenes[scene] = make_record(scene_digest, ctx.run_dir, outputs[scene], time.perf_counter() - started)
         state.save(ctx.run_dir)
-        outputs.extend(paths)
-        log.info("%s: scene %s done", step.name, scene)
+        log.info("%s: scene %s done", name, scene)
     return outputs

@@ -1,8 +1,10 @@
 """The run's state file (``RUN_DIR/state.json``): what each step and each scene last produced, from what.
 
 A step (or a scene within a step) is *done* when the state records it with the same input hash and all its
-recorded outputs still exist with the recorded size. The file is rewritten atomically after every change, so
-a run killed at any point leaves a state that describes only finished work.
+recorded outputs still exist with the recorded size. The record keeps the step's typed output
+(:mod:`geossl.pipeline.outputs`), which a later run reads back when it skips the step, so the steps after it
+receive what the step made. The file is rewritten atomically after every change, so a run killed at any point
+leaves a state that describes only finished work.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from geossl.io.atomic import write_text_atomic
+from geossl.pipeline.outputs import StepOutput
+
+Out = TypeVar("Out", bound=StepOutput)
 
 STATE_NAME = "state.json"
 
@@ -26,7 +31,7 @@ class Record(BaseModel):
     outputs: dict[str, int] = {}
     seconds: float = 0.0
     finished: str = ""
-    info: dict[str, Any] = {}
+    result: dict[str, Any] | None = None
 
 
 class StepState(BaseModel):
@@ -85,7 +90,22 @@ def is_done(record: Record | None, digest: str, run_dir: Path) -> bool:
     return True
 
 
-def make_record(digest: str, run_dir: Path, outputs: list[Path], seconds: float, **info: Any) -> Record:
-    """A record of finished work."""
-    return Record(hash=digest, outputs=fingerprint(run_dir, outputs), seconds=round(seconds, 3),
-                  finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), info=info)
+def recorded(record: Record | None, digest: str, run_dir: Path, kind: type[Out]) -> Out | None:
+    """The output ``record`` keeps, as a ``kind``, when the record is done (:func:`is_done`); else None.
+
+    A record without an output (written by an older geossl) or with one that no longer reads as ``kind`` is not
+    done: the step runs again.
+    """
+    if record is None or record.result is None or not is_done(record, digest, run_dir):
+        return None
+    try:
+        return kind.model_validate(record.result)
+    except ValidationError:
+        return None
+
+
+def make_record(digest: str, run_dir: Path, output: StepOutput, seconds: float) -> Record:
+    """A record of finished work and its output."""
+    return Record(hash=digest, outputs=fingerprint(run_dir, output.files()), seconds=round(seconds, 3),
+                  finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                  result=output.model_dump(mode="json"))

@@ -1,319 +1,243 @@
-"""The steps of a run, each a small class.
+"""The steps of a run, one class each: the step's options (its command's options model) and how it runs.
 
-A step says what decides its outputs (:meth:`Step.options`, :meth:`Step.inputs`) and how to make them
-(:meth:`Step.run`, or :meth:`Step.run_scene` for scene-level steps).
-
-The runner hashes ``options`` with the size and modification time of every input file into the step's
-digest: a step whose digest and outputs are unchanged is skipped.
+Each takes the outputs of the steps before it from :class:`~geossl.pipeline.outputs.Results` and returns its
+own typed output (:mod:`geossl.pipeline.outputs`). Ingest, predict and vectorize run on the run's one Dask client
+(:meth:`RunContext.client`). A step is registered by its field in :class:`geossl.pipeline.config.Steps`, whose
+order is the run order.
 """
 
 from __future__ import annotations
 
 import shutil
-from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from geossl.config import stable_hash
+from pydantic import Field
+
+from geossl.ingest.options import IngestSettings
 from geossl.io.names import METRICS_FILE
-from geossl.pipeline.context import RunContext
-from geossl.pipeline.state import Record
+from geossl.pipeline.base import Step
+from geossl.pipeline.outputs import (
+    EvaluateOutput,
+    IngestOutput,
+    PredictedScene,
+    PredictOutput,
+    ReportOutput,
+    Results,
+    SuggestOutput,
+    SynthOutput,
+    TrainOutput,
+    VectorizeOutput,
+    VectorLayer,
+)
+from geossl.predict.options import PredictSettings
+from geossl.suggest.options import SuggestSettings
+from geossl.synth import SynthConfig
+from geossl.train.config import EvaluateSettings, TrainConfig
+from geossl.vectorize.options import VectorFormat, VectorizeSettings
 
-STEP_ORDER = ("synth", "ingest", "train", "suggest", "predict", "vectorize", "evaluate", "report")
-
-
-class Step(ABC):
-    """One step of a run (template: ``digest`` → ``run`` → ``restore``)."""
-
-    name: ClassVar[str]
-    scene_level: ClassVar[bool] = False
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        self._info: dict[str, Any] = {}
-
-    @abstractmethod
-    def options(self) -> Any:
-        """Everything besides input files that decides the outputs (JSON-serialisable)."""
-
-    def inputs(self) -> list[Path]:
-        """Files whose content the outputs depend on."""
-        return []
-
-    def digest(self) -> str:
-        """Hash of options and input files (path, size, mtime)."""
-        files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(self.inputs()) if p.is_file()]
-        return stable_hash(self.name, self.options(), files)
-
-    def run(self) -> list[Path]:
-        """Make the outputs; return their paths."""
-        raise NotImplementedError(f"{self.name} runs per scene")
-
-    def scenes(self) -> list[str]:
-        """Scene ids this step works on (scene-level steps)."""
-        return []
-
-    def run_scene(self, scene: str) -> list[Path]:
-        """Make one scene's outputs; return their paths (scene-level steps)."""
-        raise NotImplementedError(f"{self.name} is not a scene-level step")
-
-    def info(self) -> dict[str, Any]:
-        """Facts to keep in the state record (e.g. metrics), restored when the step is skipped."""
-        return self._info
-
-    def restore(self, record: Record | None) -> None:
-        """Publish this step's results into the context, from a fresh run or a skipped one's record."""
-        if record is None:
-            return
-        self.ctx.outputs[self.name] = sorted(record.outputs)
-        self._info = dict(record.info)
+if TYPE_CHECKING:
+    from geossl.pipeline.context import RunContext
 
 
-class SynthStep(Step):
-    """Write the demo's synthetic scene into ``RUN_DIR/data``."""
+class SynthStep(SynthConfig, Step):
+    """Write a synthetic scene into ``RUN_DIR/data`` and use it as the data root (the demo)."""
 
-    name = "synth"
+    output = SynthOutput
 
-    def options(self) -> Any:
-        return self.ctx.config.steps.synth.model_dump()  # type: ignore[union-attr]
-
-    def run(self) -> list[Path]:
+    def run(self, ctx: RunContext, done: Results) -> SynthOutput:
         from geossl.synth import write_scene
 
-        opts = self.ctx.config.steps.synth
-        assert opts is not None
-        paths = write_scene(self.ctx.folder("data"), opts)
-        return list(paths.values())
+        paths = write_scene(ctx.folder("data"), self)
+        return SynthOutput(image=paths["image"], labels=paths["labels"], manifest=paths["manifest"])
 
 
-class IngestStep(Step):
-    """``geossl ingest`` of the manifest into ``RUN_DIR/ingest``."""
+class IngestStep(IngestSettings, Step):
+    """Options of ``geossl ingest`` (output folder, data root, scheduler and verbosity come from the run)."""
 
-    name = "ingest"
+    output = IngestOutput
 
-    def options(self) -> Any:
-        return {"step": self.ctx.config.steps.ingest.model_dump(), "manifest": str(self.ctx.config.manifest)}
+    def options(self, ctx: RunContext) -> Any:
+        return {"step": self.model_dump(), "manifest": str(ctx.config.manifest)}
 
-    def inputs(self) -> list[Path]:
+    def data_root(self, ctx: RunContext, done: Results) -> Path | None:
+        """Where the manifest's paths resolve: the synth step's scene for the demo, else the pipeline's."""
+        synth = done.find(SynthOutput)
+        return synth.data_root if synth is not None else ctx.config.data_root
+
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
         from geossl.manifest import load_manifest, resolve_inputs
 
-        manifest = load_manifest(self.ctx.config.manifest)
-        return [self.ctx.config.manifest,
-                *resolve_inputs(manifest, self.ctx.config.manifest, self.ctx.data_root).all_files()]
+        manifest = load_manifest(ctx.config.manifest)
+        return [ctx.config.manifest,
+                *resolve_inputs(manifest, ctx.config.manifest, self.data_root(ctx, done)).all_files()]
 
-    def run(self) -> list[Path]:
+    def run(self, ctx: RunContext, done: Results) -> IngestOutput:
+        from geossl.catalog import load_catalog
         from geossl.ingest.options import IngestOptions
         from geossl.ingest.run import ingest
 
-        opts = self.ctx.config.steps.ingest
-        out = self.ctx.folder("ingest")
-        ingest(self.ctx.config.manifest, IngestOptions(
-            out=out, data_root=self.ctx.data_root, scheduler=self.ctx.config.scheduler,
-            workers=self.ctx.config.workers, compress=opts.compress, quiet=self.ctx.quiet))
-        return [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
-
-    def scene_images(self) -> dict[str, Path]:
-        """Scene id → ingested image COG."""
-        from geossl.catalog import load_catalog
-
-        out = self.ctx.folder("ingest")
-        return {s.id: out / s.image for s in load_catalog(out).scenes}
+        out, data_root = ctx.folder("ingest"), self.data_root(ctx, done)
+        path = ingest(ctx.config.manifest, IngestOptions(
+            out=out, data_root=data_root, scheduler=ctx.config.scheduler, workers=ctx.config.workers,
+            compress=self.compress, quiet=ctx.quiet), client=ctx.client())
+        catalog = load_catalog(out)
+        return IngestOutput(catalog=path, data_root=data_root, images={s.id: out / s.image for s in catalog.scenes},
+                            written=[out / rel for rel in sorted(catalog.outputs)])
 
 
-class TrainStep(Step):
-    """Train into ``RUN_DIR/train`` (or take the pipeline's checkpoint)."""
+class TrainStep(TrainConfig, Step):
+    """Train a model (the fields of ``geossl train``'s config), or use ``checkpoint`` and skip training."""
 
-    name = "train"
+    output = TrainOutput
+    checkpoint: Path | None = None
 
-    def options(self) -> Any:
-        opts = self.ctx.config.steps.train
-        if opts.checkpoint is not None:
-            return {"checkpoint": str(opts.checkpoint)}
-        return opts.model_dump(mode="json", exclude={"checkpoint"})
+    def options(self, ctx: RunContext) -> Any:
+        if self.checkpoint is not None:
+            return {"checkpoint": str(self.checkpoint)}
+        return self.model_dump(mode="json", exclude={"checkpoint"})
 
-    def inputs(self) -> list[Path]:
-        opts = self.ctx.config.steps.train
-        if opts.checkpoint is not None:
-            return [opts.checkpoint]
-        return [self.ctx.folder("ingest") / "catalog.json"]
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [self.checkpoint] if self.checkpoint is not None else [done.get(IngestOutput).catalog]
 
-    def run(self) -> list[Path]:
-        from geossl.train.config import TrainConfig
-        from geossl.train.run import train
+    def run(self, ctx: RunContext, done: Results) -> TrainOutput:
+        from geossl.train.run import CURVES, train
 
-        opts = self.ctx.config.steps.train
-        if opts.checkpoint is not None:
-            if not opts.checkpoint.is_file():
+        if self.checkpoint is not None:
+            if not self.checkpoint.is_file():
                 from geossl.errors import InputError
 
-                raise InputError(opts.checkpoint, "checkpoint not found (steps.train.checkpoint)")
-            return [opts.checkpoint]
-        config = TrainConfig.model_validate(opts.model_dump(exclude={"checkpoint"}))
-        out = self.ctx.folder("train")
-        marker = out / "pipeline-digest.txt"
-        # A run killed while training resumes from its last checkpoint when the config is the same.
-        resume = (out / "checkpoints" / "last.ckpt").is_file() and marker.is_file() \
-            and marker.read_text() == self.digest()
+                raise InputError(self.checkpoint, "checkpoint not found (steps.train.checkpoint)")
+            return TrainOutput(checkpoint=self.checkpoint)
+        ingest = done.get(IngestOutput)
+        out = ctx.folder("train")
+        marker, key = out / "pipeline-digest.txt", self.digest(ctx, done)
+        # A run killed while training resumes from its last checkpoint when the digest is the same.
+        resume = (out / "checkpoints" / "last.ckpt").is_file() and marker.is_file() and marker.read_text() == key
         if not resume and out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        marker.write_text(self.digest())
-        model = train(self.ctx.config.manifest, config, out, self.ctx.folder("ingest"), self.ctx.data_root,
-                      resume=resume, quiet=self.ctx.quiet)
-        return [model]
-
-    def restore(self, record: Record | None) -> None:
-        super().restore(record)
-        opts = self.ctx.config.steps.train
-        self.ctx.checkpoint = opts.checkpoint if opts.checkpoint is not None else self.ctx.folder("train") / "model.pt"
+        marker.write_text(key)
+        config = TrainConfig.model_validate(self.model_dump(exclude={"checkpoint"}))
+        model = train(ctx.config.manifest, config, out, ingest.folder, ingest.data_root, resume=resume,
+                      quiet=ctx.quiet)
+        metrics, curves = out / METRICS_FILE, out / CURVES
+        return TrainOutput(checkpoint=model, metrics=metrics if metrics.is_file() else None,
+                           curves=curves if curves.is_file() else None)
 
 
-class SuggestStep(Step):
-    """``geossl suggest`` with the run's model: where to label next, into ``RUN_DIR/suggest/suggestions.gpkg``."""
+class SuggestStep(SuggestSettings, Step):
+    """Options of ``geossl suggest`` into ``RUN_DIR/suggest`` (output, data root and verbosity come from the run)."""
 
-    name = "suggest"
-    FILE = "suggestions.gpkg"
+    output = SuggestOutput
+    #: The suggestions' file in ``RUN_DIR/suggest`` (its style beside it, as ``.qml``).
+    FILE: ClassVar[str] = "suggestions.gpkg"
 
-    def options(self) -> Any:
-        return self.ctx.config.steps.suggest.model_dump()  # type: ignore[union-attr]
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [done.get(TrainOutput).checkpoint, done.get(IngestOutput).catalog]
 
-    def inputs(self) -> list[Path]:
-        assert self.ctx.checkpoint is not None
-        return [self.ctx.checkpoint, self.ctx.folder("ingest") / "catalog.json"]
-
-    def run(self) -> list[Path]:
+    def run(self, ctx: RunContext, done: Results) -> SuggestOutput:
         from geossl.suggest.options import SuggestOptions
         from geossl.suggest.run import suggest
 
-        opts = self.ctx.config.steps.suggest
-        assert opts is not None and self.ctx.checkpoint is not None
-        result = suggest(self.ctx.checkpoint, self.ctx.config.manifest, self.ctx.folder("ingest"), SuggestOptions(
-            **opts.model_dump(), out=self.ctx.folder("suggest") / self.FILE, overwrite=True,
-            data_root=self.ctx.data_root, quiet=self.ctx.quiet))
-        return [result.path, result.style]
+        ingest = done.get(IngestOutput)
+        result = suggest(done.get(TrainOutput).checkpoint, ctx.config.manifest, ingest.folder, SuggestOptions(
+            **self.model_dump(), out=ctx.folder("suggest") / self.FILE, overwrite=True, data_root=ingest.data_root,
+            quiet=ctx.quiet))
+        return SuggestOutput(layer=result.path, style=result.style)
 
 
-class PredictStep(Step):
-    """``geossl predict`` of every ingested scene into ``RUN_DIR/predict``, scene by scene."""
+class PredictStep(PredictSettings, Step):
+    """Options of ``geossl predict`` (output folder, scheduler and verbosity come from the run)."""
 
-    name = "predict"
-    scene_level = True
+    output = PredictOutput
+    scene_output = PredictedScene
 
-    def options(self) -> Any:
-        return self.ctx.config.steps.predict.model_dump(mode="json", exclude={"out", "scheduler", "workers", "quiet"})
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [done.get(TrainOutput).checkpoint, done.get(IngestOutput).catalog]
 
-    def inputs(self) -> list[Path]:
-        assert self.ctx.checkpoint is not None
-        return [self.ctx.checkpoint, self.ctx.folder("ingest") / "catalog.json"]
+    def scenes(self, ctx: RunContext, done: Results) -> list[str]:
+        return sorted(done.get(IngestOutput).images)
 
-    def scenes(self) -> list[str]:
-        return sorted(IngestStep(self.ctx).scene_images())
-
-    def run_scene(self, scene: str) -> list[Path]:
+    def run_scene(self, ctx: RunContext, done: Results, scene: str) -> PredictedScene:
         from geossl.predict.options import PredictOptions
-        from geossl.predict.run import predict
+        from geossl.predict.run import item_file, predict
 
-        assert self.ctx.checkpoint is not None
-        image = IngestStep(self.ctx).scene_images()[scene]
-        out = self.ctx.folder("predict")
-        given = self.ctx.config.steps.predict.model_dump(exclude={"out", "scheduler", "workers", "quiet"})
-        options = PredictOptions(**given, out=out, scheduler=self.ctx.config.scheduler,
-                                 workers=self.ctx.config.workers, quiet=self.ctx.quiet)
-        predict(self.ctx.checkpoint, [image], options)
-        return sorted(p for p in out.glob(f"{scene}[._]*") if p.is_file())
+        out = ctx.folder("predict")
+        options = PredictOptions(**self.model_dump(), out=out, scheduler=ctx.config.scheduler,
+                                 workers=ctx.config.workers, quiet=ctx.quiet)
+        (item,) = predict(done.get(TrainOutput).checkpoint, [done.get(IngestOutput).images[scene]], options,
+                          client=ctx.client())
+        return PredictedScene.of(item, out / item_file(item["id"]))
 
 
-class VectorizeStep(Step):
-    """``geossl vectorize`` of every predicted class raster into ``RUN_DIR/vectors``."""
+class VectorizeStep(VectorizeSettings, Step):
+    """Options of ``geossl vectorize`` into ``RUN_DIR/vectors/<scene>.<format>``.
 
-    name = "vectorize"
-    scene_level = True
+    ``confidence`` adds the mean confidence of each polygon (from the predict step's confidence raster).
+    """
 
-    def options(self) -> Any:
-        return self.ctx.config.steps.vectorize.model_dump(mode="json")  # type: ignore[union-attr]
+    output = VectorizeOutput
+    scene_output = VectorLayer
+    format: VectorFormat = "gpkg"
+    confidence: bool = True
 
-    def inputs(self) -> list[Path]:
-        return sorted(self.ctx.folder("predict").glob("*_classes.tif")) + \
-            sorted(self.ctx.folder("predict").glob("*_confidence.tif"))
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [p for s in done.get(PredictOutput).scenes.values() for p in (s.classes, s.confidence)]
 
-    def scenes(self) -> list[str]:
-        return sorted(IngestStep(self.ctx).scene_images())
+    def scenes(self, ctx: RunContext, done: Results) -> list[str]:
+        return sorted(done.get(PredictOutput).scenes)
 
-    def run_scene(self, scene: str) -> list[Path]:
-        from geossl.vectorize.options import VectorizeOptions, VectorizeSettings
+    def run_scene(self, ctx: RunContext, done: Results, scene: str) -> VectorLayer:
+        from geossl.vectorize.options import VectorizeOptions
         from geossl.vectorize.run import vectorize
 
-        opts = self.ctx.config.steps.vectorize
-        assert opts is not None
-        predicted = self.ctx.folder("predict")
-        out = self.ctx.folder("vectors") / f"{scene}.{opts.format}"
+        predicted = done.get(PredictOutput).scenes[scene]
+        out = ctx.folder("vectors") / f"{scene}.{self.format}"
         out.parent.mkdir(parents=True, exist_ok=True)
-        confidence = predicted / f"{scene}_confidence.tif"
-        summary = vectorize(predicted / f"{scene}_classes.tif", VectorizeOptions(
-            **opts.model_dump(include=set(VectorizeSettings.model_fields)), out=out, format=opts.format,
-            confidence=confidence if opts.confidence and confidence.is_file() else None, overwrite=True,
-            scheduler=self.ctx.config.scheduler, workers=self.ctx.config.workers, quiet=self.ctx.quiet))
-        return [summary.path, summary.style]
+        summary = vectorize(predicted.classes, VectorizeOptions(
+            **self.model_dump(include=set(VectorizeSettings.model_fields)), out=out, format=self.format,
+            confidence=predicted.confidence if self.confidence else None, overwrite=True,
+            scheduler=ctx.config.scheduler, workers=ctx.config.workers, quiet=ctx.quiet), client=ctx.client())
+        return VectorLayer(layer=summary.path, style=summary.style)
 
 
-class EvaluateStep(Step):
-    """``geossl evaluate`` of the model on one split of the ingested region."""
+class EvaluateStep(EvaluateSettings, Step):
+    """Compare the predicted map with the labels inside one split."""
 
-    name = "evaluate"
+    output = EvaluateOutput
+    #: The metrics kept in the run's summary.
+    SCORES: ClassVar[tuple[str, ...]] = ("miou", "oa", "kappa", "iou", "pixels", "split")
 
-    def options(self) -> Any:
-        return self.ctx.config.steps.evaluate.model_dump()  # type: ignore[union-attr]
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [done.get(TrainOutput).checkpoint, done.get(IngestOutput).catalog]
 
-    def inputs(self) -> list[Path]:
-        assert self.ctx.checkpoint is not None
-        return [self.ctx.checkpoint, self.ctx.folder("ingest") / "catalog.json"]
-
-    def run(self) -> list[Path]:
+    def run(self, ctx: RunContext, done: Results) -> EvaluateOutput:
         from geossl.train.config import EvaluateOptions
-        from geossl.train.evaluate import evaluate
+        from geossl.train.evaluate import CONFUSION_FILE, evaluate
 
-        opts = self.ctx.config.steps.evaluate
-        assert opts is not None and self.ctx.checkpoint is not None
-        out = self.ctx.folder("evaluate")
-        metrics = evaluate(self.ctx.checkpoint, self.ctx.config.manifest, self.ctx.folder("ingest"), EvaluateOptions(
-            **opts.model_dump(), out=out, data_root=self.ctx.data_root, quiet=self.ctx.quiet))
-        self._info = {"metrics": {k: metrics[k] for k in ("miou", "oa", "kappa", "iou", "pixels", "split")}}
-        return [out / METRICS_FILE, out / "confusion.png"]
-
-    def restore(self, record: Record | None) -> None:
-        super().restore(record)
-        if "metrics" in self._info:
-            self.ctx.metrics.update(self._info["metrics"])
+        ingest, out = done.get(IngestOutput), ctx.folder("evaluate")
+        metrics = evaluate(done.get(TrainOutput).checkpoint, ctx.config.manifest, ingest.folder, EvaluateOptions(
+            **self.model_dump(), out=out, data_root=ingest.data_root, quiet=ctx.quiet))
+        return EvaluateOutput(metrics=out / METRICS_FILE, confusion=out / CONFUSION_FILE,
+                              scores={k: metrics[k] for k in self.SCORES})
 
 
 class ReportStep(Step):
-    """``RUN_DIR/report/report.html`` from every other step's outputs."""
+    """Write ``report/report.html``."""
 
-    name = "report"
+    output = ReportOutput
+    quicklook_size: Annotated[int, Field(ge=128, le=4096)] = 1024
 
-    def options(self) -> Any:
-        return self.ctx.config.steps.report.model_dump()
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        files = [done.get(IngestOutput).catalog]
+        for kind in (SuggestOutput, PredictOutput, VectorizeOutput, EvaluateOutput):
+            output = done.find(kind)
+            files += output.files() if output is not None else []
+        curves = done.get(TrainOutput).curves
+        return [*files, curves] if curves is not None else files
 
-    def inputs(self) -> list[Path]:
-        files = [self.ctx.folder("ingest") / "catalog.json"]
-        for sub in ("predict", "vectors", "evaluate", "suggest"):
-            files += [p for p in self.ctx.folder(sub).rglob("*") if p.is_file()] if self.ctx.folder(sub).is_dir() \
-                else []
-        metrics_csv = self.ctx.folder("train") / "logs" / "metrics.csv"
-        return [*files, metrics_csv] if metrics_csv.is_file() else files
-
-    def run(self) -> list[Path]:
+    def run(self, ctx: RunContext, done: Results) -> ReportOutput:
         from geossl.pipeline.build_report import build_report
 
-        return [build_report(self.ctx)]
-
-
-STEPS: dict[str, type[Step]] = {s.name: s for s in (SynthStep, IngestStep, TrainStep, SuggestStep, PredictStep,
-                                                      VectorizeStep, EvaluateStep, ReportStep)}
-
-
-def build_steps(ctx: RunContext) -> list[Step]:
-    """The configured steps, in run order."""
-    configured = ctx.config.steps
-    return [STEPS[name](ctx) for name in STEP_ORDER if getattr(configured, name) is not None]
-
+        return ReportOutput(report=build_report(ctx, done, self.quicklook_size))

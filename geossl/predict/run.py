@@ -16,6 +16,7 @@ import logging
 import math
 import shutil
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from distributed import Client, Future, as_completed
 from tqdm import tqdm
 
 from geossl.errors import InputError
@@ -30,7 +32,7 @@ from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import Compression
 from geossl.io.style import raster_qml
 from geossl.models import ModelBundle
-from geossl.parallel import dask_client, gather_progress
+from geossl.parallel import use_client
 from geossl.predict import encode
 from geossl.predict.block import CANCEL_MARK, BlockStats, BlockTask, predict_block
 from geossl.predict.metadata import model_description, scene_item
@@ -43,6 +45,8 @@ from geossl.windows import WindowGrid, column_blocks
 log = logging.getLogger(__name__)
 
 SYNCHRONOUS = "synchronous"
+#: The key of a scene's STAC Item among its files (:func:`scene_files`); every other key is an asset of the Item.
+METADATA = "metadata"
 #: GDAL block cache of a prediction process (reads and COG writes): bounds its memory whatever the scene size.
 CACHE_BYTES = 64 * 1024 * 1024
 
@@ -59,6 +63,24 @@ class SceneJob:
     compress: Compression
     model: dict[str, Any]
     prediction: dict[str, Any]
+
+
+def item_file(scene_id: str) -> str:
+    """The file name of a scene's STAC Item in the output folder."""
+    return f"{scene_id}.json"
+
+
+def scene_files(scene_id: str, kinds: tuple[OutputKind, ...]) -> dict[str, str]:
+    """The file names of a scene's outputs, by key.
+
+    ``<scene>_<kind>.tif`` per output raster (``classes``, ``confidence``, ``probabilities``), ``style``
+    (``<scene>_classes.qml``) and ``metadata`` (the STAC Item, :func:`item_file`). The Item's assets name all but
+    the Item itself, so a reader takes the other files from there.
+    """
+    files = {kind.name: f"{scene_id}_{kind.name}.tif" for kind in kinds}
+    files["style"] = f"{scene_id}_classes.qml"
+    files[METADATA] = item_file(scene_id)
+    return files
 
 
 def window_geometry(bundle: ModelBundle, options: PredictOptions, stride: int) -> tuple[int, int]:
@@ -106,9 +128,7 @@ def plan(scenes: list[Scene], bundle: ModelBundle, size: int, overlap: int, opti
                       device=options.device, cache_bytes=CACHE_BYTES)
             for k, (c0, c1) in enumerate(column_blocks(grid, max(options.block_width, size)))
         )
-        files = {kind.name: f"{scene.id}_{kind.name}.tif" for kind in kinds}
-        files["style"] = f"{scene.id}_classes.qml"
-        files["metadata"] = f"{scene.id}.json"
+        files = scene_files(scene.id, kinds)
         prediction = {"patch_size": size, "overlap": overlap, "blend": "hann", "tta": options.tta,
                       "batch_size": options.batch_size, "threads": threads, "windows": len(grid),
                       "blocks": len(blocks),
@@ -132,24 +152,30 @@ def finish_scene(job: SceneJob, stats: list[BlockStats]) -> dict[str, Any]:
     prediction = {**job.prediction, "windows_run": sum(s.windows for s in stats),
                   "windows_skipped_nodata": sum(s.skipped for s in stats),
                   "model_seconds": round(sum(s.model_seconds for s in stats), 3)}
-    assets = {k: v for k, v in job.files.items() if k != "metadata"}
+    assets = {k: v for k, v in job.files.items() if k != METADATA}
     item = scene_item(job.scene, bundle, job.model, assets, prediction, class_pixels,
                       round(sum(s.confidence_sum for s in stats) / valid, 4) if valid else None)
-    write_text_atomic(job.stage / job.files["metadata"], json.dumps(item, indent=1))
+    write_text_atomic(job.stage / job.files[METADATA], json.dumps(item, indent=1))
     return item
 
 
-def predict(checkpoint: str | Path, scenes: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
-    """Predict ``scenes`` with a geossl checkpoint; return each scene's STAC Item. Raises :class:`InputError`."""
+def predict(checkpoint: str | Path, scenes: list[Path], options: PredictOptions, client: Client | None = None
+            ) -> list[dict[str, Any]]:
+    """Predict ``scenes`` with a geossl checkpoint; return each scene's STAC Item. Raises :class:`InputError`.
+
+    An Item's ``assets`` name the scene's files in ``options.out`` (:func:`scene_files`). ``client``: a Dask
+    client to run on (a pipeline run's), else one is started from ``options``.
+    """
     checkpoint = Path(checkpoint)
     source = CheckpointModel(str(checkpoint.absolute()))
     bundle, model = source.open()
-    return predict_with(bundle, source, scenes, options,
-                        stride=getattr(model, "stride", 1), model_info=model_description(bundle, checkpoint))
+    return predict_with(bundle, source, scenes, options, stride=getattr(model, "stride", 1),
+                        model_info=model_description(bundle, checkpoint), client=client)
 
 
 def predict_with(bundle: ModelBundle, source: ModelSource, scenes: list[Path], options: PredictOptions,
-                 stride: int = 1, model_info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                 stride: int = 1, model_info: dict[str, Any] | None = None, client: Client | None = None
+                 ) -> list[dict[str, Any]]:
     """Predict ``scenes`` with the network from ``source`` described by ``bundle`` (the API under the CLI)."""
     if not scenes:
         raise InputError("SCENE", "no scene given")
@@ -166,7 +192,7 @@ def predict_with(bundle: ModelBundle, source: ModelSource, scenes: list[Path], o
         if options.scheduler == SYNCHRONOUS:
             items = _run_here(jobs, source, options.quiet)
         else:
-            items = _run_dask(jobs, source, options, stage)
+            items = _run_dask(jobs, source, options, stage, client)
         shutil.rmtree(stage / ".pieces", ignore_errors=True)
         files = [f for job in jobs for f in job.files.values()]
         publish(stage, out, files)
@@ -187,32 +213,66 @@ def _run_here(jobs: list[SceneJob], source: ModelSource, quiet: bool) -> list[di
     return items
 
 
-def _run_dask(jobs: list[SceneJob], source: ModelSource, options: PredictOptions, stage: Path
-              ) -> list[dict[str, Any]]:
+def _run_dask(jobs: list[SceneJob], source: ModelSource, options: PredictOptions, stage: Path,
+              client: Client | None) -> list[dict[str, Any]]:
     """Blocks of every scene as Dask tasks; a scene's COGs are written by a task that waits for its blocks.
 
-    Locally one block runs at a time unless ``--workers`` says more; on an existing cluster, each worker runs
+    Locally one block runs at a time unless ``--workers`` says more, on a cluster of our own or on the one a
+    pipeline run shares between its steps (``client``); on an existing cluster (``--scheduler``), each worker runs
     as many blocks as it has threads. Either way each block's model uses ``options.threads`` CPU threads.
     """
-    with dask_client(options.scheduler, options.workers or 1) as client:
+    with use_client(client, options.scheduler, options.workers or 1) as client:
         shared = client.scatter(source, broadcast=True, hash=False)
-        finals, futures = [], []
-        for job in jobs:
-            blocks = [client.submit(predict_block, task, shared, pure=False) for task in job.blocks]
-            finals.append(client.submit(finish_scene, job, blocks, pure=False))
-            futures += blocks + [finals[-1]]
-        final_keys = {f.key for f in finals}
-        items: dict[Any, dict[str, Any]] = {}
+        limit = None if options.scheduler else options.workers or 1
+        submitted: list[Future[Any]] = []
         try:
-            for future, result in gather_progress(futures, "predicting blocks", options.quiet):
-                if future.key in final_keys:
-                    items[future.key] = result
+            items = _run_in_order(client, jobs, shared, limit, submitted, options.quiet)
         except BaseException:
             (stage / CANCEL_MARK).touch()  # running blocks stop at their next window row
-            client.cancel(futures)
+            client.cancel(submitted)
             _wait_idle(client)
             raise
-        return [items[f.key] for f in finals]
+        return [items[job.scene.id] for job in jobs]
+
+
+def _run_in_order(client: Client, jobs: list[SceneJob], shared: Any, limit: int | None,
+                  submitted: list[Future[Any]], quiet: bool) -> dict[str, dict[str, Any]]:
+    """Run each scene's blocks, then the task that mosaics them, scene after scene; return the Items by scene.
+
+    Tasks are submitted in that order with at most ``limit`` unfinished at once (all at once when None): the
+    rest wait here, not on the cluster, so a cluster with more threads (a pipeline run's) runs as many blocks at
+    once as one of ``limit`` threads would. Every future submitted is appended to ``submitted``.
+    """
+    todo: deque[tuple[SceneJob, BlockTask | None]] = deque(
+        (job, task) for job in jobs for task in (*job.blocks, None))
+    running = as_completed()
+    blocks: list[Future[Any]] = []
+    finals: dict[Any, SceneJob] = {}
+    items: dict[str, dict[str, Any]] = {}
+
+    def top_up() -> None:
+        while todo and (limit is None or running.count() < limit):
+            job, task = todo.popleft()
+            future: Future[Any]
+            if task is None:  # every block of the scene is submitted: its mosaic task waits for them
+                future = client.submit(finish_scene, job, list(blocks), pure=False)
+                finals[future.key] = job
+                blocks.clear()
+            else:
+                future = client.submit(predict_block, task, shared, pure=False)
+                blocks.append(future)
+            submitted.append(future)
+            running.add(future)
+
+    with tqdm(total=len(todo), desc="predicting blocks", unit="task", disable=quiet or None, leave=False) as bar:
+        top_up()
+        for future in running:
+            result = future.result()
+            if future.key in finals:
+                items[finals[future.key].scene.id] = result
+            bar.update()
+            top_up()
+    return items
 
 
 def _wait_idle(client: Any, timeout: float = 120.0) -> None:

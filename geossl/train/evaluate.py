@@ -27,10 +27,13 @@ from geossl.train.metrics import confusion_matrix, segmentation_metrics
 
 log = logging.getLogger(__name__)
 
+#: The confusion matrix plot ``geossl evaluate`` writes beside its metrics (:data:`~geossl.io.names.METRICS_FILE`).
+CONFUSION_FILE = "confusion.png"
+
 
 @torch.no_grad()
 def evaluate(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: EvaluateOptions) -> dict[str, Any]:
-    """Write ``metrics.json`` and ``confusion.png`` into ``options.out``; return the metrics."""
+    """Write ``metrics.json`` and ``confusion.png`` (:data:`CONFUSION_FILE`) into ``options.out``; return metrics."""
     split, batch_size = options.split, options.batch_size
     out = options.folder(checkpoint)
     if options.threads is not None:
@@ -51,9 +54,9 @@ def evaluate(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: 
                     "encoder": bundle.model.encoder, "classes": names})
     with staging_dir(out) as stage:
         (stage / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-        plot_confusion(np.asarray(metrics["confusion_matrix"]), names, stage / "confusion.png",
+        plot_confusion(np.asarray(metrics["confusion_matrix"]), names, stage / CONFUSION_FILE,
                        title=f"{split}: mIoU {100 * metrics['miou']:.1f}, OA {100 * metrics['oa']:.1f}")
-        publish(stage, out, [METRICS_FILE, "confusion.png"])
+        publish(stage, out, [METRICS_FILE, CONFUSION_FILE])
     log.info("%s split: mIoU %.3f, OA %.3f, kappa %.3f over %d pixels -> %s", split, metrics["miou"],
              metrics["oa"], metrics["kappa"], metrics["pixels"], out)
     return metrics

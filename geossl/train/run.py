@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: The last checkpoint of a run, in its folder (what ``--resume`` continues).
 LAST = Path("checkpoints") / "last.ckpt"
+#: The training curves in a run's folder: Lightning's CSV log (a resumed run logs into ``logs/resume-N/``).
+CURVES = Path("logs") / "metrics.csv"
 #: What a resumed run must share with the run it continues, besides its strategy and the strategy's options.
 RESUME_SAME = ("arch", "encoder", "decoder_channels", "patch_size")
 
@@ -229,7 +231,7 @@ def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: 
                                 enable_version_counter=False, save_on_train_epoch_end=not has_val)
     # a resumed run logs beside the first one (Lightning's CSV logger would overwrite logs/metrics.csv)
     version = f"resume-{len(list((out / 'logs').glob('resume-*'))) + 1}" if resume else ""
-    loggers: list[Any] = [CSVLogger(out, name="logs", version=version)]
+    loggers: list[Any] = [CSVLogger(out, name=CURVES.parent.name, version=version)]
     if importlib.util.find_spec("tensorboard") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
 

@@ -24,7 +24,7 @@ from geossl.io.atomic import staging_dir
 from geossl.io.lazy import block_aligned_chunks
 from geossl.io.style import vector_qml
 from geossl.manifest import ClassDef
-from geossl.parallel import dask_client, ordered_results
+from geossl.parallel import ordered_results, use_client
 from geossl.vectorize.merge import BorderMerger
 from geossl.vectorize.options import VectorizeOptions
 from geossl.vectorize.sieve import sieve_raster
@@ -54,8 +54,11 @@ class Summary:
     classes: list[ClassDef]
 
 
-def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
-    """Vectorize ``raster_path`` as described in the module docstring."""
+def vectorize(raster_path: Path, options: VectorizeOptions, client: Client | None = None) -> Summary:
+    """Vectorize ``raster_path`` as described in the module docstring.
+
+    ``client``: a Dask client to run on (a pipeline run's), else one is started from ``options`` for the run.
+    """
     out = Path(options.out)
     fmt = resolve_format(out, options.format)
     raster = open_class_raster(Path(raster_path), options.classes)
@@ -78,7 +81,7 @@ def vectorize(raster_path: Path, options: VectorizeOptions) -> Summary:
 
     with staging_dir(out) as stage:
         staged = stage / out.name
-        with dask_client(options.scheduler, options.workers) as client:
+        with use_client(client, options.scheduler, options.workers) as client:
             source = raster.path
             if threshold > 1:
                 source = stage / "sieved.tif"
