@@ -23,7 +23,7 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
-from geossl.catalog import Catalog
+from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.data.normalize import LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset, collate_patches
 from geossl.data.rasters import catalog_rasters, with_labels, with_prior
@@ -63,7 +63,7 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
     See :func:`geossl.data.regions.reassign_labeled`. Raises :class:`InputError` when the labeled split holds
     no labeled pixel.
     """
-    catalog_file = root / "catalog.json"
+    catalog_file = root / CATALOG_NAME
     regions = split_regions(catalog)
     label_paths = [catalog.path_of(root, s.labels) for s in catalog.scenes if s.labels]
     if not label_paths:
@@ -169,7 +169,7 @@ def split_loader(catalog: Catalog, root: Path, regions: list[Region], patch_size
     """
     images, labels = catalog_rasters(catalog, root)
     if labels is None:
-        raise InputError(root / "catalog.json", "the catalog has no labels to evaluate against")
+        raise InputError(root / CATALOG_NAME, "the catalog has no labels to evaluate against")
     dataset = PatchDataset(with_labels(images, labels), regions, patch_size, Normalizer.from_catalog(catalog),
                            LabelEncoder(catalog.classes), "mask")
     sampler = RegionGridSampler(dataset.source, regions, patch_size, rank, world_size)

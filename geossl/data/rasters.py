@@ -12,7 +12,7 @@ from typing import Any
 
 from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 
-from geossl.catalog import Catalog
+from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.errors import InputError
 
 
@@ -94,7 +94,7 @@ def with_prior(source: GeoDataset, catalog: Catalog, root: Path) -> Intersection
     """
     paths = [catalog.path_of(root, s.prior) if s.prior else None for s in catalog.scenes]
     if None in paths:
-        raise InputError(root / "catalog.json", "the catalog has no prior map (manifest prior:) for every scene")
+        raise InputError(root / CATALOG_NAME, "the catalog has no prior map (manifest prior:) for every scene")
     for path in paths:
         assert path is not None
         if not path.is_file():

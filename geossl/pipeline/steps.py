@@ -101,7 +101,7 @@ class TrainStep(TrainConfig, Step):
         return [self.checkpoint] if self.checkpoint is not None else [done.get(IngestOutput).catalog]
 
     def run(self, ctx: RunContext, done: Results) -> TrainOutput:
-        from geossl.train.run import CURVES, train
+        from geossl.train.run import CURVES, LAST, train
 
         if self.checkpoint is not None:
             if not self.checkpoint.is_file():
@@ -113,7 +113,7 @@ class TrainStep(TrainConfig, Step):
         out = ctx.folder("train")
         marker, key = out / "pipeline-digest.txt", self.digest(ctx, done)
         # A run killed while training resumes from its last checkpoint when the digest is the same.
-        resume = (out / "checkpoints" / "last.ckpt").is_file() and marker.is_file() and marker.read_text() == key
+        resume = (out / LAST).is_file() and marker.is_file() and marker.read_text() == key
         if not resume and out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)

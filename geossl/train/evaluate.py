@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geossl.catalog import CATALOG_NAME
 from geossl.data.module import split_loader
 from geossl.data.regions import split_regions
 from geossl.errors import InputError
@@ -43,7 +44,7 @@ def evaluate(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: 
     check_bundle(bundle, checkpoint, manifest_path, manifest, catalog)
     regions = [r for r in split_regions(catalog) if r.split == split]
     if not regions:
-        raise InputError(root / "catalog.json", f"the catalog has no '{split}' region")
+        raise InputError(root / CATALOG_NAME, f"the catalog has no '{split}' region")
     k = len(bundle.classes)
     cm = torch.zeros(k, k, dtype=torch.long)
     for batch in split_loader(catalog, root, regions, bundle.patch_size, batch_size):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import yaml
 
-from geossl.catalog import Catalog
+from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.classweights import balanced_weights
 from geossl.config import flag_name, read_yaml, validate_model
 from geossl.data.module import SplitPlan, SslDataModule, plan_splits
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: The last checkpoint of a run, in its folder (what ``--resume`` continues).
 LAST = Path("checkpoints") / "last.ckpt"
+#: The exported model bundle in a training run's folder (what ``geossl predict`` takes).
+MODEL_FILE = "model.pt"
 #: The training curves in a run's folder: Lightning's CSV log (a resumed run logs into ``logs/resume-N/``).
 CURVES = Path("logs") / "metrics.csv"
 #: What a resumed run must share with the run it continues, besides its strategy and the strategy's options.
@@ -149,7 +151,7 @@ def train(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path
     if trainer.is_global_zero:
         _export(out, best.best_model_path, out / LAST, f"{config.strategy.name} ({config.encoder}) for "
                                                        f"{trainer.global_step} steps")
-    return out / "model.pt"
+    return out / MODEL_FILE
 
 
 def prepare(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Path, data_root: Path | None,
@@ -160,7 +162,7 @@ def prepare(manifest_path: Path, config: TrainConfig, out: Path, catalog_dir: Pa
     _check_out(out, config, resume, _launched_by_lightning())
     plan = plan_splits(catalog, root, config.label_fraction, config.seed, config.label_selection)
     if config.strategy.data_spec().unlabeled and not plan.of(Split.UNLABELED):
-        raise InputError(root / "catalog.json", f"no unlabeled region for {config.strategy.name}")
+        raise InputError(root / CATALOG_NAME, f"no unlabeled region for {config.strategy.name}")
     if not plan.of(Split.VAL):
         log.warning("the catalog has no validation region: no validation; the exported model is the last step's")
     if prior_in_use(config, catalog):
@@ -257,11 +259,11 @@ def _export(out: Path, best: str, last: Path, what: str) -> None:
     """
     chosen = Path(best) if best and Path(best).is_file() else last
     saved, model = load_bundle(chosen)
-    save_bundle(out / "model.pt", saved, model)
+    save_bundle(out / MODEL_FILE, saved, model)
     write_text_atomic(out / METRICS_FILE, json.dumps(saved.metrics, indent=2))
     miou = saved.metrics.get("val", {}).get("miou")
     log.info("trained %s: %s checkpoint (step %s, val mIoU %s) exported to %s", what, chosen.stem,
-             saved.metrics.get("step"), "n/a" if miou is None else f"{miou:.4f}", out / "model.pt")
+             saved.metrics.get("step"), "n/a" if miou is None else f"{miou:.4f}", out / MODEL_FILE)
 
 
 def _launched_by_lightning() -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from tqdm import tqdm
 
-from geossl.catalog import Catalog
+from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.errors import InputError
 from geossl.io.cog import CogOptions, Grid, class_metadata, wrap_vrt, write_cog
 from geossl.io.style import colormap
@@ -43,7 +43,7 @@ def zeroshot(manifest_path: Path, catalog_dir: Path, data_root: Path | None, opt
     manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
     if NO_LABEL in manifest.class_ids:
         raise InputError(manifest_path, f"class id {NO_LABEL} is the prior's 'no label'; renumber the classes")
-    indexes = band_indexes(catalog.bands, options.rgb_bands, root / "catalog.json")
+    indexes = band_indexes(catalog.bands, options.rgb_bands, root / CATALOG_NAME)
     prompts = class_prompts(manifest.classes, options.prompt_template, options.prompts_file)
     sam, clip = load_sam(options.sam), load_clip(options.clip)
     if options.threads:
