@@ -46,14 +46,14 @@ def _run(make, grid: WindowGrid, col0: int, col1: int, logits: np.ndarray, valid
     rng = np.random.default_rng(col0)
     out: list[Decided] = []
     for row0 in grid.row_starts:
-        out += [rows.decide(col0 - ext0, col1 - ext0, True) for rows in acc.advance(row0)]
+        out += [rows.reduce(col0 - ext0, col1 - ext0, True)() for rows in acc.advance(row0)]
         acc.set_valid(row0, valid[row0 : row0 + SIZE, ext0:ext1])
         for c in cols:
             h, w = min(SIZE, H - row0), min(SIZE, W - c)
             prob = _window_prob(logits, row0, c, rng)
             if valid[row0 : row0 + h, c : c + w].any():
                 acc.add(torch.from_numpy(prob)[:, :h, :w], grid.weight(Window(c, row0, SIZE, SIZE))[:h, :w], row0, c)
-    return out + [rows.decide(col0 - ext0, col1 - ext0, True) for rows in acc.finish()]
+    return out + [rows.reduce(col0 - ext0, col1 - ext0, True)() for rows in acc.finish()]
 
 
 def _mosaic(blocks: list[list[Decided]]) -> dict[str, np.ndarray]:
@@ -91,8 +91,9 @@ def test_torch_accumulator_refuses_valid_pixels_without_weight():
     acc.set_valid(0, np.array([[True, True], [True, False]]))
     acc.add(torch.ones((1, 1, 2)), np.ones((1, 2), dtype=np.float32), 0, 0)
     (rows,) = list(acc.finish())
+    pending = rows.reduce(0, 2, False)
     with pytest.raises(RuntimeError, match="covered by no window"):
-        rows.decide(0, 2, False)
+        pending()
     assert acc.nbytes == (1 + 1) * 2 * 2 * 4 + 2 * 2
 
 

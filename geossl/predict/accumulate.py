@@ -11,14 +11,17 @@ The bookkeeping and the blending maths are written once (:class:`RowWindows`), o
 library: :class:`RowAccumulator` holds them as NumPy arrays (the model runs on the CPU);
 :class:`geossl.predict.accumulate_torch.TorchRowAccumulator` as torch tensors on the model's device, so that
 only the decided class, its probability and the pixel counts travel back to the host. Either hands out
-:class:`FinishedRows`, which the writer turns into :class:`Decided` rows without knowing which produced them.
+:class:`FinishedRows`: their reduction is started where they are finished (on a GPU it is queued behind the
+windows that made them) and its result, :class:`Decided` rows on the host, is taken by the writer, which does not
+know which accumulator produced them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -42,16 +45,20 @@ class Decided:
     prob: np.ndarray | None
 
 
+#: A started reduction: call it (on the writer's thread) to wait for the rows on the host.
+Pending = Callable[[], Decided]
+
+
 class FinishedRows(Protocol):
-    """Rows an accumulator finished, over all its columns; reduced when the writer needs them."""
+    """Rows an accumulator finished, over all its columns."""
 
     @property
     def row0(self) -> int:
         """First scene row."""
         ...
 
-    def decide(self, a: int, b: int, probabilities: bool) -> Decided:
-        """Columns ``[a, b)`` (relative to the accumulator's first column) reduced; with the probabilities too."""
+    def reduce(self, a: int, b: int, probabilities: bool) -> Pending:
+        """Start reducing columns ``[a, b)`` (from the accumulator's first column), the probabilities too if asked."""
         ...
 
 
@@ -177,8 +184,12 @@ class RowBlock:
     prob: np.ndarray
     valid: np.ndarray
 
+    def reduce(self, a: int, b: int, probabilities: bool) -> Pending:
+        """Columns ``[a, b)`` reduced in NumPy when the result is asked for (on the writer's thread)."""
+        return partial(self.decide, a, b, probabilities)
+
     def decide(self, a: int, b: int, probabilities: bool) -> Decided:
-        """Columns ``[a, b)``: the most probable class, its probability and the pixels per class, in NumPy."""
+        """Columns ``[a, b)``: the most probable class, its probability and the pixels per class."""
         prob, valid = self.prob[:, :, a:b], self.valid[:, a:b]
         index = prob.argmax(axis=0)
         top = np.take_along_axis(prob, index[None], axis=0)[0]

@@ -5,17 +5,20 @@ them there costs far more than the forward pass. :class:`TorchRowAccumulator` ke
 them: windows are blended into buffers on the device (the same streaming rows and the same maths as
 :class:`geossl.predict.accumulate.RowAccumulator`, see :class:`~geossl.predict.accumulate.RowWindows`), and
 finished rows are reduced there, so that only the class index, its probability and the pixels per class (and
-the probabilities, when asked for) come back, after one wait for the device per row block.
+the probabilities, when asked for) come back. The reduction and its copies are queued on the device as soon as
+the rows are finished, behind the windows that made them; the writer then waits for exactly that work (a CUDA
+event), while the device goes on with the next windows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from geossl.predict.accumulate import Accumulator, Decided, RowAccumulator, RowWindows
+from geossl.predict.accumulate import Accumulator, Decided, Pending, RowAccumulator, RowWindows
 
 #: Blend in torch even on the CPU (tests only: the device path, checked on a machine without a GPU).
 _TORCH_ON_CPU = False
@@ -29,12 +32,20 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True)
 
 
-def to_host(device: torch.device, *tensors: torch.Tensor) -> list[np.ndarray]:
-    """Tensors on ``device`` as host arrays: every copy queued first, then one wait for the device."""
-    host = [t.to("cpu", non_blocking=True) for t in tensors]
+def to_host(device: torch.device, *tensors: torch.Tensor) -> Callable[[], list[np.ndarray]]:
+    """Queue the copies of tensors on ``device`` to the host; the returned function waits for them (only them)."""
+    host = [t.to("cpu", non_blocking=True) for t in tensors]  # from a GPU: into pinned memory
+    done = None
     if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()
-    return [h.numpy() for h in host]
+        done = torch.cuda.Event()  # type: ignore[no-untyped-call]
+        done.record(torch.cuda.current_stream(device))
+
+    def wait() -> list[np.ndarray]:
+        if done is not None:
+            done.synchronize()
+        return [h.numpy() for h in host]
+
+    return wait
 
 
 def blends_on_device(device: torch.device) -> bool:
@@ -59,20 +70,24 @@ class TensorRows:
     valid: torch.Tensor
     holes: torch.Tensor
 
-    def decide(self, a: int, b: int, probabilities: bool) -> Decided:
-        """Columns ``[a, b)`` reduced on the device; only the results are copied to the host."""
+    def reduce(self, a: int, b: int, probabilities: bool) -> Pending:
+        """Queue the reduction of columns ``[a, b)`` on the device and the copies of its results to the host."""
         prob, valid = self.prob[:, :, a:b], self.valid[:, a:b]
         k = prob.shape[0]
         top, index = prob.max(dim=0)
         counts = torch.bincount(index.masked_fill(~valid, k).flatten(), minlength=k + 1)[:k]
         small = index.to(torch.uint8 if k <= 256 else torch.int16)
         extra = (prob,) if probabilities else ()
-        holes, index_h, top_h, valid_h, counts_h, *prob_h = to_host(prob.device, self.holes.any(), small, top,
-                                                                    valid, counts, *extra)
-        if holes:
-            raise RuntimeError(f"rows {self.row0}..{self.row0 + prob.shape[1]}: a valid pixel was covered by "
-                               "no window")
-        return Decided(self.row0, index_h, top_h, valid_h, counts_h, prob_h[0] if prob_h else None)
+        copied = to_host(prob.device, self.holes.any(), small, top, valid, counts, *extra)
+
+        def decided() -> Decided:
+            holes, index_h, top_h, valid_h, counts_h, *prob_h = copied()
+            if holes:
+                raise RuntimeError(f"rows {self.row0}..{self.row0 + prob.shape[1]}: a valid pixel was covered "
+                                   "by no window")
+            return Decided(self.row0, index_h, top_h, valid_h, counts_h, prob_h[0] if prob_h else None)
+
+        return decided
 
 
 class TorchRowAccumulator(RowWindows[TensorRows]):

@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from geossl import killpoint
 from geossl.models import ModelBundle
 from geossl.predict import encode
-from geossl.predict.accumulate import Accumulator, FinishedRows
+from geossl.predict.accumulate import Accumulator, FinishedRows, Pending
 from geossl.predict.accumulate_torch import accumulator_for
 from geossl.predict.reader import RowBand, RowBandReader, open_scene
 from geossl.predict.runner import ModelRunner, ModelSource, torch_threads
@@ -93,8 +93,12 @@ class _RowWriter:
         self.a, self.b = task.col0 - ext0, task.col1 - ext0
         self.probabilities = any(k.name == "probabilities" for k in task.kinds)
 
-    def __call__(self, done: FinishedRows) -> None:
-        rows = done.decide(self.a, self.b, self.probabilities)
+    def start(self, done: FinishedRows) -> Pending:
+        """Start reducing ``done`` to this block's columns (on the caller's thread: on a GPU, queued in order)."""
+        return done.reduce(self.a, self.b, self.probabilities)
+
+    def __call__(self, pending: Pending) -> None:
+        rows = pending()
         self.pieces.write("classes", self.coding.encode(rows.index, rows.valid)[None], rows.row0)
         self.pieces.write("confidence", encode.confidence(rows.top, rows.valid)[None], rows.row0)
         if rows.prob is not None:
@@ -111,10 +115,11 @@ class _WriteQueue:
         self.pending: Future[None] | None = None
 
     def put(self, blocks: list[FinishedRows]) -> None:
-        """Queue ``blocks`` for writing, one after the other."""
+        """Queue ``blocks`` for writing, one after the other (each one's reduction started before the wait)."""
         for done in blocks:
+            reduced = self.write.start(done)
             self.wait()
-            self.pending = self.pool.submit(self.write, done)
+            self.pending = self.pool.submit(self.write, reduced)
 
     def wait(self) -> None:
         """Wait for the block being written (re-raising its error)."""
