@@ -63,14 +63,22 @@ def _mosaic(blocks: list[list[Decided]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate(rows[i::4], axis=-1) for i, name in enumerate(("index", "top", "valid", "prob"))}
 
 
-def test_torch_accumulator_matches_numpy_over_rows_blocks_and_holes():
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_torch_accumulator_matches_numpy_over_rows_blocks_and_holes(device):
     logits, valid = _scene_data()
     grid = WindowGrid(H, W, SIZE, OVERLAP)
     blocks = column_blocks(grid, 64)
     assert len(grid.row_starts) > 3 and len(blocks) == 3
     host = [_run(RowAccumulator, grid, c0, c1, logits, valid) for c0, c1 in blocks]
-    torch_cpu = [_run(TorchRowAccumulator, grid, c0, c1, logits, valid) for c0, c1 in blocks]
-    a, b = _mosaic(host), _mosaic(torch_cpu)
+
+    def on_device(*args: int) -> TorchRowAccumulator:
+        return TorchRowAccumulator(*args, device=device)
+
+    blended_there = [_run(on_device, grid, c0, c1, logits, valid) for c0, c1 in blocks]
+    a, b = _mosaic(host), _mosaic(blended_there)
     assert a["index"].shape == (H, W) and a["prob"].shape == (K, H, W)
     assert np.array_equal(a["valid"], valid) and np.array_equal(b["valid"], valid)
     ordered = np.sort(a["prob"], axis=0)
@@ -79,7 +87,7 @@ def test_torch_accumulator_matches_numpy_over_rows_blocks_and_holes():
     assert b["index"].dtype == np.uint8
     assert np.allclose(a["top"][valid], b["top"][valid], rtol=0, atol=1e-6)
     assert np.allclose(a["prob"][:, valid], b["prob"][:, valid], rtol=0, atol=1e-6)
-    for block_a, block_b in zip(host, torch_cpu, strict=True):
+    for block_a, block_b in zip(host, blended_there, strict=True):
         for da, db in zip(block_a, block_b, strict=True):
             assert da.row0 == db.row0 and np.array_equal(da.counts, db.counts)
     total = sum(d.counts for block in host for d in block)
