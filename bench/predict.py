@@ -171,7 +171,8 @@ def gpu_throughput(size: int, batch: int, workers: tuple[int, ...], block_width:
     The forward side runs the very windows `predict` runs, already normalized and already on the GPU, batched
     as predict batches them (fp32, softmax included, synchronized at the end): the model's throughput with
     nothing else to do. `predict` reads, normalizes, copies, blends and writes the class and confidence COGs.
-    Target: predict >= 0.9 of the forward's throughput.
+    Target: predict >= 0.9 of the forward's throughput. ``model_s_inside_predict`` is the time predict spent
+    handing batches to the GPU: the forward passes run asynchronously, so it is not the model's run time.
     """
     cfg = ModelConfig(arch="unet", encoder="tu-resnet18", in_channels=4, num_classes=len(SYNTH_CLASSES))
     torch.manual_seed(0)

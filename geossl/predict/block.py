@@ -22,7 +22,8 @@ from rasterio.windows import Window
 from geossl import killpoint
 from geossl.models import ModelBundle
 from geossl.predict import encode
-from geossl.predict.accumulate import RowAccumulator, RowBlock
+from geossl.predict.accumulate import Accumulator, FinishedRows, Pending
+from geossl.predict.accumulate_torch import accumulator_for
 from geossl.predict.reader import RowBand, RowBandReader, open_scene
 from geossl.predict.runner import ModelRunner, ModelSource, torch_threads
 from geossl.predict.scene import Scene
@@ -66,7 +67,10 @@ class BlockTask:
 
 @dataclass
 class BlockStats:
-    """What a block did: windows run and skipped (all nodata), pixels per class, time in the model."""
+    """What a block did: windows run and skipped (all nodata), pixels per class, time in the model.
+
+    On a GPU, ``model_seconds`` is the time spent handing batches to the device: the model runs asynchronously.
+    """
 
     windows: int = 0
     skipped: int = 0
@@ -89,16 +93,18 @@ class _RowWriter:
         self.a, self.b = task.col0 - ext0, task.col1 - ext0
         self.probabilities = any(k.name == "probabilities" for k in task.kinds)
 
-    def __call__(self, done: RowBlock) -> None:
-        prob, valid = done.prob[:, :, self.a : self.b], done.valid[:, self.a : self.b]
-        index = prob.argmax(axis=0)
-        top = np.take_along_axis(prob, index[None], axis=0)[0]
-        self.pieces.write("classes", self.coding.encode(index, valid)[None], done.row0)
-        self.pieces.write("confidence", encode.confidence(top, valid)[None], done.row0)
-        if self.probabilities:
-            self.pieces.write("probabilities", encode.probabilities(prob, valid), done.row0)
-        self.stats.class_pixels += np.bincount(index[valid], minlength=prob.shape[0])
-        self.stats.confidence_sum += float(top[valid].sum())
+    def start(self, done: FinishedRows) -> Pending:
+        """Start reducing ``done`` to this block's columns (on the caller's thread: on a GPU, queued in order)."""
+        return done.reduce(self.a, self.b, self.probabilities)
+
+    def __call__(self, pending: Pending) -> None:
+        rows = pending()
+        self.pieces.write("classes", self.coding.encode(rows.index, rows.valid)[None], rows.row0)
+        self.pieces.write("confidence", encode.confidence(rows.top, rows.valid)[None], rows.row0)
+        if rows.prob is not None:
+            self.pieces.write("probabilities", encode.probabilities(rows.prob, rows.valid), rows.row0)
+        self.stats.class_pixels += rows.counts
+        self.stats.confidence_sum += float(rows.top[rows.valid].sum())
 
 
 class _WriteQueue:
@@ -108,11 +114,12 @@ class _WriteQueue:
         self.pool, self.write = pool, write
         self.pending: Future[None] | None = None
 
-    def put(self, blocks: list[RowBlock]) -> None:
-        """Queue ``blocks`` for writing, one after the other."""
+    def put(self, blocks: list[FinishedRows]) -> None:
+        """Queue ``blocks`` for writing, one after the other (each one's reduction started before the wait)."""
         for done in blocks:
+            reduced = self.write.start(done)
             self.wait()
-            self.pending = self.pool.submit(self.write, done)
+            self.pending = self.pool.submit(self.write, reduced)
 
     def wait(self) -> None:
         """Wait for the block being written (re-raising its error)."""
@@ -131,7 +138,7 @@ def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
     ext0, ext1 = cols[0], min(cols[-1] + task.size, scene.width)
     runner = ModelRunner(source.load(), task.device, task.tta)
     stats = BlockStats(class_pixels=np.zeros(len(task.bundle.classes), dtype=np.int64))
-    acc = RowAccumulator(len(task.bundle.classes), ext0, ext1, scene.height, task.size)
+    acc = accumulator_for(runner.device, len(task.bundle.classes), ext0, ext1, scene.height, task.size)
     cancel = task.stage / CANCEL_MARK
 
     with (
@@ -164,7 +171,7 @@ def predict_block(task: BlockTask, source: ModelSource) -> BlockStats:
 
 
 def _predict_row(task: BlockTask, grid: WindowGrid, runner: ModelRunner, band: RowBand, row0: int,
-                 cols: list[int], acc: RowAccumulator, stats: BlockStats) -> None:
+                 cols: list[int], acc: Accumulator, stats: BlockStats) -> None:
     """Run the windows of one row (those with a valid pixel) in batches; blend their probabilities into ``acc``."""
     tiles = []
     for col0 in cols:
@@ -176,7 +183,7 @@ def _predict_row(task: BlockTask, grid: WindowGrid, runner: ModelRunner, band: R
     for b in range(0, len(tiles), task.batch_size):
         batch = tiles[b : b + task.batch_size]
         t0 = time.perf_counter()
-        prob = runner(np.stack([data for _, data, _ in batch]))
+        prob = runner.forward(runner.upload([data for _, data, _ in batch]))
         stats.model_seconds += time.perf_counter() - t0
         stats.windows += len(batch)
         for (col0, _, (h, w)), p in zip(batch, prob, strict=True):

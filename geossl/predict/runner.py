@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,10 +110,23 @@ class ModelRunner:
         self.model = model.to(self.device).eval()
         self.flips = self.FLIPS if tta else self.FLIPS[:1]
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, bands, S, S)`` float32 → class probabilities ``(N, K, S, S)`` float32."""
+    def upload(self, tiles: Sequence[np.ndarray]) -> torch.Tensor:
+        """Windows ``(bands, S, S)`` stacked into a float32 batch on the device.
+
+        For a GPU they are stacked into pinned host memory and copied without waiting for the device, so the
+        host can prepare the next batch while the model runs.
+        """
+        pinned = self.device.type == "cuda"
+        host = torch.empty((len(tiles), *tiles[0].shape), dtype=torch.float32, pin_memory=pinned)
+        np.stack(tiles, out=host.numpy())
+        return host.to(self.device, non_blocking=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch on the device ``(N, bands, S, S)`` → class probabilities ``(N, K, S, S)`` float32 there.
+
+        On a GPU the work is queued and the call returns without waiting for it.
+        """
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
             total: torch.Tensor | None = None
             for dims in self.flips:
                 xi = torch.flip(x, dims) if dims else x
@@ -127,4 +140,8 @@ class ModelRunner:
             assert total is not None
             if len(self.flips) > 1:
                 total = total / len(self.flips)
-            return total.cpu().numpy()
+            return total
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, bands, S, S)`` float32 → class probabilities ``(N, K, S, S)`` float32, on the host."""
+        return self.forward(self.upload(list(batch))).cpu().numpy()
