@@ -61,6 +61,8 @@ VARIANTS = [  # --variants: options the strategies expose, beyond the notes' def
     ("dwl_ema", "dwl", [], {"teacher": "ema"}),
     ("supervised_1/8_balanced", "supervised", ["--labeled-sampling", "class_balanced"], {}),
     ("crossview_balanced", "crossview", ["--labeled-sampling", "class_balanced"], {}),
+    ("prototype", "prototype", [], {}),
+    ("dwl_segments", "dwl", [], {"refine": {"name": "segments"}}),
 ]
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 #: ``--prior``: the suffix of the rows trained with the prior map.
