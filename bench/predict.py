@@ -177,10 +177,10 @@ def gpu_throughput(size: int, batch: int, workers: tuple[int, ...], block_width:
     cfg = ModelConfig(arch="unet", encoder="tu-resnet18", in_channels=4, num_classes=len(SYNTH_CLASSES))
     torch.manual_seed(0)
     net = Segmenter(cfg).eval().cuda()
-    ckpt = OUT / "unet_resnet18_gpu.pt"
-    save_bundle(ckpt, bundle(cfg), net)
+    ckpt, b = OUT / "unet_resnet18_gpu.pt", bundle(cfg)
+    save_bundle(ckpt, b, net)
     src = scene(size)
-    batches = [x.cuda() for x in window_batches(bundle(cfg), src, batch)]
+    batches = [x.cuda() for x in window_batches(b, src, batch)]
     windows = sum(len(x) for x in batches)
 
     def forward() -> float:
