@@ -278,6 +278,11 @@ def table(results: dict, rounds: int) -> str:
     return "\n".join(lines)
 
 
+def _flag_pairs(flags: list[str]) -> list[tuple[str, str]]:
+    """A recipe's (flag, value) pairs in a fixed order: two recipes are the same whatever their flags' order."""
+    return sorted(zip(flags[::2], flags[1::2], strict=True))
+
+
 def _mean(values: list[float | None]) -> float | None:
     got = [v for v in values if v is not None]
     return statistics.mean(got) if got else None
@@ -320,7 +325,7 @@ def main() -> None:
               "rounds": a.rounds, "seeds": seeds, "jobs": a.jobs, "arms": a.arms, "suggest_args": a.suggest_args}
     results_path = a.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
-    if results.get("headers") and results["headers"][0]["recipe"] != header["recipe"]:
+    if results.get("headers") and _flag_pairs(results["headers"][0]["recipe"]) != _flag_pairs(header["recipe"]):
         raise SystemExit(f"{results_path} holds runs of another recipe; give another --out")
     results["headers"] = [*results.get("headers", []), header]
     print(f"{k} windows of {a.size} px a round (one block: {block_pixels(a.base_catalog):.0f} px); recipe: "

@@ -21,6 +21,13 @@ map (``geossl train``'s ``prior`` option at its defaults), the per-pixel random 
 blocks only and predicted over the whole scene (bench/forest_prior.py; the forest of the first seed, capped by
 ``--forest-max-per-class``), ingested into a catalog of its own (same scene, blocks and splits).
 
+``--pretrain`` adds, for each row run, a row ``NAME_pretrained``: the same training with its encoder starting
+from ``geossl pretrain``'s weights (``geossl train --weights``) instead of random ones. The bench pretrains once,
+with ``geossl pretrain``'s defaults and the bench's encoder, seed and threads, into ``OUT/pretrain`` (kept and
+reused by later invocations), or takes the ``encoder.pt`` given (``--pretrain FILE``).
+
+    python bench/ssl_accuracy.py --data-root ../shared/data --pretrain --only supervised_1/8_pretrained dwl_pretrained
+
 Targets: crossview and dwl each >= supervised-1/8 + 3 mIoU points and gap closure >= 0.5; one SSL step
 <= 2.5x one supervised step; supervised with all labels >= the forest with all labels; the moonshot: an SSL
 row at 1/8 labels >= the forest with all labels.
@@ -67,6 +74,8 @@ VARIANTS = [  # --variants: options the strategies expose, beyond the notes' def
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 #: ``--prior``: the suffix of the rows trained with the prior map.
 PRIOR_SUFFIX = "_prior"
+#: ``--pretrain``: the suffix of the rows whose encoder starts from the scene-pretrained weights.
+PRETRAINED_SUFFIX = "_pretrained"
 SAME_PATCHES = "supervised (labeled + unlabeled patches)"
 
 
@@ -183,6 +192,9 @@ def main() -> None:
                    help="train the forest on at most this many pixels per class (seeded subset; default: all)")
     p.add_argument("--prior", choices=["forest"], default=None,
                    help="also each semi-supervised row with a prior map: the forest of the labeled blocks")
+    p.add_argument("--pretrain", nargs="?", const="", default=None, metavar="ENCODER_PT",
+                   help="also each row with its encoder pretrained on the scene (geossl pretrain's defaults, run "
+                        "once under --out; or this encoder.pt)")
     a = p.parse_args()
     if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")
@@ -214,13 +226,18 @@ def main() -> None:
     runs = results.setdefault("runs", {})
     rows = RUNS + (VARIANTS if a.variants else [])
     rows += prior_rows(rows) if a.prior else []
+    rows += pretrained_rows(rows) if a.pretrain is not None else []
     todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
             if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
     inputs = {False: (manifest, catalog)}
     if a.prior and any(row[1].endswith(PRIOR_SUFFIX) for row in todo):
         inputs[True] = prior_inputs(a, manifest, catalog, results)
+    if any(row[1].endswith(PRETRAINED_SUFFIX) for row in todo):
+        weights = pretrained_weights(a, manifest, catalog, results)
 
     def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> dict[str, dict]:
+        if name.endswith(PRETRAINED_SUFFIX):
+            extra = [*extra, "--weights", str(weights)]
         manifest, catalog = inputs[name.endswith(PRIOR_SUFFIX)]
         key = f"{name}@{seed}"
         run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
@@ -283,10 +300,30 @@ def prior_inputs(a: argparse.Namespace, manifest: Path, catalog: Path, results: 
     return prior_manifest, prior_catalog
 
 
+def pretrained_rows(rows: list[tuple]) -> list[tuple]:
+    """The ``--pretrain`` rows: each row again (not the prior ones), named ``NAME_pretrained``."""
+    return [(name + PRETRAINED_SUFFIX, strategy, extra, params) for name, strategy, extra, params in rows
+            if not name.endswith(PRIOR_SUFFIX)]
+
+
+def pretrained_weights(a: argparse.Namespace, manifest: Path, catalog: Path, results: dict) -> Path:
+    """The encoder.pt the ``_pretrained`` rows load: ``--pretrain FILE``, or one pretraining run under --out."""
+    if a.pretrain:
+        return Path(a.pretrain).resolve()
+    out = a.out / "pretrain"
+    if not (out / "encoder.pt").is_file():
+        t0 = time.time()
+        cli("pretrain", manifest, "--catalog", catalog, "--out", out, "--encoder", a.encoder,
+            "--seed", a.first_seed, "--threads", a.threads, log=a.out / "pretrain.log")
+        results["pretrain"] = {"weights": str(out / "encoder.pt"), "seconds": time.time() - t0}
+    return out / "encoder.pt"
+
+
 def table(results: dict) -> str:
     runs = results["runs"]
     rows = RUNS + VARIANTS
-    names = [row[0] for row in rows + prior_rows(rows)] + list(FOREST_ROWS)
+    rows += prior_rows(rows)
+    names = [row[0] for row in rows + pretrained_rows(rows)] + list(FOREST_ROWS)
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     classes = list(next(iter(runs.values()))["iou"])
 

@@ -109,6 +109,22 @@ def test_the_first_window_is_the_most_uncertain_one_predict_sees(model, synth_ca
     assert first["uncertainty"] == pytest.approx(best, abs=0.01), (best_row, (r, c))
 
 
+def test_typical_windows_lie_in_the_unlabeled_area_and_carry_their_group_share(model, synth_catalog, tmp_path):
+    out = tmp_path / "typical.gpkg"
+    result = _suggest(model, synth_catalog, out, "--n", "4", "--ranking", "typical")
+    assert result.exit_code == 0, result.output
+    frame = _read(out)
+    assert list(frame["rank"]) == [1, 2, 3, 4]
+    scores = frame["score"].to_numpy()
+    assert np.all(np.diff(scores) <= 0) and 0 < scores[0] <= 1 and scores.sum() <= 1
+    unlabeled, others = _areas(synth_catalog)
+    geoms = frame.geometry.to_numpy()
+    assert shapely.covers(unlabeled, geoms).all()
+    assert np.all(shapely.area(shapely.intersection(geoms, others)) == 0)
+    for i in range(len(geoms)):
+        assert np.all(shapely.area(shapely.intersection(geoms[i], np.delete(geoms, i))) == 0)
+
+
 def test_the_layer_carries_a_rank_style_and_a_sidecar(model, synth_catalog, tmp_path):
     out = tmp_path / "styled.gpkg"
     assert _suggest(model, synth_catalog, out, "--n", "3", "--method", "margin", "--tta",

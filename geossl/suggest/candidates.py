@@ -83,6 +83,16 @@ def place_windows(scene: Scene, index: int, area: Area, size: int, inside: BaseG
     return Placement(index, area, i[keep], j[keep])
 
 
+def placed_windows(placement: Placement, scene: Scene, size: int, classes: int) -> Candidates:
+    """The placed windows as candidates without model statistics (zero uncertainty, class mix and priority)."""
+    cell = size // CELLS_PER_WINDOW
+    rows = placement.area.row0 + placement.i * cell
+    cols = placement.area.col0 + placement.j * cell
+    n = len(placement)
+    return Candidates(scene=np.full(n, placement.scene), row=rows, col=cols, boxes=_boxes(scene, rows, cols, size),
+                      uncertainty=np.zeros(n), shares=np.zeros((n, classes)), priority=np.zeros(n))
+
+
 def _boxes(scene: Scene, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
     """``(N, 4)`` footprints (CRS units) of the windows with top-left pixels ``(rows, cols)``."""
     t = scene.grid.transform

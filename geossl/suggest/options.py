@@ -12,6 +12,8 @@ from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOpt
 
 #: Per-pixel uncertainty measures (:mod:`geossl.suggest.uncertainty`).
 Method = Literal["entropy", "margin"]
+#: How windows are ranked: by uncertainty (:mod:`geossl.suggest.select`) or typicality (:mod:`.typical`).
+Ranking = Literal["uncertainty", "typical"]
 #: How the suggestions are kept apart (:mod:`geossl.suggest.select`).
 Diversity = Literal["features", "classes", "none"]
 
@@ -21,6 +23,11 @@ class SuggestSettings(StrictModel):
 
     n: int = Field(default=10, ge=1, description="Number of windows to suggest.")
     size: int = Field(default=64, ge=8, multiple_of=2, description="Side of a suggested window in pixels.")
+    ranking: Ranking = Field(default="uncertainty", description="uncertainty: the most uncertain windows, kept "
+                             "apart by --diversity; typical: the most representative window of each of the largest "
+                             "groups of look-alike windows (encoder features) that no labeled window belongs to, "
+                             "for the first rounds, when few labels make the model's uncertainty mostly noise "
+                             "(--method, --tta, --diversity and --class-weighting do not apply).")
     method: Method = Field(default="entropy", description="Per-pixel uncertainty: normalised entropy of the class "
                                                           "probabilities, or 1 - (top-1 - top-2) margin.")
     tta: bool = Field(default=False, description="Average the predictions of the four flips of each model window.")

@@ -24,14 +24,22 @@ from geossl.data.module import plan_splits
 from geossl.data.regions import split_regions
 from geossl.errors import InputError
 from geossl.manifest import Split
-from geossl.models import ModelBundle, load_bundle
+from geossl.models import ModelBundle, Segmenter, load_bundle
 from geossl.predict.runner import ModelRunner
 from geossl.predict.scene import Scene, open_scenes
-from geossl.suggest.candidates import CELLS_PER_WINDOW, Candidates, Placement, place_windows, window_candidates
+from geossl.suggest.candidates import (
+    CELLS_PER_WINDOW,
+    Candidates,
+    Placement,
+    place_windows,
+    placed_windows,
+    window_candidates,
+)
 from geossl.suggest.features import window_features
 from geossl.suggest.options import SuggestOptions
 from geossl.suggest.scan import covering_area, scan
-from geossl.suggest.select import choose, most_uncertain
+from geossl.suggest.select import Choice, choose, most_uncertain
+from geossl.suggest.typical import choose_typical, subsample
 from geossl.suggest.write import write_suggestions
 from geossl.train.inputs import check_bundle, ensure_catalog
 
@@ -63,21 +71,47 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     if len(candidates) == 0:
         raise InputError("--size", f"every window of {options.size} x {options.size} px inside the unlabeled area "
                                    "holds nodata; try a smaller --size")
-    pool = candidates.take(most_uncertain(candidates, options.n))
-    features = None
-    if options.diversity == "features":
-        features = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
-    chosen = choose(pool, options.n, options.size, options.diversity, features)
+    pool, chosen = _choose(catalog, scenes, bundle, model, candidates, options)
     if len(chosen) < options.n:
         log.warning("only %d windows of %d px fit in the unlabeled area without overlapping; %d asked for",
                     len(chosen), options.size, options.n)
     picked = pool.take(np.array([c.index for c in chosen]))
     style = write_suggestions(out, picked, np.array([c.score for c in chosen]), bundle.classes,
                               [s.id for s in catalog.scenes], catalog.crs)
-    log.info("%d suggestions of %d x %d px (from %d candidates, %s, diversity %s, class weighting %s) -> %s",
-             len(chosen), options.size, options.size, len(candidates), options.method, options.diversity,
-             options.class_weighting, out)
+    how = ("typical windows" if options.ranking == "typical" else
+           f"{options.method}, diversity {options.diversity}, class weighting {options.class_weighting}")
+    log.info("%d suggestions of %d x %d px (from %d candidates, %s) -> %s", len(chosen), options.size,
+             options.size, len(candidates), how, out)
     return Suggestions(path=out, style=style, windows=len(chosen), candidates=len(candidates))
+
+
+def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: Segmenter, candidates: Candidates,
+            options: SuggestOptions) -> tuple[Candidates, list[Choice]]:
+    """The candidates the suggestions are chosen from, and the choices (indices into them) by ``--ranking``."""
+    if options.ranking == "typical":
+        pool = candidates.take(subsample(len(candidates)))
+        features = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
+        labeled = window_features(model, bundle, scenes, labeled_windows(catalog, scenes, bundle, options.size),
+                                  options.size, options.batch_size)
+        return pool, choose_typical(pool, features, labeled, options.n, options.size)
+    pool = candidates.take(most_uncertain(candidates, options.n))
+    diverse = None
+    if options.diversity == "features":
+        diverse = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
+    return pool, choose(pool, options.n, options.size, options.diversity, diverse)
+
+
+def labeled_windows(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
+    """The windows on the half-window grid that lie wholly inside the labeled area (none when none fit)."""
+    labeled = [r.geometry for r in split_regions(catalog) if r.split == Split.LABELED]
+    parts = []
+    for index, scene in enumerate(scenes):
+        here = shapely.union_all(labeled).intersection(shapely.box(*scene.grid.bounds)) if labeled else None
+        area = None if here is None or here.is_empty else covering_area(scene, here.bounds, size)
+        if area is not None and size <= min(scene.width, scene.height):
+            parts.append(placed_windows(place_windows(scene, index, area, size, here, None), scene, size,
+                                        len(bundle.classes)))
+    return Candidates.concat(parts, len(bundle.classes))
 
 
 def _check_out(options: SuggestOptions) -> Path:
