@@ -57,6 +57,12 @@ def test_when_too_few_groups_are_uncovered_covered_ones_follow_with_a_zero_score
     assert chosen[1].index in (0, 1) and chosen[1].score == 0.0
 
 
+def test_without_labeled_windows_the_largest_groups_come_first():
+    chosen = choose_typical(_candidates(np.arange(13) * 20), FEATURES, np.zeros((0, 0)), 3, SIZE)
+    assert [c.score for c in chosen] == pytest.approx([6 / 13, 4 / 13, 3 / 13])
+    assert [c.index for c in chosen][1:] == [6, 10]
+
+
 def test_typicality_is_highest_at_the_centre_of_a_group():
     t = typicality(B)
     assert int(np.argmax(t)) == 0 and (t > 0).all()

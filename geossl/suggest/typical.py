@@ -87,7 +87,8 @@ def choose_typical(pool: Candidates, features: np.ndarray, labeled: np.ndarray, 
                    ) -> list[Choice]:
     """Up to ``n`` suggestions from ``pool`` (its ``features``; ``labeled``: the labeled windows' features)."""
     k = min(len(labeled) + n, MAX_CLUSTERS, len(pool) + len(labeled))
-    labels = kmeans(np.concatenate([features, labeled]).astype(np.float64), k)
+    both = np.concatenate([features, labeled]) if len(labeled) else features  # no labeled window fits: (0, 0)
+    labels = kmeans(both.astype(np.float64), k)
     cand, covered = labels[: len(pool)], set(labels[len(pool):].tolist())
     sizes = np.bincount(cand, minlength=k)
     order = sorted((c for c in range(k) if sizes[c]), key=lambda c: (c in covered, -sizes[c], c))
