@@ -12,7 +12,7 @@ peer: a per-pixel random forest (bench/forest.py) on the same 1/8 and all train 
 val and test pixels with the same metrics.
 
     python bench/ssl_accuracy.py --data-root ../shared/data            # the table (one seed, hours on 2 cores)
-    python bench/ssl_accuracy.py --data-root ../shared/data --variants --only crossview_adaptive
+    python bench/ssl_accuracy.py --data-root ../shared/data --variants --only crossview_full
     python bench/ssl_accuracy.py --data-root ../shared/data --probe    # step times only (sizing)
     python bench/ssl_accuracy.py --data-root ../shared/data --only dwl --prior forest   # dwl and dwl_prior
 
@@ -63,9 +63,8 @@ RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the
     ("supervised_full", "supervised", ["--label-fraction", "1.0"], {}),
 ]
 VARIANTS = [  # --variants: options the strategies expose, beyond the notes' defaults
-    ("crossview_adaptive", "crossview", [], {"adaptive_threshold": True}),
-    ("crossview_cheap_adaptive", "crossview", [],  # one strong view, one dropout stream (RESULTS: 3.6x vs 5.7x)
-     {"adaptive_threshold": True, "strong_views": 1, "single_stream": True}),
+    ("crossview_full", "crossview", [], {"strong_views": 2, "single_stream": False}),  # CrossMatch's full recipe
+    ("crossview_fixed_threshold", "crossview", [], {"adaptive_threshold": False}),
     ("crossview_ema", "crossview", [], {"teacher": "ema"}),
     ("dwl_ema", "dwl", [], {"teacher": "ema"}),
     ("supervised_1/8_balanced", "supervised", ["--labeled-sampling", "class_balanced"], {}),

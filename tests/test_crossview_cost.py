@@ -36,7 +36,7 @@ def step(params: dict) -> tuple[dict[str, list[int]], dict[str, torch.Tensor]]:
 
 @pytest.mark.parametrize("params, encoded, decoded, terms", [
     ({"strong_views": 2, "single_stream": False}, N_L + 3 * N_U, N_L + 7 * N_U, {"loss_s2", "loss_dkd"}),
-    ({}, N_L + 3 * N_U, N_L + 7 * N_U, {"loss_s2", "loss_dkd"}),
+    ({}, N_L + 2 * N_U, N_L + 4 * N_U, {"loss_dkd"}),  # the default: one strong view, one stream
     ({"strong_views": 1, "single_stream": True}, N_L + 2 * N_U, N_L + 4 * N_U, {"loss_dkd"}),
     ({"strong_views": 2, "single_stream": True}, N_L + 3 * N_U, N_L + 5 * N_U, {"loss_s2", "loss_dkd"}),
     ({"strong_views": 1, "single_stream": True, "strong_streams": False}, N_L + 2 * N_U, N_L + 3 * N_U, set()),
@@ -49,6 +49,7 @@ def test_cost_options_cut_the_images_a_step_runs_through_the_network(params, enc
     assert float(logged["overlap_share"]) > 0
 
 
-def test_defaults_are_the_full_recipe_whose_accuracy_is_measured():
+def test_defaults_are_the_cheap_variant_with_adaptive_thresholds_measured_best():
     cfg = CrossViewConfig()
-    assert (cfg.strong_views, cfg.single_stream, cfg.strong_streams, cfg.spatial) == (2, False, True, True)
+    assert (cfg.strong_views, cfg.single_stream, cfg.strong_streams, cfg.spatial) == (1, True, True, True)
+    assert cfg.adaptive_threshold

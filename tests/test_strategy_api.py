@@ -197,7 +197,7 @@ def _batches() -> tuple[dict, dict]:
 
 
 UNLABELED_TERMS = {"fixmatch": ["loss_u"], "unimatch": ["loss_s1", "loss_s2", "loss_fp"],
-                   "crossview": ["loss_s1", "loss_s2", "loss_tkd"], "dwl": ["loss_u"],
+                   "crossview": ["loss_s1", "loss_tkd"], "dwl": ["loss_u"],
                    "prototype": ["loss_u"]}
 
 
