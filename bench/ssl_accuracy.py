@@ -311,13 +311,15 @@ def pretrained_weights(a: argparse.Namespace, manifest: Path, catalog: Path, res
     """The encoder.pt the ``_pretrained`` rows load: ``--pretrain FILE``, or one pretraining run under --out."""
     if a.pretrain:
         return Path(a.pretrain).resolve()
-    out = a.out / "pretrain"
-    if not (out / "encoder.pt").is_file():
+    from geossl.pretrain.run import ENCODER_FILE
+
+    weights = a.out / "pretrain" / ENCODER_FILE
+    if not weights.is_file():
         t0 = time.time()
-        cli("pretrain", manifest, "--catalog", catalog, "--out", out, "--encoder", a.encoder,
+        cli("pretrain", manifest, "--catalog", catalog, "--out", weights.parent, "--encoder", a.encoder,
             "--seed", a.first_seed, "--threads", a.threads, log=a.out / "pretrain.log")
-        results["pretrain"] = {"weights": str(out / "encoder.pt"), "seconds": time.time() - t0}
-    return out / "encoder.pt"
+        results["pretrain"] = {"weights": str(weights), "seconds": time.time() - t0}
+    return weights
 
 
 def table(results: dict) -> str:

@@ -68,6 +68,11 @@ class Placement:
     def __len__(self) -> int:
         return len(self.i)
 
+    def origins(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The windows' top-left pixels ``(rows, cols)`` in the scene, for windows of ``size`` px."""
+        cell = size // CELLS_PER_WINDOW
+        return self.area.row0 + self.i * cell, self.area.col0 + self.j * cell
+
 
 def place_windows(scene: Scene, index: int, area: Area, size: int, inside: BaseGeometry,
                   outside: BaseGeometry | None) -> Placement:
@@ -85,9 +90,7 @@ def place_windows(scene: Scene, index: int, area: Area, size: int, inside: BaseG
 
 def placed_windows(placement: Placement, scene: Scene, size: int, classes: int) -> Candidates:
     """The placed windows as candidates without model statistics (zero uncertainty, class mix and priority)."""
-    cell = size // CELLS_PER_WINDOW
-    rows = placement.area.row0 + placement.i * cell
-    cols = placement.area.col0 + placement.j * cell
+    rows, cols = placement.origins(size)
     n = len(placement)
     return Candidates(scene=np.full(n, placement.scene), row=rows, col=cols, boxes=_boxes(scene, rows, cols, size),
                       uncertainty=np.zeros(n), shares=np.zeros((n, classes)), priority=np.zeros(n))
@@ -113,8 +116,7 @@ def window_candidates(stats: CellStats, placement: Placement, scene: Scene, size
     per_class = sliding_window_view(stats.uncertainty, (m, m), axis=(0, 1)).sum(axis=(-2, -1))[i, j].reshape(-1, k)
     counts = sliding_window_view(stats.classes, (m, m), axis=(0, 1)).sum(axis=(-2, -1))[i, j].reshape(-1, k)
     full = valid == size * size  # no nodata pixel
-    rows = placement.area.row0 + i[full] * stats.cell
-    cols = placement.area.col0 + j[full] * stats.cell
+    rows, cols = (origin[full] for origin in placement.origins(size))
     pixels = size * size
     return Candidates(scene=np.full(int(full.sum()), placement.scene), row=rows, col=cols,
                       boxes=_boxes(scene, rows, cols, size), uncertainty=per_class[full].sum(axis=1) / pixels,

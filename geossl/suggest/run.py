@@ -103,15 +103,10 @@ def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: S
 
 def labeled_windows(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
     """The windows on the half-window grid that lie wholly inside the labeled area (none when none fit)."""
-    labeled = [r.geometry for r in split_regions(catalog) if r.split == Split.LABELED]
-    parts = []
-    for index, scene in enumerate(scenes):
-        here = shapely.union_all(labeled).intersection(shapely.box(*scene.grid.bounds)) if labeled else None
-        area = None if here is None or here.is_empty else covering_area(scene, here.bounds, size)
-        if area is not None and size <= min(scene.width, scene.height):
-            parts.append(placed_windows(place_windows(scene, index, area, size, here, None), scene, size,
-                                        len(bundle.classes)))
-    return Candidates.concat(parts, len(bundle.classes))
+    labeled = shapely.union_all([r.geometry for r in split_regions(catalog) if r.split == Split.LABELED])
+    placements = placements_in(scenes, bundle, labeled, None, size)
+    return Candidates.concat([placed_windows(p, scenes[p.scene], size, len(bundle.classes)) for p in placements],
+                             len(bundle.classes))
 
 
 def _check_out(options: SuggestOptions) -> Path:
@@ -146,9 +141,9 @@ def _check_size(scenes: list[Scene], size: int) -> None:
                                    f"({largest.width} x {largest.height} px)")
 
 
-def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
-                size: int) -> list[Placement]:
-    """Per scene holding some, the windows inside the unlabeled area; an error when there are none at all."""
+def placements_in(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
+                  size: int) -> list[Placement]:
+    """Per scene holding some, the windows on the half-window grid that ``inside`` covers (none when none fit)."""
     placements = []
     for index, scene in enumerate(scenes):
         here = inside.intersection(shapely.box(*scene.grid.bounds))
@@ -158,6 +153,13 @@ def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, 
         placed = place_windows(scene, index, area, size, here, outside)
         if len(placed):
             placements.append(placed)
+    return placements
+
+
+def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
+                size: int) -> list[Placement]:
+    """Per scene holding some, the windows inside the unlabeled area; an error when there are none at all."""
+    placements = placements_in(scenes, bundle, inside, outside, size)
     if not placements:
         raise InputError("--size", f"no window of {size} x {size} px fits inside the unlabeled area; try a "
                                    "smaller --size")

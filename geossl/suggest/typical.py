@@ -59,8 +59,9 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
         nearest = np.minimum(nearest, ((x - x[pick]) ** 2).sum(axis=1))
     c = np.stack(centres)
     labels = np.full(len(x), -1)
+    norms = (x**2).sum(axis=1)[:, None]
     for _ in range(KMEANS_ITERATIONS):
-        distance = (x**2).sum(axis=1)[:, None] - 2 * x @ c.T + (c**2).sum(axis=1)[None, :]
+        distance = norms - 2 * x @ c.T + (c**2).sum(axis=1)[None, :]
         new = distance.argmin(axis=1)
         if np.array_equal(new, labels):
             break
