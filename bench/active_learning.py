@@ -6,8 +6,12 @@ rounds, two arms each add ``k`` windows of ``--size`` px to their labels and ret
 
 - ``suggested``: ``geossl suggest`` with the previous round's model of that arm (its defaults: entropy,
   feature diversity) on the arm's catalog;
-- ``random``: ``k`` windows drawn with seed ``s`` among the same candidates (on the half-window grid, fully
-  inside the arm's unlabeled area, no nodata), none overlapping.
+- ``random``: ``k`` windows drawn with seed ``s`` among the same candidates (on the grid of ``geossl suggest``, fully
+  inside the arm's unlabeled area, no nodata), none overlapping;
+- ``oracle`` (``--arms oracle``, a bound, not a ranking geossl could offer): ``k`` windows chosen with the
+  truth, greedily, each adding the most of the classes the arm's labels hold least of (a window's value is
+  ``sum_c n_c / (L_c + 1)``, ``n_c`` its pixels of class ``c``, ``L_c`` the labeled pixels of ``c`` with the
+  windows already chosen). It shows how far any ranking could get with windows of this size on this scene.
 
 ``k`` windows hold about as many pixels as one block. A window's labels are the truth raster's classes inside
 it, polygonized as an analyst would digitise them, written to a GeoPackage that the arm's manifest names in
@@ -49,7 +53,9 @@ sys.path.insert(0, str(ROOT))
 
 from geossl.catalog import load_catalog  # noqa: E402
 from geossl.io.names import METRICS_FILE  # noqa: E402
+from geossl.manifest import Split  # noqa: E402
 from geossl.suggest.candidates import inside_area  # noqa: E402
+from geossl.suggest.options import CELLS_PER_WINDOW  # noqa: E402
 from geossl.suggest.run import split_areas  # noqa: E402
 
 MANIFEST = ROOT / "data_manifests" / "zion.yaml"
@@ -134,8 +140,8 @@ def _area(geometry: dict) -> float:
 def candidate_windows(catalog: Path, size: int) -> np.ndarray:
     """``(N, 2)`` top-left (row, col) of the windows fully inside the unlabeled area, without nodata.
 
-    The half-window grid starts at the unlabeled area's top-left pixel (as ``geossl suggest``'s, up to the
-    suggestions' own start).
+    The grid (steps of ``size / CELLS_PER_WINDOW`` px) starts at the unlabeled area's top-left pixel (as
+    ``geossl suggest``'s, up to the suggestions' own start).
     """
     import rasterio
 
@@ -147,13 +153,11 @@ def candidate_windows(catalog: Path, size: int) -> np.ndarray:
         t = src.transform
     minx, _, _, maxy = inside.bounds
     r0, c0 = max(0, int((t.f - maxy) // -t.e)), max(0, int((minx - t.c) // t.a))
-    cell = size // 2
+    cell = size // CELLS_PER_WINDOW
     rows = np.arange(r0, valid.shape[0] - size + 1, cell)
     cols = np.arange(c0, valid.shape[1] - size + 1, cell)
     rr, cc = (g.ravel() for g in np.meshgrid(rows, cols, indexing="ij"))
-    integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    full = (integral[rr + size, cc + size] - integral[rr, cc + size] - integral[rr + size, cc]
-            + integral[rr, cc]) == size * size
+    full = _window_sums(valid, rr, cc, size) == size * size
     rr, cc = rr[full], cc[full]
     boxes = np.stack([t.c + cc * t.a, t.f + (rr + size) * t.e, t.c + (cc + size) * t.a, t.f + rr * t.e], axis=1)
     keep = inside_area(boxes, inside, outside)
@@ -172,6 +176,39 @@ def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> 
             if len(chosen) == k:
                 break
     return chosen
+
+
+def oracle_windows(catalog: Path, truth: Path, size: int, k: int) -> list[tuple[int, int]]:
+    """``k`` non-overlapping candidate windows chosen with the truth: the rarest classes first (module docstring)."""
+    import rasterio
+    from rasterio.features import geometry_mask
+
+    cat = load_catalog(catalog)
+    ids = [c.id for c in cat.classes]
+    with rasterio.open(truth / cat.scenes[0].labels) as src:
+        labels, t = src.read(1), src.transform
+    labeled_area = [f.geometry for f in cat.splits.features if f.properties.split == Split.LABELED]
+    labeled = ~geometry_mask(labeled_area, labels.shape, t) if labeled_area else np.zeros(labels.shape, bool)
+    held = np.array([np.count_nonzero(labeled & (labels == i)) for i in ids], dtype=float)
+    windows = candidate_windows(catalog, size)
+    r, c = windows[:, 0], windows[:, 1]
+    counts = np.stack([_window_sums(labels == i, r, c, size) for i in ids], axis=1).astype(float)
+    chosen: list[tuple[int, int]] = []
+    free = np.ones(len(windows), bool)
+    while len(chosen) < k and free.any():
+        value = np.where(free, (counts / (held + 1)).sum(1), -np.inf)
+        best = int(np.argmax(value))
+        chosen.append((int(r[best]), int(c[best])))
+        held += counts[best]
+        free &= (np.abs(r - r[best]) >= size) | (np.abs(c - c[best]) >= size)
+    return chosen
+
+
+def _window_sums(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Pixels of ``mask`` inside each ``size``-px window whose top-left is (rows, cols)."""
+    integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return (integral[rows + size, cols + size] - integral[rows, cols + size] - integral[rows + size, cols]
+            + integral[rows, cols])
 
 
 def suggested_windows(a: argparse.Namespace, model: Path, manifest: Path, catalog: Path, k: int, out: Path
@@ -228,6 +265,8 @@ def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> N
     for r in range(1, a.rounds + 1):
         if kind == "suggested":
             new = suggested_windows(a, model, manifest, catalog, k, folder / f"suggest_r{r}.gpkg")
+        elif kind == "oracle":
+            new = oracle_windows(catalog, a.base_catalog, a.size, k)
         else:
             new = random_windows(catalog, a.size, k, seed, r)
         windows += new
@@ -297,7 +336,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="suggested / random window side (px)")
     p.add_argument("--jobs", type=int, default=2, help="arms run side by side")
-    p.add_argument("--arms", nargs="+", choices=["suggested", "random"], default=["suggested", "random"])
+    p.add_argument("--arms", nargs="+", choices=["suggested", "random", "oracle"], default=["suggested", "random"])
     p.add_argument("--suggest-args", default="", help="other geossl suggest flags, e.g. '--diversity classes' "
                                                       "(an arm of its own; results of other arms in --out are kept)")
     recipe_flags = p.add_argument_group("training recipe (geossl train's defaults unless given)")

@@ -1,4 +1,4 @@
-"""Candidate windows: ``size`` px squares on a grid of half-window steps, wholly inside the unlabeled area.
+"""Candidate windows: ``size`` px squares on a grid of eighth-window steps, wholly inside the unlabeled area.
 
 A window is ``m × m`` cells of ``cell = size / m`` pixels (``m`` = :data:`CELLS_PER_WINDOW`), so neighbouring
 candidates are ``cell`` pixels apart and a window's sums are the sums of its cells
@@ -20,10 +20,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from shapely.geometry.base import BaseGeometry
 
 from geossl.predict.scene import Scene
+from geossl.suggest.options import CELLS_PER_WINDOW
 from geossl.suggest.scan import Area, CellStats
-
-#: Cells along a window's side: candidates step by half a window.
-CELLS_PER_WINDOW = 2
 
 
 @dataclass
@@ -76,7 +74,7 @@ class Placement:
 
 def place_windows(scene: Scene, index: int, area: Area, size: int, inside: BaseGeometry,
                   outside: BaseGeometry | None) -> Placement:
-    """The windows on the half-window grid of ``area`` that ``inside`` covers and ``outside`` does not touch.
+    """The windows on the cell grid of ``area`` that ``inside`` covers and ``outside`` does not touch.
 
     Decided from geometry alone, before any pixel is read; the nodata test waits for the pixels
     (:func:`window_candidates`).

@@ -10,6 +10,10 @@ from pydantic import Field
 from geossl.classweights import ClassWeighting
 from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption
 
+#: Cells along a window's side: candidates step by an eighth of a window, so a window can start within
+#: ``size / 8`` px of any edge of the unlabeled area (with half-window steps, a lake along a region's edge
+#: could lie in the up to ``size / 2 - 1`` px that no candidate reaches).
+CELLS_PER_WINDOW = 8  # --size must be a multiple of it
 #: Per-pixel uncertainty measures (:mod:`geossl.suggest.uncertainty`).
 Method = Literal["entropy", "margin"]
 #: How windows are ranked: by uncertainty (:mod:`geossl.suggest.select`) or typicality (:mod:`.typical`).
@@ -22,7 +26,8 @@ class SuggestSettings(StrictModel):
     """What is suggested and how it is ranked: the options a pipeline's suggest step sets too."""
 
     n: int = Field(default=10, ge=1, description="Number of windows to suggest.")
-    size: int = Field(default=64, ge=8, multiple_of=2, description="Side of a suggested window in pixels.")
+    size: int = Field(default=64, ge=8, multiple_of=CELLS_PER_WINDOW,
+                      description="Side of a suggested window in pixels.")
     ranking: Ranking = Field(default="uncertainty", description="uncertainty: the most uncertain windows, kept "
                              "apart by --diversity; typical: the most representative window of each of the largest "
                              "groups of look-alike windows (encoder features) that no labeled window belongs to, "

@@ -94,7 +94,7 @@ def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: S
         labeled = window_features(model, bundle, scenes, labeled_windows(catalog, scenes, bundle, options.size),
                                   options.size, options.batch_size)
         return pool, choose_typical(pool, features, labeled, options.n, options.size)
-    pool = candidates.take(most_uncertain(candidates, options.n))
+    pool = candidates.take(most_uncertain(candidates, options.n, options.size))
     diverse = None
     if options.diversity == "features":
         diverse = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
@@ -102,7 +102,7 @@ def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: S
 
 
 def labeled_windows(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
-    """The windows on the half-window grid that lie wholly inside the labeled area (none when none fit)."""
+    """The windows on the cell grid that lie wholly inside the labeled area (none when none fit)."""
     labeled = shapely.union_all([r.geometry for r in split_regions(catalog) if r.split == Split.LABELED])
     placements = placements_in(scenes, bundle, labeled, None, size)
     return Candidates.concat([placed_windows(p, scenes[p.scene], size, len(bundle.classes)) for p in placements],
@@ -143,7 +143,7 @@ def _check_size(scenes: list[Scene], size: int) -> None:
 
 def placements_in(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
                   size: int) -> list[Placement]:
-    """Per scene holding some, the windows on the half-window grid that ``inside`` covers (none when none fit)."""
+    """Per scene holding some, the windows on the cell grid that ``inside`` covers (none when none fit)."""
     placements = []
     for index, scene in enumerate(scenes):
         here = inside.intersection(shapely.box(*scene.grid.bounds))

@@ -20,8 +20,10 @@ shares pixels with a chosen window is never taken. ``g_i`` by ``--diversity``:
   dominant class of ``i``: the second window of a class counts half, the third a third.
 - ``none``: ``g_i = 1`` (the most uncertain windows that do not overlap).
 
-Only the pool of the ``max(POOL_MIN, POOL_PER_PICK · n)`` candidates of highest priority is considered (their
-features are computed); ties go to the earlier candidate (scene, then row, then column).
+Only a pool of ``max(POOL_MIN, POOL_PER_PICK · n)`` candidates is considered (their features are computed): in
+order of priority, each candidate that starts at least half a window away (along rows or columns) from every one
+already pooled, so that the pool spans as many places as half-window steps would, each at its best shift of the
+finer candidate grid. Ties go to the earlier candidate (scene, then row, then column).
 """
 
 from __future__ import annotations
@@ -44,10 +46,19 @@ def pool_size(n: int) -> int:
     return max(POOL_MIN, POOL_PER_PICK * n)
 
 
-def most_uncertain(candidates: Candidates, n: int) -> np.ndarray:
-    """Indices of the pool: the :func:`pool_size` candidates of highest priority, highest first."""
+def most_uncertain(candidates: Candidates, n: int, size: int) -> np.ndarray:
+    """Indices of the pool (module docstring), highest priority first."""
     order = np.argsort(-candidates.priority, kind="stable")
-    return order[: pool_size(n)]
+    step = size // 2
+    pooled: list[int] = []
+    for i in order:
+        near = ((candidates.scene[pooled] == candidates.scene[i]) & (np.abs(candidates.row[pooled] - candidates.row[i])
+                < step) & (np.abs(candidates.col[pooled] - candidates.col[i]) < step))
+        if not near.any():
+            pooled.append(int(i))
+            if len(pooled) == pool_size(n):
+                break
+    return np.array(pooled, dtype=np.int64)
 
 
 @dataclass(frozen=True)
