@@ -131,3 +131,22 @@ def test_a_window_can_start_within_an_eighth_of_a_window_of_the_unlabeled_areas_
     _, cols = placed.origins(size)
     assert cols.min() - 21 < size // 8
     assert cols.min() >= 21  # and never over the other area
+
+
+def test_labeled_windows_are_placed_half_a_window_apart():
+    import shapely
+
+    from geossl.io.cog import Grid
+    from geossl.predict.scene import Scene
+    from geossl.suggest.candidates import place_windows
+    from geossl.suggest.options import CELLS_PER_WINDOW
+    from geossl.suggest.scan import Area
+
+    size, width = 64, 128
+    grid = Grid(crs=None, transform=rasterio.Affine(1, 0, 0, 0, -1, width), width=width, height=width)
+    scene = Scene(path=Path("s.tif"), id="s", grid=grid, count=4, nodata=None, dataset_mask=False)
+    area, everywhere = Area(0, 0, width, width), shapely.box(0, 0, width, width)
+    fine = place_windows(scene, 0, area, size, everywhere, None)
+    half = place_windows(scene, 0, area, size, everywhere, None, step=CELLS_PER_WINDOW // 2)
+    assert len(fine) == (width // 8 - 7) ** 2  # one every 8 px
+    assert sorted(set(half.origins(size)[0].tolist())) == [0, 32, 64] and len(half) == 9

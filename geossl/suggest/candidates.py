@@ -73,15 +73,15 @@ class Placement:
 
 
 def place_windows(scene: Scene, index: int, area: Area, size: int, inside: BaseGeometry,
-                  outside: BaseGeometry | None) -> Placement:
-    """The windows on the cell grid of ``area`` that ``inside`` covers and ``outside`` does not touch.
+                  outside: BaseGeometry | None, step: int = 1) -> Placement:
+    """The windows every ``step`` cells of ``area``'s grid that ``inside`` covers and ``outside`` does not touch.
 
     Decided from geometry alone, before any pixel is read; the nodata test waits for the pixels
     (:func:`window_candidates`).
     """
     cell = size // CELLS_PER_WINDOW
-    i, j = (g.ravel() for g in np.meshgrid(np.arange((area.height - size) // cell + 1),
-                                           np.arange((area.width - size) // cell + 1), indexing="ij"))
+    i, j = (g.ravel() for g in np.meshgrid(np.arange(0, (area.height - size) // cell + 1, step),
+                                           np.arange(0, (area.width - size) // cell + 1, step), indexing="ij"))
     keep = inside_area(_boxes(scene, area.row0 + i * cell, area.col0 + j * cell, size), inside, outside)
     return Placement(index, area, i[keep], j[keep])
 

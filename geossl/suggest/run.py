@@ -28,7 +28,6 @@ from geossl.models import ModelBundle, Segmenter, load_bundle
 from geossl.predict.runner import ModelRunner
 from geossl.predict.scene import Scene, open_scenes
 from geossl.suggest.candidates import (
-    CELLS_PER_WINDOW,
     Candidates,
     Placement,
     place_windows,
@@ -36,7 +35,7 @@ from geossl.suggest.candidates import (
     window_candidates,
 )
 from geossl.suggest.features import window_features
-from geossl.suggest.options import SuggestOptions
+from geossl.suggest.options import CELLS_PER_WINDOW, SuggestOptions
 from geossl.suggest.scan import covering_area, scan
 from geossl.suggest.select import Choice, choose, most_uncertain
 from geossl.suggest.typical import choose_typical, subsample
@@ -102,9 +101,13 @@ def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: S
 
 
 def labeled_windows(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
-    """The windows on the cell grid that lie wholly inside the labeled area (none when none fit)."""
+    """The windows half a window apart that lie wholly inside the labeled area (none when none fit).
+
+    Half-window steps, not the candidates' finer ones: TypiClust counts the labeled windows (``K = L + n``), and
+    the shifted copies of one labeled place must not count as more labels.
+    """
     labeled = shapely.union_all([r.geometry for r in split_regions(catalog) if r.split == Split.LABELED])
-    placements = placements_in(scenes, bundle, labeled, None, size)
+    placements = placements_in(scenes, bundle, labeled, None, size, step=CELLS_PER_WINDOW // 2)
     return Candidates.concat([placed_windows(p, scenes[p.scene], size, len(bundle.classes)) for p in placements],
                              len(bundle.classes))
 
@@ -142,15 +145,15 @@ def _check_size(scenes: list[Scene], size: int) -> None:
 
 
 def placements_in(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, outside: BaseGeometry | None,
-                  size: int) -> list[Placement]:
-    """Per scene holding some, the windows on the cell grid that ``inside`` covers (none when none fit)."""
+                  size: int, step: int = 1) -> list[Placement]:
+    """Per scene holding some, the windows every ``step`` cells that ``inside`` covers (none when none fit)."""
     placements = []
     for index, scene in enumerate(scenes):
         here = inside.intersection(shapely.box(*scene.grid.bounds))
         area = None if here.is_empty else covering_area(scene, here.bounds, max(size, bundle.patch_size))
         if area is None or size > min(scene.width, scene.height):
             continue
-        placed = place_windows(scene, index, area, size, here, outside)
+        placed = place_windows(scene, index, area, size, here, outside, step)
         if len(placed):
             placements.append(placed)
     return placements
