@@ -80,6 +80,10 @@ def test_a_window_larger_than_the_scene(checkpoints, synth_catalog, tmp_path):
     assert line == "--size: a window of 1024 px is larger than the scene scene.tif (512 x 512 px)"
 
 
+def test_a_window_off_the_candidate_grid(checkpoints, synth_catalog, tmp_path):
+    assert _refused(tmp_path, checkpoints["good"], synth_catalog, "--size", "60") == "--size: must be a multiple of 8"
+
+
 def test_a_window_that_fits_no_unlabeled_area(checkpoints, synth_catalog, tmp_path):
     line = _refused(tmp_path, checkpoints["good"], synth_catalog, "--size", "256")
     assert line == "--size: no window of 256 x 256 px fits inside the unlabeled area; try a smaller --size"
