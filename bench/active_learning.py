@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geossl.catalog import load_catalog  # noqa: E402
+from geossl.data.regions import class_counts, split_regions  # noqa: E402
 from geossl.io.names import METRICS_FILE  # noqa: E402
 from geossl.manifest import Split  # noqa: E402
 from geossl.suggest.candidates import inside_area  # noqa: E402
@@ -181,15 +182,14 @@ def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> 
 def oracle_windows(catalog: Path, truth: Path, size: int, k: int) -> list[tuple[int, int]]:
     """``k`` non-overlapping candidate windows chosen with the truth: the rarest classes first (module docstring)."""
     import rasterio
-    from rasterio.features import geometry_mask
 
     cat = load_catalog(catalog)
     ids = [c.id for c in cat.classes]
-    with rasterio.open(truth / cat.scenes[0].labels) as src:
-        labels, t = src.read(1), src.transform
-    labeled_area = [f.geometry for f in cat.splits.features if f.properties.split == Split.LABELED]
-    labeled = ~geometry_mask(labeled_area, labels.shape, t) if labeled_area else np.zeros(labels.shape, bool)
-    held = np.array([np.count_nonzero(labeled & (labels == i)) for i in ids], dtype=float)
+    truth_labels = truth / cat.scenes[0].labels
+    with rasterio.open(truth_labels) as src:
+        labels = src.read(1)
+    labeled = [r.geometry for r in split_regions(cat) if r.split == Split.LABELED]
+    held = class_counts([truth_labels], labeled, ids).sum(axis=0).astype(float)
     windows = candidate_windows(catalog, size)
     r, c = windows[:, 0], windows[:, 1]
     counts = np.stack([_window_sums(labels == i, r, c, size) for i in ids], axis=1).astype(float)

@@ -48,16 +48,15 @@ def pool_size(n: int) -> int:
 
 def most_uncertain(candidates: Candidates, n: int, size: int) -> np.ndarray:
     """Indices of the pool (module docstring), highest priority first."""
-    order = np.argsort(-candidates.priority, kind="stable")
-    step = size // 2
+    blocked = np.zeros(len(candidates), dtype=bool)
     pooled: list[int] = []
-    for i in order:
-        near = ((candidates.scene[pooled] == candidates.scene[i]) & (np.abs(candidates.row[pooled] - candidates.row[i])
-                < step) & (np.abs(candidates.col[pooled] - candidates.col[i]) < step))
-        if not near.any():
-            pooled.append(int(i))
-            if len(pooled) == pool_size(n):
-                break
+    for i in np.argsort(-candidates.priority, kind="stable"):
+        if blocked[i]:
+            continue
+        pooled.append(int(i))
+        if len(pooled) == pool_size(n):
+            break
+        blocked |= overlapping(candidates, int(i), size // 2)  # starts within half a window of i
     return np.array(pooled, dtype=np.int64)
 
 
