@@ -107,7 +107,8 @@ def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Pa
         if run.exists():
             subprocess.run(["rm", "-rf", str(run)], check=True)
         t0 = time.time()
-        cli("train", manifest, "--catalog", catalog, "--out", run, "--seed", seed, *recipe(a), log=log)
+        workers = [] if a.loader_workers is None else ["--workers", a.loader_workers]  # speed only: not the recipe
+        cli("train", manifest, "--catalog", catalog, "--out", run, "--seed", seed, *recipe(a), *workers, log=log)
         (run / "train_seconds.txt").write_text(f"{time.time() - t0:.1f}")
         cli("evaluate", run / "model.pt", manifest, "--catalog", catalog, "--split", "test",
             "--out", run / "eval-test", "--threads", a.threads, log=log)
@@ -348,6 +349,8 @@ def main() -> None:
     recipe_flags.add_argument("--steps-per-epoch", type=int, default=None)
     recipe_flags.add_argument("--max-steps", type=int, default=None)
     recipe_flags.add_argument("--threads", type=int, default=1)
+    recipe_flags.add_argument("--loader-workers", type=int, default=None,
+                              help="each training's DataLoader processes (geossl train --workers)")
     a = p.parse_args()
     if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")

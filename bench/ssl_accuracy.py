@@ -91,7 +91,8 @@ def cli(*args: str, log: Path | None = None) -> None:
 
 def model_flags(a: argparse.Namespace) -> list[str]:
     return ["--encoder", a.encoder, "--patch-size", str(a.patch_size), "--batch-size", str(a.batch_size),
-            "--unlabeled-batch-size", str(a.unlabeled_batch_size), "--threads", str(a.threads)]
+            "--unlabeled-batch-size", str(a.unlabeled_batch_size), "--threads", str(a.threads),
+            "--workers", str(a.loader_workers)]
 
 
 def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, float]:
@@ -184,6 +185,9 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed + seeds - 1")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2, help="trainings side by side (2 cores, 1 thread each)")
+    p.add_argument("--loader-workers", type=int, default=0,
+                   help="each training's DataLoader processes (geossl train --workers): on a GPU machine with "
+                        "cores to spare, they read windows while the card trains")
     p.add_argument("--timing-rounds", type=int, default=8, help="0: skip the step timing")
     p.add_argument("--probe", action="store_true", help="step times only")
     p.add_argument("--variants", action="store_true", help="also the VARIANTS rows")
