@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/predict.py
 	$(PY) bench/vectorize.py --data-root $(DATA_ROOT)
+	$(PY) bench/window_reads.py --data-root $(DATA_ROOT)
 	$(PY) bench/ssl_accuracy.py --data-root $(DATA_ROOT)
 
 clean:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 
 from geossl.catalog import CATALOG_NAME, Catalog
@@ -17,14 +19,49 @@ from geossl.errors import InputError
 
 
 class _CatalogRasters(RasterDataset):
-    """A :class:`RasterDataset` whose bounds are computed once.
+    """A :class:`RasterDataset` whose index lookups are computed once.
 
-    torchgeo recomputes ``bounds`` from its GeoDataFrame index on every query (twice per sample); the index
-    of a catalog never changes after construction (one CRS and resolution), so the value is cached, and
-    dropped when the CRS is changed.
+    torchgeo recomputes ``bounds`` from its GeoDataFrame index on every query (twice per sample), and filters
+    the GeoDataFrame (time overlap, then ``cx``) for every window it reads, which costs more than reading the
+    pixels. The index of a catalog never changes after construction (one CRS and resolution), so the bounds,
+    the files' footprints and the time filter are cached, and dropped when the index is replaced (a CRS change).
+    The files a query reads, and their order, are the ones torchgeo's filter gives (tested).
     """
 
     filename_glob = "*.tif"
+
+    def __getitem__(self, query: Any) -> dict[str, Any]:
+        """The sample of :class:`RasterDataset` for ``query`` (same files, same pixels), looked up in arrays."""
+        x, y, t = self._disambiguate_slice(query)
+        if self.separate_files or t.step not in (None, 1):
+            return super().__getitem__(query)
+        files = self._files_in(x, y, t)
+        if not files:
+            raise IndexError(f"query: {query} not found in index with bounds: {self.bounds}")
+        data = self._merge_files(files, query, self.band_indexes).to(self.dtype)
+        sample: dict[str, Any] = {"crs": self.crs, "bounds": query}
+        if self.is_image:
+            sample["image"] = data
+        else:
+            sample["mask"] = data.squeeze(0)
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def _files_in(self, x: slice, y: slice, t: slice) -> list[str]:
+        """The files whose footprint box meets the query's box (edges included, as ``cx``), in index order."""
+        cached = self.__dict__.get("_footprints")
+        if cached is None or cached[0] is not self.index:
+            in_time: dict[tuple[Any, Any], np.ndarray] = {}
+            cached = (self.index, self.index.geometry.bounds.to_numpy(), list(self.index.filepath), in_time)
+            self.__dict__["_footprints"] = cached
+        _, boxes, paths, in_time = cached
+        span = (t.start, t.stop)
+        if span not in in_time:  # torchgeo's own time filter, once per time span
+            in_time[span] = np.asarray(self.index.index.overlaps(pd.Interval(*span)))
+        keep = (in_time[span] & (boxes[:, 0] <= x.stop) & (boxes[:, 2] >= x.start)
+                & (boxes[:, 1] <= y.stop) & (boxes[:, 3] >= y.start))
+        return [paths[i] for i in np.flatnonzero(keep)]
 
     @property
     def bounds(self) -> tuple[slice, slice, slice]:
