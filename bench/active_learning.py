@@ -337,6 +337,8 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="suggested / random window side (px)")
     p.add_argument("--jobs", type=int, default=2, help="arms run side by side")
+    p.add_argument("--loader-workers", type=int, default=None,
+                   help="each training's DataLoader processes (geossl train --workers; speed only)")
     p.add_argument("--arms", nargs="+", choices=["suggested", "random", "oracle"], default=["suggested", "random"])
     p.add_argument("--suggest-args", default="", help="other geossl suggest flags, e.g. '--diversity classes' "
                                                       "(an arm of its own; results of other arms in --out are kept)")
@@ -349,8 +351,6 @@ def main() -> None:
     recipe_flags.add_argument("--steps-per-epoch", type=int, default=None)
     recipe_flags.add_argument("--max-steps", type=int, default=None)
     recipe_flags.add_argument("--threads", type=int, default=1)
-    recipe_flags.add_argument("--loader-workers", type=int, default=None,
-                              help="each training's DataLoader processes (geossl train --workers)")
     a = p.parse_args()
     if not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
         raise SystemExit(f"Zion data not found under {a.data_root}/zion")
