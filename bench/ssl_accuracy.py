@@ -66,7 +66,7 @@ VARIANTS = [  # --variants: options the strategies expose, beyond the notes' def
     ("crossview_full", "crossview", [], {"strong_views": 2, "single_stream": False}),  # CrossMatch's full recipe
     ("crossview_fixed_threshold", "crossview", [], {"adaptive_threshold": False}),
     ("crossview_ema", "crossview", [], {"teacher": "ema"}),
-    ("dwl_ema", "dwl", [], {"teacher": "ema"}),
+    ("dwl_student", "dwl", [], {"teacher": "student"}),  # the paper's teacher (dwl's default before 2026-11-28)
     ("supervised_1/8_balanced", "supervised", ["--labeled-sampling", "class_balanced"], {}),
     ("crossview_balanced", "crossview", ["--labeled-sampling", "class_balanced"], {}),
     ("prototype", "prototype", [], {}),

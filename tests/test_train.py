@@ -29,7 +29,7 @@ TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patc
 PARAMS = {"fixmatch": {"threshold": 0.0}, "unimatch": {"threshold": 0.0}, "crossview": {"threshold": 0.0},
           "dwl": {"warmup_steps": 1}, "prototype": {"threshold": 0.0}}
 #: The strategies' own modules (checkpointed under ``strategy.``, never exported).
-OWNED = {"dwl": {"pseudo_head"}, "prototype": {"prototypes"}}
+OWNED = {"dwl": {"pseudo_head", "teacher"}, "prototype": {"prototypes"}}  # dwl: its EMA teacher too
 _RUNS: dict[str, Path] = {}
 
 
