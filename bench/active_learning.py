@@ -171,10 +171,11 @@ def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> 
     windows = candidate_windows(catalog, size)
     order = np.random.default_rng([seed, round_]).permutation(len(windows))
     chosen: list[tuple[int, int]] = []
+    free = np.ones(len(windows), bool)
     for i in order:
-        r, c = (int(v) for v in windows[i])
-        if all(abs(r - r2) >= size or abs(c - c2) >= size for r2, c2 in chosen):
-            chosen.append((r, c))
+        if free[i]:
+            chosen.append((int(windows[i, 0]), int(windows[i, 1])))
+            free &= _apart(windows, i, size)
             if len(chosen) == k:
                 break
     return chosen
@@ -192,17 +193,22 @@ def oracle_windows(catalog: Path, truth: Path, size: int, k: int) -> list[tuple[
     labeled = [r.geometry for r in split_regions(cat) if r.split == Split.LABELED]
     held = class_counts([truth_labels], labeled, ids).sum(axis=0).astype(float)
     windows = candidate_windows(catalog, size)
-    r, c = windows[:, 0], windows[:, 1]
-    counts = np.stack([_window_sums(labels == i, r, c, size) for i in ids], axis=1).astype(float)
+    counts = np.stack([_window_sums(labels == i, windows[:, 0], windows[:, 1], size) for i in ids], axis=1)
+    counts = counts.astype(float)
     chosen: list[tuple[int, int]] = []
     free = np.ones(len(windows), bool)
     while len(chosen) < k and free.any():
         value = np.where(free, (counts / (held + 1)).sum(1), -np.inf)
         best = int(np.argmax(value))
-        chosen.append((int(r[best]), int(c[best])))
+        chosen.append((int(windows[best, 0]), int(windows[best, 1])))
         held += counts[best]
-        free &= (np.abs(r - r[best]) >= size) | (np.abs(c - c[best]) >= size)
+        free &= _apart(windows, best, size)
     return chosen
+
+
+def _apart(windows: np.ndarray, i: int, size: int) -> np.ndarray:
+    """Which of the ``size``-px ``windows`` (``(N, 2)`` top-left row, col) do not overlap window ``i``."""
+    return np.any(np.abs(windows - windows[i]) >= size, axis=1)
 
 
 def _window_sums(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
