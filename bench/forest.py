@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from geossl.catalog import load_catalog
-from geossl.data.module import plan_splits, split_loader
-from geossl.data.normalize import IGNORE
+from geossl.data.module import labeled_pixels, plan_splits, split_loader
 from geossl.data.regions import Region
 from geossl.train.metrics import confusion_matrix, segmentation_metrics
 
@@ -34,12 +33,7 @@ READ_PATCH, READ_BATCH, PREDICT_CHUNK = 128, 16, 200_000
 
 def split_pixels(catalog: Any, root: Path, regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
     """Bands ``(N, C)`` float32 and class indices ``(N,)`` of every labeled pixel of ``regions``, each once."""
-    xs, ys = [], []
-    for batch in split_loader(catalog, root, regions, READ_PATCH, READ_BATCH):
-        image, mask = batch["image"], batch["mask"]
-        keep = mask != IGNORE
-        xs.append(image.permute(0, 2, 3, 1)[keep].numpy())
-        ys.append(mask[keep].numpy())
+    xs, ys = zip(*labeled_pixels(split_loader(catalog, root, regions, READ_PATCH, READ_BATCH)), strict=True)
     return np.concatenate(xs), np.concatenate(ys)
 
 

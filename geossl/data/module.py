@@ -15,6 +15,7 @@ batches an uninterrupted run got at the same steps.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from geossl.catalog import CATALOG_NAME, Catalog
-from geossl.data.normalize import LabelEncoder, Normalizer
+from geossl.data.normalize import IGNORE, LabelEncoder, Normalizer
 from geossl.data.patches import PatchDataset, collate_patches
 from geossl.data.rasters import catalog_rasters, with_labels, with_prior
 from geossl.data.regions import (
@@ -161,17 +162,27 @@ class SslDataModule(pl.LightningDataModule):
                             rank, world, self.workers)
 
 
+def labeled_pixels(loader: DataLoader[Any]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each batch of a :func:`split_loader` as its labeled pixels: bands ``(n, C)`` and class indices ``(n,)``."""
+    for batch in loader:
+        image, mask = batch["image"], batch["mask"]
+        keep = mask != IGNORE
+        yield image.permute(0, 2, 3, 1)[keep].numpy(), mask[keep].numpy()
+
+
 def split_loader(catalog: Catalog, root: Path, regions: list[Region], patch_size: int, batch_size: int,
-                 rank: int = 0, world_size: int = 1, workers: int = 0) -> DataLoader[Any]:
+                 rank: int = 0, world_size: int = 1, workers: int = 0,
+                 normalizer: Normalizer | None = None) -> DataLoader[Any]:
     """Labeled grid patches over ``regions``: each pixel of the regions exactly once.
 
-    See :class:`RegionGridSampler`.
+    See :class:`RegionGridSampler`. Bands are normalised with the catalog's statistics unless ``normalizer``
+    is given (a model's, to compare the pixels with what the model reads).
     """
     images, labels = catalog_rasters(catalog, root)
     if labels is None:
         raise InputError(root / CATALOG_NAME, "the catalog has no labels to evaluate against")
-    dataset = PatchDataset(with_labels(images, labels), regions, patch_size, Normalizer.from_catalog(catalog),
-                           LabelEncoder(catalog.classes), "mask")
+    dataset = PatchDataset(with_labels(images, labels), regions, patch_size,
+                           normalizer or Normalizer.from_catalog(catalog), LabelEncoder(catalog.classes), "mask")
     sampler = RegionGridSampler(dataset.source, regions, patch_size, rank, world_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_patches,
                       num_workers=workers)

@@ -32,9 +32,9 @@ class Candidates:
     row: np.ndarray  # (N,) int: top row in the scene
     col: np.ndarray  # (N,) int: left column in the scene
     boxes: np.ndarray  # (N, 4) float: minx, miny, maxx, maxy in the catalog CRS
-    uncertainty: np.ndarray  # (N,) float: mean per-pixel uncertainty
+    uncertainty: np.ndarray  # (N,) float: mean per-pixel score (an uncertainty, or novelty)
     shares: np.ndarray  # (N, K) float: share of the window's pixels predicted as each class
-    priority: np.ndarray  # (N,) float: mean per-pixel uncertainty × the weight of the pixel's predicted class
+    priority: np.ndarray  # (N,) float: mean per-pixel score × the weight of the pixel's predicted class
 
     def __len__(self) -> int:
         return len(self.row)

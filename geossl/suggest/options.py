@@ -15,7 +15,9 @@ from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOpt
 #: could lie in the up to ``size / 2 - 1`` px that no candidate reaches).
 CELLS_PER_WINDOW = 8  # --size must be a multiple of it
 #: Per-pixel uncertainty measures (:mod:`geossl.suggest.uncertainty`).
-Method = Literal["entropy", "margin"]
+Uncertainty = Literal["entropy", "margin"]
+#: Per-pixel scores a window's priority averages: an uncertainty, or novelty (:mod:`geossl.suggest.novelty`).
+Method = Literal[Uncertainty, "novelty"]
 #: How windows are ranked: by uncertainty (:mod:`geossl.suggest.select`) or typicality (:mod:`.typical`).
 Ranking = Literal["uncertainty", "typical"]
 #: How the suggestions are kept apart (:mod:`geossl.suggest.select`).
@@ -33,8 +35,10 @@ class SuggestSettings(StrictModel):
                              "groups of look-alike windows (encoder features) that no labeled window belongs to, "
                              "for the first rounds, when few labels make the model's uncertainty mostly noise "
                              "(--method, --tta, --diversity and --class-weighting do not apply).")
-    method: Method = Field(default="entropy", description="Per-pixel uncertainty: normalised entropy of the class "
-                                                          "probabilities, or 1 - (top-1 - top-2) margin.")
+    method: Method = Field(default="entropy", description="Per-pixel score: the uncertainty of the class "
+                           "probabilities (normalised entropy, or 1 - (top-1 - top-2) margin), or novelty: how far "
+                           "the pixel's bands are from the labeled pixels of the class predicted for it, to find "
+                           "ground the model is sure of but the labels never showed.")
     tta: bool = Field(default=False, description="Average the predictions of the four flips of each model window.")
     diversity: Diversity = Field(default="features", description="Keep suggestions apart: by encoder-feature "
                                  "distance to the windows already chosen, by their dominant predicted class, or "

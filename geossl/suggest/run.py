@@ -35,6 +35,7 @@ from geossl.suggest.candidates import (
     window_candidates,
 )
 from geossl.suggest.features import window_features
+from geossl.suggest.novelty import labeled_spectra
 from geossl.suggest.options import CELLS_PER_WINDOW, SuggestOptions
 from geossl.suggest.scan import covering_area, scan
 from geossl.suggest.select import Choice, choose, most_uncertain
@@ -178,11 +179,12 @@ def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: Model
         weights = balanced_weights(plan_splits(catalog, root, None, 0).labeled_counts)
         log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
                                                                                   strict=True)))
+    spectra = labeled_spectra(catalog, root, bundle) if options.method == "novelty" else None
     parts = []
     for placed in placements:
         scene, area = scenes[placed.scene], placed.area
         log.info("%s: predicting %d x %d px holding unlabeled area", scene.path.name, area.width, area.height)
         stats = scan(scene, bundle, runner, area, options.size // CELLS_PER_WINDOW, options.method,
-                     options.batch_size)
+                     options.batch_size, spectra)
         parts.append(window_candidates(stats, placed, scene, options.size, weights))
     return Candidates.concat(parts, len(bundle.classes))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from geossl.suggest.options import Method
+from geossl.suggest.options import Uncertainty
 
 
-def uncertainty(prob: np.ndarray, method: Method) -> np.ndarray:
+def uncertainty(prob: np.ndarray, method: Uncertainty) -> np.ndarray:
     """``(K, h, w)`` probabilities → ``(h, w)`` float32 uncertainty in [0, 1] (see the module docstring)."""
     k = prob.shape[0]
     if k < 2:

@@ -1,7 +1,7 @@
 """The suggestions as a GeoPackage polygon layer with its QGIS style (``layer_styles``) and a ``.qml`` sidecar.
 
 One row per suggested window, its footprint in the catalog CRS: ``rank`` (1 = label first), ``score`` (what it
-was chosen with, :mod:`.select`), ``uncertainty`` (mean per-pixel uncertainty), ``dominant_id`` and
+was chosen with, :mod:`.select`), ``uncertainty`` (the mean per-pixel score of ``--method``), ``dominant_id`` and
 ``dominant`` (the class most of its pixels are predicted as), ``share_<class>`` per class (share of its pixels
 predicted as that class; the class name in lower case, other characters as ``_``), ``scene``, ``row`` and ``col``
 (top-left pixel in the scene's image). Both files are written in a staging folder and renamed into place.
