@@ -17,7 +17,8 @@ rounds, two arms each add ``k`` windows of ``--size`` px to their labels and ret
 it, polygonized as an analyst would digitise them, written to a GeoPackage that the arm's manifest names in
 ``labels.drawn``; the arm's catalog is ingested again, so the windows leave its unlabeled split and join its
 labeled split, and the model is retrained (``--seed s``) with the recipe flags and evaluated on the test
-blocks (the same in every catalog; checked). Prints test mIoU per round for both arms, per seed and the mean.
+blocks (the same in every catalog; checked). Prints test and validation mIoU per round for each arm, per seed
+and the mean.
 
     python bench/active_learning.py --data-root ../shared/data                 # geossl train's defaults (hours)
     python bench/active_learning.py --encoder tu-mobilenetv3_small_050 --patch-size 64 --batch-size 8 \\
@@ -113,8 +114,9 @@ def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Pa
         cli("evaluate", run / "model.pt", manifest, "--catalog", catalog, "--split", "test",
             "--out", run / "eval-test", "--threads", a.threads, log=log)
     metrics = json.loads(metrics_path.read_text())
-    return {"miou": metrics["miou"], "oa": metrics["oa"], "iou": metrics["iou"],
-            "train_seconds": float((run / "train_seconds.txt").read_text())}
+    val = json.loads((run / METRICS_FILE).read_text())["val"]  # the kept checkpoint's validation scores
+    return {"miou": metrics["miou"], "oa": metrics["oa"], "iou": metrics["iou"], "val_miou": val["miou"],
+            "val_iou": val["iou"], "train_seconds": float((run / "train_seconds.txt").read_text())}
 
 
 def check_test_split(base: Path, catalog: Path) -> None:
@@ -297,8 +299,8 @@ def report(results: dict, a: argparse.Namespace, key: str, r: int, record: dict)
               f"({record['train_seconds'] / 60:4.1f} min training)", flush=True)
 
 
-def table(results: dict, rounds: int) -> str:
-    """Test mIoU per round: each seed of each arm, the arms' means, and suggested − random."""
+def table(results: dict, rounds: int, metric: str = "miou") -> str:
+    """``metric`` (test or validation mIoU) per round: each seed of each arm, the arms' means, suggested − random."""
     runs = results["runs"]
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     kinds = sorted({k.split("@")[0] for k in runs if not k.startswith("round0")}, key=lambda n: (n == "random", n))
@@ -307,7 +309,7 @@ def table(results: dict, rounds: int) -> str:
 
     def value(kind: str, seed: int, r: int) -> float | None:
         record = runs.get(f"round0@{seed}" if r == 0 else f"{kind}@{seed}", {}).get(str(r))
-        return None if record is None else 100 * record["miou"]
+        return None if record is None or metric not in record else 100 * record[metric]
 
     means = {}
     for kind in kinds:
@@ -387,7 +389,8 @@ def main() -> None:
         list(pool.map(lambda job: arm(a, *job, k, results), [(s, kind) for s in seeds for kind in a.arms]))
     header["load_after"] = os.getloadavg()
     results_path.write_text(json.dumps(results, indent=1))
-    print(table(results, a.rounds))
+    print("Test mIoU\n" + table(results, a.rounds) + "\n\nValidation mIoU (the kept checkpoint)\n"
+          + table(results, a.rounds, "val_miou"))
 
 
 if __name__ == "__main__":
