@@ -21,19 +21,19 @@ import numpy as np
 import torch
 
 from geossl.catalog import load_catalog
-from geossl.data.module import labeled_pixels, plan_splits, split_loader
+from geossl.data.module import labeled_pixels, plan_splits
 from geossl.data.regions import Region
 from geossl.train.metrics import confusion_matrix, segmentation_metrics
 
 #: Row name → label_fraction (None: the manifest's labeled blocks), as the network rows draw them.
 FOREST_ROWS = {"forest_1/8": None, "forest_full": 1.0}
 TREES, MIN_SAMPLES_LEAF = 200, 2
-READ_PATCH, READ_BATCH, PREDICT_CHUNK = 128, 16, 200_000
+PREDICT_CHUNK = 200_000
 
 
 def split_pixels(catalog: Any, root: Path, regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
     """Bands ``(N, C)`` float32 and class indices ``(N,)`` of every labeled pixel of ``regions``, each once."""
-    xs, ys = zip(*labeled_pixels(split_loader(catalog, root, regions, READ_PATCH, READ_BATCH)), strict=True)
+    xs, ys = zip(*labeled_pixels(catalog, root, regions), strict=True)
     return np.concatenate(xs), np.concatenate(ys)
 
 

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pyogrio
+import pytest
 import rasterio
 import rasterio.features
 import shapely
 
 from geossl.catalog import load_catalog
 from geossl.data.regions import split_regions
+from geossl.predict.reader import RowBand
 from geossl.suggest.novelty import _Sample, class_spectra
+from geossl.suggest.scan import KeptBands
 from tests.conftest import ROOT, run_cli
 from tests.test_suggest import model  # noqa: F401  (the module's tiny model fixture)
 
@@ -53,6 +56,19 @@ def test_a_class_without_labeled_pixels_is_measured_against_every_labeled_pixel(
     spectra = class_spectra(pixels, labels, 3)
     bands = np.array([[5.0], [0.0]])[:, None, :]
     assert spectra.novelty(bands, np.full((1, 1), 2))[0, 0] == np.float32(4 / (4 + 9))
+
+
+def test_kept_bands_give_a_finished_block_its_rows_across_overlapping_bands_and_release_them():
+    scene = np.arange(2 * 40 * 5, dtype=np.float32).reshape(2, 40, 5)  # bands, rows, columns
+    bands = KeptBands()
+    for row0 in (0, 12, 24):  # windows of 16 rows, 4 overlapping
+        data = scene[:, row0 : row0 + 16]
+        bands.keep(RowBand(row0=row0, col0=0, data=data, valid=np.ones(data.shape[1:], bool)))
+    np.testing.assert_array_equal(bands.rows(10, 9), scene[:, 10:19])  # across the first two bands
+    bands.release(16)  # rows up to 16 finished: the first band goes
+    np.testing.assert_array_equal(bands.rows(16, 24), scene[:, 16:40])
+    with pytest.raises(ValueError, match="rows 8-20"):
+        bands.rows(8, 12)
 
 
 def test_the_sample_keeps_at_most_cap_pixels_a_class_all_offered_and_is_seeded():

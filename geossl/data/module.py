@@ -162,9 +162,18 @@ class SslDataModule(pl.LightningDataModule):
                             rank, world, self.workers)
 
 
-def labeled_pixels(loader: DataLoader[Any]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Each batch of a :func:`split_loader` as its labeled pixels: bands ``(n, C)`` and class indices ``(n,)``."""
-    for batch in loader:
+#: The grid patches (side, batch) in which :func:`labeled_pixels` reads a split: a few MiB at a time.
+PIXEL_PATCH, PIXEL_BATCH = 128, 16
+
+
+def labeled_pixels(catalog: Catalog, root: Path, regions: list[Region],
+                   normalizer: Normalizer | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The labeled pixels of ``regions``, a batch of :func:`split_loader` patches at a time.
+
+    Yields bands ``(n, C)`` (normalised as :func:`split_loader` does) and class indices ``(n,)``; every labeled
+    pixel of the regions once, in the grid's order.
+    """
+    for batch in split_loader(catalog, root, regions, PIXEL_PATCH, PIXEL_BATCH, normalizer=normalizer):
         image, mask = batch["image"], batch["mask"]
         keep = mask != IGNORE
         yield image.permute(0, 2, 3, 1)[keep].numpy(), mask[keep].numpy()

@@ -24,15 +24,14 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from geossl.catalog import Catalog
-from geossl.data.module import labeled_pixels, plan_splits, split_loader
-from geossl.manifest import Split
+from geossl.data.module import labeled_pixels
+from geossl.data.regions import Region
 from geossl.models import ModelBundle
 
 #: Labeled pixels kept a class (a seeded uniform sample).
 MAX_PER_CLASS = 20_000
 #: Labeled pixels a class whose distances to the other classes give ``s``.
 SCALE_SAMPLE = 2_000
-READ_PATCH, READ_BATCH = 128, 8
 
 
 @dataclass(frozen=True)
@@ -81,13 +80,12 @@ def _scale(pixels: np.ndarray, labels: np.ndarray, trees: list[cKDTree | None]) 
     return max(scale, 1e-6)
 
 
-def labeled_spectra(catalog: Catalog, root: Path, bundle: ModelBundle, seed: int = 0) -> ClassSpectra:
-    """The labeled split's pixels, normalised as ``bundle``'s model reads them (a sample, module docstring)."""
-    regions = plan_splits(catalog, root, None, seed).of(Split.LABELED)
+def labeled_spectra(catalog: Catalog, root: Path, regions: list[Region], bundle: ModelBundle,
+                    seed: int = 0) -> ClassSpectra:
+    """The labeled pixels of ``regions``, normalised as ``bundle``'s model reads them (a sample, module docstring)."""
     classes = len(bundle.classes)
     sample = _Sample(classes, MAX_PER_CLASS, seed)
-    for pixels, labels in labeled_pixels(split_loader(catalog, root, regions, READ_PATCH, READ_BATCH,
-                                                      normalizer=bundle.normalizer)):
+    for pixels, labels in labeled_pixels(catalog, root, regions, bundle.normalizer):
         sample.add(pixels, labels)
     pixels, labels = sample.result()
     return class_spectra(pixels, labels, classes)

@@ -35,7 +35,7 @@ from geossl.suggest.candidates import (
     window_candidates,
 )
 from geossl.suggest.features import window_features
-from geossl.suggest.novelty import labeled_spectra
+from geossl.suggest.novelty import ClassSpectra, labeled_spectra
 from geossl.suggest.options import CELLS_PER_WINDOW, SuggestOptions
 from geossl.suggest.scan import covering_area, scan
 from geossl.suggest.select import Choice, choose, most_uncertain
@@ -174,12 +174,7 @@ def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: Model
                 placements: list[Placement], options: SuggestOptions) -> Candidates:
     """The placed windows without nodata, with their uncertainty, class mix and priority (a model pass a scene)."""
     runner = ModelRunner(model, "auto", options.tta)
-    weights = np.ones(len(bundle.classes))
-    if options.class_weighting == "balanced":
-        weights = balanced_weights(plan_splits(catalog, root, None, 0).labeled_counts)
-        log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
-                                                                                  strict=True)))
-    spectra = labeled_spectra(catalog, root, bundle) if options.method == "novelty" else None
+    weights, spectra = _from_labels(catalog, root, bundle, options)
     parts = []
     for placed in placements:
         scene, area = scenes[placed.scene], placed.area
@@ -188,3 +183,21 @@ def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: Model
                      options.batch_size, spectra)
         parts.append(window_candidates(stats, placed, scene, options.size, weights))
     return Candidates.concat(parts, len(bundle.classes))
+
+
+def _from_labels(catalog: Catalog, root: Path, bundle: ModelBundle,
+                 options: SuggestOptions) -> tuple[np.ndarray, ClassSpectra | None]:
+    """What the ranking takes from the labeled split: the class weights, and the spectra novelty measures against.
+
+    Uniform weights and no spectra unless ``--class-weighting balanced`` or ``--method novelty`` asks for them.
+    """
+    weights = np.ones(len(bundle.classes))
+    if options.class_weighting != "balanced" and options.method != "novelty":
+        return weights, None
+    plan = plan_splits(catalog, root, None, 0)
+    if options.class_weighting == "balanced":
+        weights = balanced_weights(plan.labeled_counts)
+        log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
+                                                                                  strict=True)))
+    spectra = labeled_spectra(catalog, root, plan.of(Split.LABELED), bundle) if options.method == "novelty" else None
+    return weights, spectra

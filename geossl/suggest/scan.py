@@ -7,8 +7,9 @@ the network in batches (:class:`~geossl.predict.runner.ModelRunner`, with ``tta`
 are blended with the Hann weight (:class:`~geossl.predict.accumulate.RowAccumulator`). Each finished row block
 is reduced at once to sums over square cells of ``cell`` pixels: the valid pixels, and per predicted class its
 pixels and the sum of their score: their uncertainty, or with ``novelty`` their distance to the labeled pixels of
-the predicted class (:mod:`.novelty`; the block's bands are read again for it). Memory is one window row plus
-``2K + 1`` numbers a cell, whatever the scene's size; a candidate window of ``m × m`` cells is then a sum of cells.
+the predicted class (:mod:`.novelty`, from the bands already read: each is kept until its rows are finished).
+Memory is a window row or two plus ``2K + 1`` numbers a cell, whatever the scene's size; a candidate window of
+``m × m`` cells is then a sum of cells.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from rasterio.io import DatasetReader
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geossl.models import ModelBundle
@@ -102,14 +101,20 @@ def scan(scene: Scene, bundle: ModelBundle, runner: ModelRunner, area: Area, cel
     size, k = bundle.patch_size, len(bundle.classes)
     grid = WindowGrid(area.height, area.width, size, min(bundle.overlap, size - 1))
     acc = RowAccumulator(k, 0, area.width, area.height, size)
-    stats = CellStats.empty(area, cell, k)
+    stats, bands = CellStats.empty(area, cell, k), KeptBands()
+    measure = _measure(method, spectra)
+
+    def finish(block: RowBlock) -> None:
+        stats.add(block, measure(block, bands))
+        bands.release(block.row0 + block.valid.shape[0])
+
     with open_scene(scene) as src:
         reader = RowBandReader(src, scene, bundle, area.col0, area.col0 + area.width, size)
-        measure = _measure(src, scene, bundle, area, method, spectra)
         for row in grid.row_starts:
             for done in acc.advance(row):
-                stats.add(done, measure(done))
+                finish(done)
             band = _local(reader.read(area.row0 + row), row, min(size, area.height - row))
+            bands.keep(band)
             acc.set_valid(row, band.valid)
             tiles = []
             for col in grid.col_starts:
@@ -123,23 +128,52 @@ def scan(scene: Scene, bundle: ModelBundle, runner: ModelRunner, area: Area, cel
                     weight = grid.weight(Window(col, row, size, size))[:h, :w]
                     acc.add(p[:, :h, :w], weight, row, col)
         for done in acc.finish():
-            stats.add(done, measure(done))
+            finish(done)
     return stats
 
 
-def _measure(src: DatasetReader | WarpedVRT, scene: Scene, bundle: ModelBundle, area: Area, method: Method,
-             spectra: ClassSpectra | None) -> Callable[[RowBlock], np.ndarray]:
-    """The per-pixel score of finished rows: their uncertainty, or their novelty (their bands read again)."""
+class KeptBands:
+    """The row bands read so far whose rows are not all finished: a finished block's bands without a second read."""
+
+    def __init__(self) -> None:
+        self._bands: list[RowBand] = []
+
+    def keep(self, band: RowBand) -> None:
+        """Keep ``band`` (rows counted as the blocks count them) until :meth:`release` passes its last row."""
+        self._bands.append(band)
+
+    def rows(self, row0: int, height: int) -> np.ndarray:
+        """The bands ``(C, height, w)`` of rows ``[row0, row0 + height)``, which the kept bands must cover."""
+        out: np.ndarray | None = None
+        covered = np.zeros(height, dtype=bool)
+        for band in self._bands:
+            top, bottom = max(row0, band.row0), min(row0 + height, band.row0 + band.data.shape[1])
+            if top < bottom:
+                if out is None:
+                    out = np.empty((band.data.shape[0], height, band.data.shape[2]), dtype=band.data.dtype)
+                out[:, top - row0 : bottom - row0] = band.data[:, top - band.row0 : bottom - band.row0]
+                covered[top - row0 : bottom - row0] = True
+        if out is None or not covered.all():
+            raise ValueError(f"rows {row0}-{row0 + height} are not all in the kept bands")
+        return out
+
+    def release(self, row: int) -> None:
+        """Drop the bands that end at or above ``row`` (their rows are finished)."""
+        self._bands = [b for b in self._bands if b.row0 + b.data.shape[1] > row]
+
+
+def _measure(method: Method, spectra: ClassSpectra | None) -> Callable[[RowBlock, KeptBands], np.ndarray]:
+    """The per-pixel score of finished rows: their uncertainty, or their novelty (from their kept bands)."""
     if method != "novelty":
         how: Uncertainty = method
-        return lambda block: uncertainty(block.prob, how)
+        return lambda block, _: uncertainty(block.prob, how)
     if spectra is None:
         raise ValueError("method 'novelty' needs the labeled pixels' spectra")
     labeled = spectra
 
-    def novelty(block: RowBlock) -> np.ndarray:
-        rows = RowBandReader(src, scene, bundle, area.col0, area.col0 + area.width, block.valid.shape[0])
-        return labeled.novelty(rows.read(area.row0 + block.row0).data, block.prob.argmax(axis=0))
+    def novelty(block: RowBlock, bands: KeptBands) -> np.ndarray:
+        rows = bands.rows(block.row0, block.valid.shape[0])
+        return labeled.novelty(rows, block.prob.argmax(axis=0))
 
     return novelty
 
