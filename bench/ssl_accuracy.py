@@ -44,7 +44,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,6 +171,52 @@ def print_step_times(a: argparse.Namespace, times: dict[str, float]) -> None:
 
 
 def main() -> None:
+    a = parse_args()
+    if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
+        raise SystemExit(f"Zion data not found under {a.data_root}/zion")
+    a.out.mkdir(parents=True, exist_ok=True)
+    manifest = ROOT / "data_manifests" / "zion.yaml"
+    catalog = a.catalog or a.out / "catalog"
+    if not a.catalog:
+        cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
+    started = time.time()
+    results_path = a.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() and a.only else {}
+    results["header"] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
+                         "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
+                         "decoder_channels": a.decoder_channels, "patch_size": a.patch_size,
+                         "batch_size": a.batch_size, "unlabeled_batch_size": a.unlabeled_batch_size,
+                         "steps": a.steps, "threads": a.threads, "jobs": a.jobs}
+    times = step_times(a, catalog, a.timing_rounds) if a.timing_rounds else {}
+    if times:
+        print_step_times(a, times)
+        results["step_times"] = times
+    results_path.write_text(json.dumps(results, indent=2))
+    if a.probe:
+        return
+    rows = RUNS + (VARIANTS if a.variants else [])
+    rows += prior_rows(rows) if a.prior else []
+    rows += pretrained_rows(rows) if a.pretrain is not None else []
+    todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
+            if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
+    inputs = {False: (manifest, catalog)}
+    if a.prior and any(row[1].endswith(PRIOR_SUFFIX) for row in todo):
+        inputs[True] = prior_inputs(a, manifest, catalog, results)
+    weights = pretrained_weights(a, manifest, catalog, results) if any(
+        row[1].endswith(PRETRAINED_SUFFIX) for row in todo) else None
+    config = bench_config(a)
+    jobs = [partial(train_row, a, config, inputs, weights, *job) for job in todo]
+    if not a.no_forest and (not a.only or "forest" in a.only):  # one job per seed (both rows), started first
+        jobs[:0] = [partial(forest_runs, catalog, s, a.threads, a.forest_max_per_class)
+                    for s in range(a.first_seed, a.first_seed + a.seeds)]
+    run_jobs(jobs, a.jobs, results, results_path, started)
+    results["header"]["load_after"] = os.getloadavg()
+    results_path.write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def parse_args() -> argparse.Namespace:
+    """The bench's options (module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ssl_accuracy")
@@ -200,77 +248,53 @@ def main() -> None:
     p.add_argument("--pretrain", nargs="?", const="", default=None, metavar="ENCODER_PT",
                    help="also each row with its encoder pretrained on the scene (geossl pretrain's defaults, run "
                         "once under --out; or this encoder.pt)")
-    a = p.parse_args()
-    if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
-        raise SystemExit(f"Zion data not found under {a.data_root}/zion")
-    a.out.mkdir(parents=True, exist_ok=True)
-    manifest = ROOT / "data_manifests" / "zion.yaml"
-    catalog = a.catalog or a.out / "catalog"
-    if not a.catalog:
-        cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
-    started = time.time()
-    header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
-              "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
-              "decoder_channels": a.decoder_channels, "patch_size": a.patch_size, "batch_size": a.batch_size,
-              "unlabeled_batch_size": a.unlabeled_batch_size,
-              "steps": a.steps, "threads": a.threads, "jobs": a.jobs}
-    times = step_times(a, catalog, a.timing_rounds) if a.timing_rounds else {}
-    if times:
-        print_step_times(a, times)
-    results_path = a.out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() and a.only else {}
-    results["header"] = header
-    if times:
-        results["step_times"] = times
-    results_path.write_text(json.dumps(results, indent=2))
-    if a.probe:
-        return
+    return p.parse_args()
+
+
+def bench_config(a: argparse.Namespace) -> Path:
+    """The training config every row starts from: validations per run, the decoder, truth-scored pseudo-labels."""
     config = a.out / "bench_config.yaml"
     decoder = f"decoder_channels: {a.decoder_channels}\n" if a.decoder_channels else ""  # none: smp's default
     config.write_text(f"{decoder}steps_per_epoch: {max(1, a.steps // a.evals)}\npseudo_truth: true\n")
+    return config
+
+
+def train_row(a: argparse.Namespace, config: Path, inputs: dict[bool, tuple[Path, Path]], weights: Path | None,
+              seed: int, name: str, strategy: str, extra: list[str], params: dict) -> dict[str, dict]:
+    """Train one row with one seed and evaluate it on the test blocks: ``{"NAME@SEED": record}``."""
+    if name.endswith(PRETRAINED_SUFFIX):
+        extra = [*extra, "--weights", str(weights)]
+    manifest, catalog = inputs[name.endswith(PRIOR_SUFFIX)]
+    key = f"{name}@{seed}"
+    run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
+    if run_dir.exists():
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    run_dir.mkdir(parents=True)
+    run_config = run_dir / "bench_config.yaml"
+    run_config.write_text(config.read_text() + f"strategy: {json.dumps({'name': strategy, **params})}\n")
+    t0 = time.time()
+    cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, *model_flags(a),
+        "--max-steps", a.steps, "--seed", seed, *extra,
+        log=a.out / f"{key.replace('/', '_')}.log")
+    train_s = time.time() - t0
+    cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
+        "--out", run_dir / "eval-test", "--threads", a.threads)
+    metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
+    best = json.loads((run_dir / "metrics.json").read_text())
+    val = best.get("val", {})
+    return {key: {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
+                  "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}}
+
+
+def run_jobs(jobs: list[Callable[[], dict[str, dict]]], workers: int, results: dict, results_path: Path,
+             started: float) -> None:
+    """Run ``jobs`` ``workers`` side by side, recording each one's rows as it finishes.
+
+    One process per core with ``--threads 1``: each run's time is its own wall. A run that fails is reported
+    and the others go on.
+    """
     runs = results.setdefault("runs", {})
-    rows = RUNS + (VARIANTS if a.variants else [])
-    rows += prior_rows(rows) if a.prior else []
-    rows += pretrained_rows(rows) if a.pretrain is not None else []
-    todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
-            if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
-    inputs = {False: (manifest, catalog)}
-    if a.prior and any(row[1].endswith(PRIOR_SUFFIX) for row in todo):
-        inputs[True] = prior_inputs(a, manifest, catalog, results)
-    if any(row[1].endswith(PRETRAINED_SUFFIX) for row in todo):
-        weights = pretrained_weights(a, manifest, catalog, results)
-
-    def one(seed: int, name: str, strategy: str, extra: list[str], params: dict) -> dict[str, dict]:
-        if name.endswith(PRETRAINED_SUFFIX):
-            extra = [*extra, "--weights", str(weights)]
-        manifest, catalog = inputs[name.endswith(PRIOR_SUFFIX)]
-        key = f"{name}@{seed}"
-        run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
-        if run_dir.exists():
-            subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-        run_dir.mkdir(parents=True)
-        run_config = run_dir / "bench_config.yaml"
-        run_config.write_text(config.read_text() + f"strategy: {json.dumps({'name': strategy, **params})}\n")
-        t0 = time.time()
-        cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, *model_flags(a),
-            "--max-steps", a.steps, "--seed", seed, *extra,
-            log=a.out / f"{key.replace('/', '_')}.log")
-        train_s = time.time() - t0
-        cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
-            "--out", run_dir / "eval-test", "--threads", a.threads)
-        metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
-        best = json.loads((run_dir / "metrics.json").read_text())
-        val = best.get("val", {})
-        return {key: {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
-                      "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}}
-
-    jobs = [lambda job=job: one(*job) for job in todo]
-    if not a.no_forest and (not a.only or "forest" in a.only):  # one job per seed (both rows), started first
-        jobs[:0] = [lambda s=s: forest_runs(catalog, s, a.threads, a.forest_max_per_class)
-                    for s in range(a.first_seed, a.first_seed + a.seeds)]
-    # --jobs runs side by side (one process per core with --threads 1); each run's time is its own wall.
-    # Results are recorded as runs finish (a run that fails is reported and the others go on).
-    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in as_completed([pool.submit(job) for job in jobs]):
             try:
                 records = future.result()
@@ -283,9 +307,6 @@ def main() -> None:
             for key, record in records.items():
                 print(f"{key:<22} test mIoU {100 * record['miou']:5.1f}  (val {100 * (record['val_miou'] or 0):5.1f}, "
                       f"{record['train_seconds'] / 60:5.1f} min)", flush=True)
-    results["header"]["load_after"] = os.getloadavg()
-    results_path.write_text(json.dumps(results, indent=2))
-    print(table(results))
 
 
 def prior_rows(rows: list[tuple]) -> list[tuple]:
