@@ -158,7 +158,7 @@ class KeptBands:
         return out
 
     def release(self, row: int) -> None:
-        """Drop the bands that end at or above ``row`` (their rows are finished)."""
+        """Drop the bands whose rows all lie above ``row``: every row before ``row`` is finished."""
         self._bands = [b for b in self._bands if b.row0 + b.data.shape[1] > row]
 
 
