@@ -56,6 +56,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from forest import FOREST_ROWS, forest_runs  # noqa: E402
 from forest_prior import forest_prior  # noqa: E402
 
+from geossl.io.names import METRICS_FILE  # noqa: E402
+
 RUNS = [  # (run name, strategy, extra train flags, the strategy's options): the notes' defaults
     ("supervised_1/8", "supervised", [], {}),
     ("fixmatch", "fixmatch", [], {}),
@@ -279,8 +281,8 @@ def train_row(a: argparse.Namespace, config: Path, inputs: dict[bool, tuple[Path
     train_s = time.time() - t0
     cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
         "--out", run_dir / "eval-test", "--threads", a.threads)
-    metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
-    best = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "eval-test" / METRICS_FILE).read_text())
+    best = json.loads((run_dir / METRICS_FILE).read_text())
     val = best.get("val", {})
     return {key: {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
                   "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}}
