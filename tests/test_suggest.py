@@ -78,7 +78,7 @@ def test_suggestions_avoid_the_labeled_area_and_are_ranked_by_their_score(model,
 def test_the_first_window_is_the_most_uncertain_one_predict_sees(model, synth_catalog, tmp_path):
     """Checked against ``geossl predict --probabilities``: mean entropy of every window, recomputed here."""
     out = tmp_path / "plain.gpkg"
-    assert _suggest(model, synth_catalog, out, "--n", "3", "--diversity", "none").exit_code == 0
+    assert _suggest(model, synth_catalog, out, "--n", "3", "--method", "entropy", "--diversity", "none").exit_code == 0
     frame = _read(out)
     assert np.allclose(frame["score"], frame["uncertainty"])
     image = synth_catalog / load_catalog(synth_catalog).scenes[0].image

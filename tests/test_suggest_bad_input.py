@@ -71,6 +71,30 @@ def test_a_catalog_without_an_unlabeled_split(checkpoints, no_unlabeled, tmp_pat
                    "suggest labels for"
 
 
+@pytest.fixture(scope="module")
+def no_labeled(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic catalog with its labeled blocks made unlabeled."""
+    folder = tmp_path_factory.mktemp("no_labeled") / "catalog"
+    shutil.copytree(synth_catalog, folder)
+    catalog = json.loads((folder / "catalog.json").read_text())
+    for feature in catalog["splits"]["features"]:
+        if feature["properties"]["split"] == "labeled":
+            feature["properties"]["split"] = "unlabeled"
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    return folder
+
+
+def test_novelty_on_a_catalog_without_labeled_pixels(checkpoints, no_labeled, tmp_path):
+    """The default method measures against the labeled pixels; entropy needs none."""
+    line = _refused(tmp_path, checkpoints["good"], no_labeled)
+    assert line.startswith(f"{no_labeled / 'catalog.json'}: the labeled split holds no labeled pixel")
+    assert line.endswith("; --method novelty measures against the labeled pixels")
+    out = tmp_path / "entropy.gpkg"
+    result = run_cli("suggest", checkpoints["good"], MANIFEST, "--catalog", no_labeled, "--out", out, "--n", 2,
+                     "--method", "entropy", "--threads", 1)
+    assert result.exit_code == 0, result.output
+
+
 def test_no_window_asked_for(checkpoints, synth_catalog, tmp_path):
     assert _refused(tmp_path, checkpoints["good"], synth_catalog, "--n", "0") == "--n: must be at least 1"
 

@@ -16,6 +16,7 @@ from geossl.catalog import load_catalog
 from geossl.data.regions import split_regions
 from geossl.predict.reader import RowBand
 from geossl.suggest.novelty import _Sample, class_spectra
+from geossl.suggest.options import SuggestSettings
 from geossl.suggest.scan import KeptBands
 from tests.conftest import ROOT, run_cli
 from tests.test_suggest import model  # noqa: F401  (the module's tiny model fixture)
@@ -107,8 +108,16 @@ def _unlabeled_patch(catalog: Path, side: int) -> tuple[int, int]:
     raise AssertionError("no free square in the synthetic scene's unlabeled area")
 
 
+def test_novelty_is_the_default_and_keeps_windows_apart_only_by_overlap_unless_told():
+    assert SuggestSettings().method == "novelty" and SuggestSettings().kept_apart == "none"
+    assert SuggestSettings(method="entropy").kept_apart == "features"
+    assert SuggestSettings(method="margin").kept_apart == "features"
+    assert SuggestSettings(diversity="classes").kept_apart == "classes"
+    assert SuggestSettings(method="entropy", diversity="none").kept_apart == "none"
+
+
 def test_a_patch_unlike_every_labeled_pixel_is_suggested_first(model, synth_catalog, tmp_path):  # noqa: F811
-    """Ground the labels never showed: bright squares of every band planted in the unlabeled area."""
+    """Ground the labels never showed: bright squares of every band planted in the unlabeled area (defaults)."""
     catalog = tmp_path / "catalog"
     shutil.copytree(synth_catalog, catalog)
     r, c = _unlabeled_patch(catalog, SIZE)
@@ -119,7 +128,7 @@ def test_a_patch_unlike_every_labeled_pixel_is_suggested_first(model, synth_cata
         dst.write(data)
     out = tmp_path / "novel.gpkg"
     result = run_cli("suggest", model, MANIFEST, "--catalog", catalog, "--out", out, "--size", SIZE, "--n", 3,
-                     "--threads", 1, "--method", "novelty", "--diversity", "none")
+                     "--threads", 1)
     assert result.exit_code == 0, result.output
     frame = pyogrio.read_dataframe(out, layer=out.stem)
     assert frame["score"].is_monotonic_decreasing and (frame["uncertainty"] < 1).all()

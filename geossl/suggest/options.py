@@ -22,6 +22,10 @@ Method = Literal[Uncertainty, "novelty"]
 Ranking = Literal["uncertainty", "typical"]
 #: How the suggestions are kept apart (:mod:`geossl.suggest.select`).
 Diversity = Literal["features", "classes", "none"]
+#: The diversity each method gets unless ``--diversity`` says otherwise. Novelty distrusts the encoder's view
+#: of a window, so encoder-feature distances would pass over the ground it finds (on Zion, the reservoir's
+#: window fell from 5th to 17th), and by predicted class too (that ground is predicted as a common class).
+PAIRED_DIVERSITY: dict[Method, Diversity] = {"entropy": "features", "margin": "features", "novelty": "none"}
 
 
 class SuggestSettings(StrictModel):
@@ -35,20 +39,27 @@ class SuggestSettings(StrictModel):
                              "groups of look-alike windows (encoder features) that no labeled window belongs to, "
                              "for the first rounds, when few labels make the model's uncertainty mostly noise "
                              "(--method, --tta, --diversity and --class-weighting do not apply).")
-    method: Method = Field(default="entropy", description="Per-pixel score: the uncertainty of the class "
+    method: Method = Field(default="novelty", description="Per-pixel score: the uncertainty of the class "
                            "probabilities (normalised entropy, or 1 - (top-1 - top-2) margin), or novelty: how far "
                            "the pixel's bands are from the labeled pixels of the class predicted for it, to find "
                            "ground the model is sure of but the labels never showed.")
     tta: bool = Field(default=False, description="Average the predictions of the four flips of each model window.")
-    diversity: Diversity = Field(default="features", description="Keep suggestions apart: by encoder-feature "
-                                 "distance to the windows already chosen, by their dominant predicted class, or "
-                                 "not at all (only never overlapping).")
+    diversity: Diversity | None = Field(
+        default=None, description="Keep suggestions apart: by encoder-feature distance to the windows already "
+                                  "chosen, by their dominant predicted class, or not at all (only never "
+                                  "overlapping) [default: " + ", ".join(f"{d} with --method {m}" for m, d in
+                                                                        PAIRED_DIVERSITY.items()) + "].")
     class_weighting: ClassWeighting = Field(
         default="none", description="Weight each pixel's uncertainty by its predicted class's weight: balanced, "
                                     "w_c ∝ 1/√f_c over the labeled pixels as in training's loss, ranks windows where "
                                     "rare classes are predicted higher.")
     batch_size: int = Field(default=8, ge=1, description="Windows per forward pass.")
     threads: ThreadsOption = None
+
+    @property
+    def kept_apart(self) -> Diversity:
+        """The diversity in force: ``diversity`` when given, else the one paired with ``method``."""
+        return self.diversity if self.diversity is not None else PAIRED_DIVERSITY[self.method]
 
 
 class SuggestOptions(SuggestSettings):

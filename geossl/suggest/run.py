@@ -79,7 +79,7 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     style = write_suggestions(out, picked, np.array([c.score for c in chosen]), bundle.classes,
                               [s.id for s in catalog.scenes], catalog.crs)
     how = ("typical windows" if options.ranking == "typical" else
-           f"{options.method}, diversity {options.diversity}, class weighting {options.class_weighting}")
+           f"{options.method}, diversity {options.kept_apart}, class weighting {options.class_weighting}")
     log.info("%d suggestions of %d x %d px (from %d candidates, %s) -> %s", len(chosen), options.size,
              options.size, len(candidates), how, out)
     return Suggestions(path=out, style=style, windows=len(chosen), candidates=len(candidates))
@@ -96,9 +96,9 @@ def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: S
         return pool, choose_typical(pool, features, labeled, options.n, options.size)
     pool = candidates.take(most_uncertain(candidates, options.n, options.size))
     diverse = None
-    if options.diversity == "features":
+    if options.kept_apart == "features":
         diverse = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
-    return pool, choose(pool, options.n, options.size, options.diversity, diverse)
+    return pool, choose(pool, options.n, options.size, options.kept_apart, diverse)
 
 
 def labeled_windows(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
@@ -194,7 +194,12 @@ def _from_labels(catalog: Catalog, root: Path, bundle: ModelBundle,
     weights = np.ones(len(bundle.classes))
     if options.class_weighting != "balanced" and options.method != "novelty":
         return weights, None
-    plan = plan_splits(catalog, root, None, 0)
+    try:
+        plan = plan_splits(catalog, root, None, 0)
+    except InputError as error:
+        uses = ("--method novelty measures against the labeled pixels" if options.method == "novelty"
+                else "--class-weighting balanced weighs by the labeled pixels")
+        raise InputError(error.where, f"{error.problem}; {uses}") from error
     if options.class_weighting == "balanced":
         weights = balanced_weights(plan.labeled_counts)
         log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
