@@ -4,8 +4,9 @@ The loop of issue 14. Start from data_manifests/zion.yaml (1/8 of the train bloc
 every class). For each seed ``s``: train the round-0 model (``--seed s``); then, in each of ``--rounds``
 rounds, two arms each add ``k`` windows of ``--size`` px to their labels and retrain:
 
-- ``suggested``: ``geossl suggest`` with the previous round's model of that arm (its defaults: entropy,
-  feature diversity) on the arm's catalog;
+- ``suggested``: ``geossl suggest`` with the previous round's model of that arm (its defaults, or
+  ``--suggest-args``) on the arm's catalog. The defaults are novelty without diversity since 2026-11-28; the
+  runs of the earlier defaults are recorded as ``suggested[--method entropy --diversity features]``;
 - ``random``: ``k`` windows drawn with seed ``s`` among the same candidates (on the grid of ``geossl suggest``, fully
   inside the arm's unlabeled area, no nodata), none overlapping;
 - ``oracle`` (``--arms oracle``, a bound, not a ranking geossl could offer): ``k`` windows chosen with the

@@ -85,7 +85,7 @@ def no_labeled(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_novelty_on_a_catalog_without_labeled_pixels(checkpoints, no_labeled, tmp_path):
-    """The default method measures against the labeled pixels; entropy needs none."""
+    """The default method measures against the labeled pixels; entropy and typical windows need none."""
     line = _refused(tmp_path, checkpoints["good"], no_labeled)
     assert line.startswith(f"{no_labeled / 'catalog.json'}: the labeled split holds no labeled pixel")
     assert line.endswith("; --method novelty measures against the labeled pixels")
@@ -93,6 +93,9 @@ def test_novelty_on_a_catalog_without_labeled_pixels(checkpoints, no_labeled, tm
     result = run_cli("suggest", checkpoints["good"], MANIFEST, "--catalog", no_labeled, "--out", out, "--n", 2,
                      "--method", "entropy", "--threads", 1)
     assert result.exit_code == 0, result.output
+    typical = run_cli("suggest", checkpoints["good"], MANIFEST, "--catalog", no_labeled, "--out", tmp_path / "t.gpkg",
+                      "--n", 2, "--ranking", "typical", "--threads", 1)
+    assert typical.exit_code == 0, typical.output
 
 
 def test_no_window_asked_for(checkpoints, synth_catalog, tmp_path):

@@ -57,6 +57,15 @@ class SuggestSettings(StrictModel):
     threads: ThreadsOption = None
 
     @property
+    def scored_by(self) -> Method:
+        """The per-pixel score in force: ``method``, or entropy with ``--ranking typical``.
+
+        Typical windows are ranked by encoder features and only report their mean score, so they need no labeled
+        pixel for novelty.
+        """
+        return self.method if self.ranking == "uncertainty" else "entropy"
+
+    @property
     def kept_apart(self) -> Diversity:
         """The diversity in force: ``diversity`` when given, else the one paired with ``method``."""
         return self.diversity if self.diversity is not None else PAIRED_DIVERSITY[self.method]

@@ -179,7 +179,7 @@ def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: Model
     for placed in placements:
         scene, area = scenes[placed.scene], placed.area
         log.info("%s: predicting %d x %d px holding unlabeled area", scene.path.name, area.width, area.height)
-        stats = scan(scene, bundle, runner, area, options.size // CELLS_PER_WINDOW, options.method,
+        stats = scan(scene, bundle, runner, area, options.size // CELLS_PER_WINDOW, options.scored_by,
                      options.batch_size, spectra)
         parts.append(window_candidates(stats, placed, scene, options.size, weights))
     return Candidates.concat(parts, len(bundle.classes))
@@ -192,17 +192,17 @@ def _from_labels(catalog: Catalog, root: Path, bundle: ModelBundle,
     Uniform weights and no spectra unless ``--class-weighting balanced`` or ``--method novelty`` asks for them.
     """
     weights = np.ones(len(bundle.classes))
-    if options.class_weighting != "balanced" and options.method != "novelty":
+    if options.class_weighting != "balanced" and options.scored_by != "novelty":
         return weights, None
     try:
         plan = plan_splits(catalog, root, None, 0)
     except InputError as error:
-        uses = ("--method novelty measures against the labeled pixels" if options.method == "novelty"
+        uses = ("--method novelty measures against the labeled pixels" if options.scored_by == "novelty"
                 else "--class-weighting balanced weighs by the labeled pixels")
         raise InputError(error.where, f"{error.problem}; {uses}") from error
     if options.class_weighting == "balanced":
         weights = balanced_weights(plan.labeled_counts)
         log.info("class weights: %s", ", ".join(f"{c.name} {w:.2f}" for c, w in zip(bundle.classes, weights,
                                                                                   strict=True)))
-    spectra = labeled_spectra(catalog, root, plan.of(Split.LABELED), bundle) if options.method == "novelty" else None
+    spectra = labeled_spectra(catalog, root, plan.of(Split.LABELED), bundle) if options.scored_by == "novelty" else None
     return weights, spectra
