@@ -30,17 +30,27 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             for name, bundle in (("good", good), ("fewer", fewer), ("renamed", renamed), ("bands", bands))}
 
 
-@pytest.fixture(scope="module")
-def no_unlabeled(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic catalog with its unlabeled blocks made labeled."""
-    folder = tmp_path_factory.mktemp("no_unlabeled") / "catalog"
+def _moved(synth_catalog: Path, folder: Path, split: str, to: str) -> Path:
+    """A copy of the synthetic catalog in ``folder`` with the blocks of ``split`` moved to split ``to``."""
     shutil.copytree(synth_catalog, folder)
     catalog = json.loads((folder / "catalog.json").read_text())
     for feature in catalog["splits"]["features"]:
-        if feature["properties"]["split"] == "unlabeled":
-            feature["properties"]["split"] = "labeled"
+        if feature["properties"]["split"] == split:
+            feature["properties"]["split"] = to
     (folder / "catalog.json").write_text(json.dumps(catalog))
     return folder
+
+
+@pytest.fixture(scope="module")
+def no_unlabeled(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic catalog with its unlabeled blocks made labeled."""
+    return _moved(synth_catalog, tmp_path_factory.mktemp("no_unlabeled") / "catalog", "unlabeled", "labeled")
+
+
+@pytest.fixture(scope="module")
+def no_labeled(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic catalog with its labeled blocks made unlabeled."""
+    return _moved(synth_catalog, tmp_path_factory.mktemp("no_labeled") / "catalog", "labeled", "unlabeled")
 
 
 def _refused(tmp_path: Path, checkpoint: Path, catalog: Path, *extra: str) -> str:
@@ -69,19 +79,6 @@ def test_a_catalog_without_an_unlabeled_split(checkpoints, no_unlabeled, tmp_pat
     line = _refused(tmp_path, checkpoints["good"], no_unlabeled)
     assert line == f"{no_unlabeled / 'catalog.json'}: the catalog has no unlabeled split: there is nothing to " \
                    "suggest labels for"
-
-
-@pytest.fixture(scope="module")
-def no_labeled(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic catalog with its labeled blocks made unlabeled."""
-    folder = tmp_path_factory.mktemp("no_labeled") / "catalog"
-    shutil.copytree(synth_catalog, folder)
-    catalog = json.loads((folder / "catalog.json").read_text())
-    for feature in catalog["splits"]["features"]:
-        if feature["properties"]["split"] == "labeled":
-            feature["properties"]["split"] = "unlabeled"
-    (folder / "catalog.json").write_text(json.dumps(catalog))
-    return folder
 
 
 def test_novelty_on_a_catalog_without_labeled_pixels(checkpoints, no_labeled, tmp_path):
