@@ -88,12 +88,14 @@ def recipe(a: argparse.Namespace) -> list[str]:
 
 
 def manifest_for(a: argparse.Namespace, drawn: Path | None, path: Path) -> Path:
-    """zion.yaml with absolute data paths (and ``labels.drawn``), written at ``path``."""
+    """zion.yaml with absolute data paths (``labels.drawn``, ``--split-seed``), written at ``path``."""
     m = yaml.safe_load(MANIFEST.read_text())
     m["imagery"]["paths"] = [str((a.data_root / p).absolute()) for p in m["imagery"]["paths"]]
     m["labels"]["rasters"] = [str((a.data_root / p).absolute()) for p in m["labels"]["rasters"]]
     if drawn is not None:
         m["labels"]["drawn"] = [str(drawn.absolute())]
+    if a.split_seed is not None:
+        m["splits"]["blocks"]["seed"] = a.split_seed
     path.write_text(yaml.safe_dump(m, sort_keys=False))
     return path
 
@@ -344,6 +346,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="another draw of zion.yaml's blocks (splits.blocks.seed): other labeled, val, test blocks")
     p.add_argument("--size", type=int, default=64, help="suggested / random window side (px)")
     p.add_argument("--jobs", type=int, default=2, help="arms run side by side")
     p.add_argument("--loader-workers", type=int, default=None,
@@ -373,7 +377,8 @@ def main() -> None:
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
     header = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": platform.node(),
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "recipe": recipe(a), "size": a.size, "k": k,
-              "rounds": a.rounds, "seeds": seeds, "jobs": a.jobs, "arms": a.arms, "suggest_args": a.suggest_args}
+              "rounds": a.rounds, "split_seed": a.split_seed, "seeds": seeds, "jobs": a.jobs, "arms": a.arms,
+              "suggest_args": a.suggest_args}
     results_path = a.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
     if results.get("headers") and _flag_pairs(results["headers"][0]["recipe"]) != _flag_pairs(header["recipe"]):

@@ -34,11 +34,11 @@ class SuggestSettings(StrictModel):
     n: int = Field(default=10, ge=1, description="Number of windows to suggest.")
     size: int = Field(default=64, ge=8, multiple_of=CELLS_PER_WINDOW,
                       description="Side of a suggested window in pixels.")
-    ranking: Ranking = Field(default="uncertainty", description="uncertainty: the most uncertain windows, kept "
-                             "apart by --diversity; typical: the most representative window of each of the largest "
-                             "groups of look-alike windows (encoder features) that no labeled window belongs to, "
-                             "for the first rounds, when few labels make the model's uncertainty mostly noise "
-                             "(--method, --tta, --diversity and --class-weighting do not apply).")
+    ranking: Ranking = Field(default="uncertainty", description="uncertainty: the windows of the highest --method "
+                             "score, kept apart by --diversity; typical: the most representative window of each of "
+                             "the largest groups of look-alike windows (encoder features) that no labeled window "
+                             "belongs to, for the first rounds, when few labels make the model's uncertainty mostly "
+                             "noise (--method, --tta, --diversity and --class-weighting do not apply).")
     method: Method = Field(default="novelty", description="Per-pixel score: the uncertainty of the class "
                            "probabilities (normalised entropy, or 1 - (top-1 - top-2) margin), or novelty: how far "
                            "the pixel's bands are from the labeled pixels of the class predicted for it, to find "
