@@ -339,6 +339,17 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.mean(got) if got else None
 
 
+def earlier_results(a: argparse.Namespace) -> dict:
+    """The runs already in ``--out`` (none: empty), refused before anything is ingested there when they were
+    trained with another recipe or drawn with another ``--split-seed``."""
+    path = a.out / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+    first = (results.get("headers") or [{"recipe": recipe(a), "split_seed": a.split_seed}])[0]
+    if _flag_pairs(first["recipe"]) != _flag_pairs(recipe(a)) or first.get("split_seed") != a.split_seed:
+        raise SystemExit(f"{path} holds runs of another recipe or --split-seed; give another --out")
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
@@ -370,6 +381,7 @@ def main() -> None:
     a.out = a.out.absolute()
     a.out.mkdir(parents=True, exist_ok=True)
     a.started = time.time()
+    results = earlier_results(a)
     a.base_manifest = manifest_for(a, None, a.out / "manifest.yaml")
     a.base_catalog = a.out / "catalog"
     cli("ingest", a.base_manifest, "--out", a.base_catalog, "--workers", 1, log=a.out / "ingest.log")
@@ -379,10 +391,6 @@ def main() -> None:
               "cpus": os.cpu_count(), "load_before": os.getloadavg(), "recipe": recipe(a), "size": a.size, "k": k,
               "rounds": a.rounds, "split_seed": a.split_seed, "seeds": seeds, "jobs": a.jobs, "arms": a.arms,
               "suggest_args": a.suggest_args}
-    results_path = a.out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"runs": {}}
-    if results.get("headers") and _flag_pairs(results["headers"][0]["recipe"]) != _flag_pairs(header["recipe"]):
-        raise SystemExit(f"{results_path} holds runs of another recipe; give another --out")
     results["headers"] = [*results.get("headers", []), header]
     print(f"{k} windows of {a.size} px a round (one block: {block_pixels(a.base_catalog):.0f} px); recipe: "
           f"{' '.join(recipe(a))}", flush=True)
@@ -394,7 +402,7 @@ def main() -> None:
         list(pool.map(round0, seeds))
         list(pool.map(lambda job: arm(a, *job, k, results), [(s, kind) for s in seeds for kind in a.arms]))
     header["load_after"] = os.getloadavg()
-    results_path.write_text(json.dumps(results, indent=1))
+    (a.out / "results.json").write_text(json.dumps(results, indent=1))
     print("Test mIoU\n" + table(results, a.rounds) + "\n\nValidation mIoU (the kept checkpoint)\n"
           + table(results, a.rounds, "val_miou"))
 
