@@ -344,8 +344,8 @@ def earlier_results(a: argparse.Namespace) -> dict:
     trained with another recipe or drawn with another ``--split-seed``."""
     path = a.out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
-    first = (results.get("headers") or [{"recipe": recipe(a), "split_seed": a.split_seed}])[0]
-    if _flag_pairs(first["recipe"]) != _flag_pairs(recipe(a)) or first.get("split_seed") != a.split_seed:
+    first = results.get("headers", [None])[0]
+    if first and (_flag_pairs(first["recipe"]) != _flag_pairs(recipe(a)) or first.get("split_seed") != a.split_seed):
         raise SystemExit(f"{path} holds runs of another recipe or --split-seed; give another --out")
     return results
 

@@ -82,10 +82,15 @@ def test_a_catalog_without_an_unlabeled_split(checkpoints, no_unlabeled, tmp_pat
 
 
 def test_novelty_on_a_catalog_without_labeled_pixels(checkpoints, no_labeled, tmp_path):
-    """The default method measures against the labeled pixels; entropy and typical windows need none."""
+    """The default method and balanced class weights need labeled pixels; entropy and typical windows need none."""
     line = _refused(tmp_path, checkpoints["good"], no_labeled)
     assert line.startswith(f"{no_labeled / 'catalog.json'}: the labeled split holds no labeled pixel")
     assert line.endswith("; --method novelty measures against the labeled pixels")
+    (tmp_path / "balanced").mkdir()
+    line = _refused(tmp_path / "balanced", checkpoints["good"], no_labeled, "--method", "entropy",
+                    "--class-weighting", "balanced")
+    assert line.endswith("labeled pixel (every label there is the ignore id 0 or the split is empty); "
+                         "--class-weighting balanced weighs by the labeled pixels")
     out = tmp_path / "entropy.gpkg"
     result = run_cli("suggest", checkpoints["good"], MANIFEST, "--catalog", no_labeled, "--out", out, "--n", 2,
                      "--method", "entropy", "--threads", 1)
