@@ -174,10 +174,10 @@ def print_step_times(a: argparse.Namespace, times: dict[str, float]) -> None:
 
 def main() -> None:
     a = parse_args()
-    if not a.catalog and not (a.data_root / "zion" / "landsat8_zion_20150818_B2B3B4B5.tif").is_file():
-        raise SystemExit(f"Zion data not found under {a.data_root}/zion")
+    manifest = a.manifest.resolve()
+    if not a.catalog and not data_present(manifest, a.data_root):
+        raise SystemExit(f"the data of {manifest.name} is not under {a.data_root}")
     a.out.mkdir(parents=True, exist_ok=True)
-    manifest = ROOT / "data_manifests" / "zion.yaml"
     catalog = a.catalog or a.out / "catalog"
     if not a.catalog:
         cli("ingest", manifest, "--data-root", a.data_root, "--out", catalog, "--workers", "2")
@@ -217,13 +217,27 @@ def main() -> None:
     print(table(results))
 
 
+def data_present(manifest: Path, data_root: Path) -> bool:
+    """Whether every file ``manifest`` names is under ``data_root``."""
+    from geossl.errors import InputError
+    from geossl.manifest import load_manifest, resolve_inputs
+
+    try:
+        resolve_inputs(load_manifest(manifest), manifest, data_root)
+    except InputError:
+        return False
+    return True
+
+
 def parse_args() -> argparse.Namespace:
     """The bench's options (module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--manifest", type=Path, default=ROOT / "data_manifests" / "zion.yaml",
+                   help="the region (default: Zion); e.g. data_manifests/fair_zanzibar.yaml")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ssl_accuracy")
     p.add_argument("--catalog", type=Path, default=None,
-                   help="an existing catalog of data_manifests/zion.yaml (default: ingest one under --out)")
+                   help="an existing catalog of --manifest (default: ingest one under --out)")
     p.add_argument("--encoder", default="tu-resnet18")
     p.add_argument("--decoder-channels", type=int, nargs=5, default=None, help="default: smp's (256 ... 16)")
     p.add_argument("--patch-size", type=int, default=96)

@@ -121,6 +121,11 @@ class GridConfig(StrictModel):
 class BlockSplits(StrictModel):
     """Spatially disjoint blocks: a ``rows`` x ``cols`` grid over the region, assigned with a seed.
 
+    ``size`` (target CRS units, e.g. metres) gives square blocks of that side instead, from the region's
+    north-west corner, as many rows and columns as cover it (``rows`` and ``cols`` are then unused): for scattered
+    tiles, where a grid over the whole bounding box would cut long thin blocks out of empty space. Blocks without
+    labels take no part in the draw.
+
     ``val_fraction`` and ``test_fraction`` of the blocks go to validation and test; of the remaining train
     blocks, ``labeled_fraction`` keep their labels and the rest are unlabeled; ``labeled_selection`` says which
     (``random``: a seeded draw; ``cover_classes``: every class gets a labeled block first, see
@@ -134,6 +139,7 @@ class BlockSplits(StrictModel):
     labeled_fraction: Annotated[float, Field(gt=0, le=1)] = 0.125
     labeled_selection: LabeledSelection = "random"
     seed: int = 0
+    size: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _fractions(self) -> BlockSplits:

@@ -33,7 +33,14 @@ from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, insp
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
 from geossl.ingest.options import IngestOptions
 from geossl.ingest.prior import PriorSources, check_prior, write_aligned_prior
-from geossl.ingest.splits import block_class_shares, block_splits, region_bounds, region_splits, with_drawn
+from geossl.ingest.splits import (
+    block_class_shares,
+    block_layout,
+    block_splits,
+    region_bounds,
+    region_splits,
+    with_drawn,
+)
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
@@ -264,8 +271,8 @@ def _split_features(manifest: Manifest, inputs: ResolvedInputs, scenes: _Scenes,
         return region_splits(manifest.splits.regions, inputs.region_files, target.crs)
     cfg = manifest.splits.blocks
     assert cfg is not None  # the manifest holds exactly one of the two
-    bounds = region_bounds(scenes.grids)
-    shares = block_class_shares(label_paths, manifest.class_ids, bounds, cfg.rows, cfg.cols,
+    bounds, rows, cols = block_layout(cfg, region_bounds(scenes.grids))
+    shares = block_class_shares(label_paths, manifest.class_ids, bounds, rows, cols,
                                 abs(target.res[0] * target.res[1]))
     return block_splits(cfg, bounds, shares)
 

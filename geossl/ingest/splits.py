@@ -17,6 +17,7 @@ Drawn labels (``labels.drawn``) then move the area they cover from ``unlabeled``
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -46,6 +47,18 @@ def region_bounds(grids: list[Grid]) -> Bounds:
     return (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max()))
 
 
+def block_layout(cfg: BlockSplits, bounds: Bounds) -> tuple[Bounds, int, int]:
+    """The blocks' extent, rows and columns: ``cfg.rows`` x ``cfg.cols`` over ``bounds``, or squares of ``cfg.size``.
+
+    Square blocks start at the north-west corner of ``bounds``; the extent grows east and south to whole blocks.
+    """
+    if cfg.size is None:
+        return bounds, cfg.rows, cfg.cols
+    minx, miny, maxx, maxy = bounds
+    cols, rows = max(1, math.ceil((maxx - minx) / cfg.size - 1e-9)), max(1, math.ceil((maxy - miny) / cfg.size - 1e-9))
+    return (minx, maxy - rows * cfg.size, minx + cols * cfg.size, maxy), rows, cols
+
+
 def block_boxes(bounds: Bounds, rows: int, cols: int) -> list[Polygon]:
     """The ``rows`` x ``cols`` blocks of ``bounds``, row by row from the north-west corner."""
     minx, miny, maxx, maxy = bounds
@@ -70,27 +83,30 @@ def block_class_shares(label_paths: list[Path], class_ids: list[int], bounds: Bo
 def block_splits(cfg: BlockSplits, bounds: Bounds, counts: np.ndarray) -> list[SplitFeature]:
     """GeoJSON features, one per block, with properties ``split``, ``row``, ``col``.
 
-    ``counts`` is :func:`block_class_shares`' (rows, cols, classes) labeled share per block and class.
+    ``bounds`` are the blocks' extent (:func:`block_layout`); ``counts`` is :func:`block_class_shares`'
+    (rows, cols, classes) labeled share per block and class.
     """
     assign = _assign_blocks(cfg, counts)
-    blocks = block_boxes(bounds, cfg.rows, cfg.cols)
+    rows, cols = counts.shape[:2]
+    blocks = block_boxes(bounds, rows, cols)
     return [SplitFeature(geometry=mapping(geom), properties=SplitProperties(
-                split=assign.get(divmod(i, cfg.cols), Split.UNLABELED), row=i // cfg.cols, col=i % cfg.cols))
+                split=assign.get(divmod(i, cols), Split.UNLABELED), row=i // cols, col=i % cols))
             for i, geom in enumerate(blocks)]
 
 
 def _assign_blocks(cfg: BlockSplits, counts: np.ndarray) -> dict[tuple[int, int], Split]:
     """The split of every ``(row, col)`` block that is not ``unlabeled`` (see the module docstring)."""
     share = counts.sum(axis=-1)
+    rows, cols = share.shape
     rng = np.random.default_rng(cfg.seed)
-    with_labels = [(r, c) for r in range(cfg.rows) for c in range(cfg.cols) if share[r, c] >= MIN_LABELED_SHARE]
+    with_labels = [(r, c) for r in range(rows) for c in range(cols) if share[r, c] >= MIN_LABELED_SHARE]
     order = [with_labels[i] for i in rng.permutation(len(with_labels))]
     n = len(order)
     n_val, n_test = round(cfg.val_fraction * n), round(cfg.test_fraction * n)
     assign = {rc: Split.VAL for rc in order[:n_val]}
     assign.update({rc: Split.TEST for rc in order[n_val : n_val + n_test]})
     train = order[n_val + n_test :]
-    n_train_blocks = cfg.rows * cfg.cols - n_val - n_test
+    n_train_blocks = len(train)
     n_labeled = max(1, round(cfg.labeled_fraction * n_train_blocks))
     train_counts = np.array([counts[rc] for rc in train]).reshape(len(train), counts.shape[-1])
     for i in choose_labeled(train_counts, n_labeled, cfg.labeled_selection):
