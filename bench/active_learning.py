@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geossl.catalog import load_catalog  # noqa: E402
-from geossl.data.regions import class_counts, split_regions  # noqa: E402
+from geossl.data.regions import class_counts  # noqa: E402
 from geossl.io.names import METRICS_FILE  # noqa: E402
 from geossl.manifest import Split  # noqa: E402
 from geossl.suggest.candidates import inside_area  # noqa: E402
@@ -144,8 +144,16 @@ def _area(geometry: dict) -> float:
     return shape(geometry).area
 
 
-def candidate_windows(catalog: Path, size: int) -> np.ndarray:
-    """``(N, 2)`` top-left (row, col) of the windows fully inside the unlabeled area, without nodata.
+def trained_splits(catalog: Path, model: Path) -> list:
+    """The catalog's regions as ``model`` was trained on them (its record of the labeled area)."""
+    from geossl.models import load_bundle
+    from geossl.train.inputs import trained_regions
+
+    return trained_regions(load_bundle(model)[0], model, load_catalog(catalog), catalog)
+
+
+def candidate_windows(catalog: Path, size: int, model: Path) -> np.ndarray:
+    """``(N, 2)`` top-left (row, col) of the windows fully inside the area ``model`` left unlabeled, no nodata.
 
     The grid (steps of ``size / CELLS_PER_WINDOW`` px) starts at the unlabeled area's top-left pixel (as
     ``geossl suggest``'s, up to the suggestions' own start).
@@ -153,7 +161,7 @@ def candidate_windows(catalog: Path, size: int) -> np.ndarray:
     import rasterio
 
     cat = load_catalog(catalog)
-    inside, outside = split_areas(cat, catalog)
+    inside, outside = split_areas(trained_splits(catalog, model), catalog)
     scene = cat.scenes[0]
     with rasterio.open(catalog / scene.image) as src:
         valid = src.dataset_mask() > 0
@@ -171,9 +179,9 @@ def candidate_windows(catalog: Path, size: int) -> np.ndarray:
     return np.stack([rr[keep], cc[keep]], axis=1)
 
 
-def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> list[tuple[int, int]]:
+def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int, model: Path) -> list[tuple[int, int]]:
     """``k`` non-overlapping candidate windows in a seeded random order."""
-    windows = candidate_windows(catalog, size)
+    windows = candidate_windows(catalog, size, model)
     order = np.random.default_rng([seed, round_]).permutation(len(windows))
     chosen: list[tuple[int, int]] = []
     free = np.ones(len(windows), bool)
@@ -186,7 +194,7 @@ def random_windows(catalog: Path, size: int, k: int, seed: int, round_: int) -> 
     return chosen
 
 
-def oracle_windows(catalog: Path, truth: Path, size: int, k: int) -> list[tuple[int, int]]:
+def oracle_windows(catalog: Path, truth: Path, size: int, k: int, model: Path) -> list[tuple[int, int]]:
     """``k`` non-overlapping candidate windows chosen with the truth: the rarest classes first (module docstring)."""
     import rasterio
 
@@ -195,9 +203,9 @@ def oracle_windows(catalog: Path, truth: Path, size: int, k: int) -> list[tuple[
     truth_labels = truth / cat.scenes[0].labels
     with rasterio.open(truth_labels) as src:
         labels = src.read(1)
-    labeled = [r.geometry for r in split_regions(cat) if r.split == Split.LABELED]
+    labeled = [r.geometry for r in trained_splits(catalog, model) if r.split == Split.LABELED]
     held = class_counts([truth_labels], labeled, ids).sum(axis=0).astype(float)
-    windows = candidate_windows(catalog, size)
+    windows = candidate_windows(catalog, size, model)
     counts = np.stack([_window_sums(labels == i, windows[:, 0], windows[:, 1], size) for i in ids], axis=1)
     counts = counts.astype(float)
     chosen: list[tuple[int, int]] = []
@@ -278,9 +286,9 @@ def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> N
         if kind == "suggested":
             new = suggested_windows(a, model, manifest, catalog, k, folder / f"suggest_r{r}.gpkg")
         elif kind == "oracle":
-            new = oracle_windows(catalog, a.base_catalog, a.size, k)
+            new = oracle_windows(catalog, a.base_catalog, a.size, k, model)
         else:
-            new = random_windows(catalog, a.size, k, seed, r)
+            new = random_windows(catalog, a.size, k, seed, r, model)
         windows += new
         added = write_drawn(a.base_catalog, windows, a.size, folder / f"drawn_r{r}.gpkg")
         manifest = manifest_for(a, folder / f"drawn_r{r}.gpkg", folder / f"manifest_r{r}.yaml")

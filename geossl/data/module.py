@@ -64,21 +64,53 @@ def plan_splits(catalog: Catalog, root: Path, label_fraction: float | None, seed
     See :func:`geossl.data.regions.reassign_labeled`. Raises :class:`InputError` when the labeled split holds
     no labeled pixel.
     """
-    catalog_file = root / CATALOG_NAME
     regions = split_regions(catalog)
-    label_paths = [catalog.path_of(root, s.labels) for s in catalog.scenes if s.labels]
-    if not label_paths:
-        raise InputError(catalog_file, "the catalog has no labels to train on")
+    label_paths = _label_paths(catalog, root)
     ids = [c.id for c in catalog.classes]
     wanted = [r for r in regions if r.split == Split.LABELED or (label_fraction is not None and r.is_train)]
     counts = region_class_counts(label_paths, wanted, ids)
     if label_fraction is not None:
         regions = reassign_labeled(regions, counts, label_fraction, seed, selection)
+    return _counted_plan(catalog, root, regions, counts)
+
+
+def with_labeled(catalog: Catalog, root: Path, labeled: set[str]) -> list[Region]:
+    """The catalog's regions with exactly the train regions keyed ``labeled`` labeled (a model's record of them).
+
+    Every other train region is unlabeled; validation and test are the catalog's. Raises :class:`InputError`
+    naming the catalog when a key is not one of its train regions.
+    """
+    regions = split_regions(catalog)
+    unknown = sorted(labeled - {r.key for r in regions if r.is_train})
+    if unknown:
+        raise InputError(root / CATALOG_NAME, f"has no train region {unknown[0]} (the model was trained on "
+                                              "another split of it)")
+    return [Region(key=r.key, split=Split.LABELED if r.key in labeled else Split.UNLABELED, geometry=r.geometry)
+            if r.is_train else r for r in regions]
+
+
+def counted_plan(catalog: Catalog, root: Path, regions: list[Region]) -> SplitPlan:
+    """The plan of ``regions`` as they are, with the labeled split's pixels per class counted."""
     labeled = [r for r in regions if r.split == Split.LABELED]
-    total = sum((counts[r.key] for r in labeled), np.zeros(len(ids), dtype=np.int64))
+    counts = region_class_counts(_label_paths(catalog, root), labeled, [c.id for c in catalog.classes])
+    return _counted_plan(catalog, root, regions, counts)
+
+
+def _label_paths(catalog: Catalog, root: Path) -> list[Path]:
+    """The catalog's label COGs; an :class:`InputError` when it has none."""
+    label_paths = [catalog.path_of(root, s.labels) for s in catalog.scenes if s.labels]
+    if not label_paths:
+        raise InputError(root / CATALOG_NAME, "the catalog has no labels to train on")
+    return label_paths
+
+
+def _counted_plan(catalog: Catalog, root: Path, regions: list[Region], counts: dict[str, np.ndarray]) -> SplitPlan:
+    """The plan of ``regions`` with its labeled split's class counts (from ``counts``, by region key)."""
+    labeled = [r for r in regions if r.split == Split.LABELED]
+    total = sum((counts[r.key] for r in labeled), np.zeros(len(catalog.classes), dtype=np.int64))
     if not labeled or total.sum() == 0:
-        raise InputError(catalog_file, "the labeled split holds no labeled pixel (every label there is the "
-                                       f"ignore id {catalog.ignore_id} or the split is empty)")
+        raise InputError(root / CATALOG_NAME, "the labeled split holds no labeled pixel (every label there is the "
+                                              f"ignore id {catalog.ignore_id} or the split is empty)")
     log.info("labeled split: %d region(s), %d labeled pixels (%s)", len(labeled), int(total.sum()),
              ", ".join(f"{c.name} {int(n)}" for c, n in zip(catalog.classes, total, strict=True)))
     return SplitPlan(regions=regions, labeled_counts=total)

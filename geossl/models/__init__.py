@@ -1,7 +1,7 @@
 """Segmentation models (segmentation-models-pytorch with timm encoders) and self-describing model bundles."""
 
-from geossl.models.bundle import ModelBundle, described_bands, load_bundle, save_bundle
+from geossl.models.bundle import ModelBundle, TrainedOn, described_bands, load_bundle, save_bundle
 from geossl.models.config import ModelConfig
 from geossl.models.segmenter import Segmenter
 
-__all__ = ["ModelBundle", "ModelConfig", "Segmenter", "described_bands", "load_bundle", "save_bundle"]
+__all__ = ["ModelBundle", "ModelConfig", "Segmenter", "TrainedOn", "described_bands", "load_bundle", "save_bundle"]

@@ -48,6 +48,23 @@ CHECKPOINT_MODEL, CHECKPOINT_STRATEGY = "model.", "strategy."
 OLD_PSEUDO_HEAD = "pseudo_head."
 
 
+class TrainedOn(BaseModel):
+    """The labeled area a model learned from: its catalog (by input hash) and the keys of its labeled regions.
+
+    With ``--label-fraction`` training redraws which train regions keep their labels, so the catalog's own
+    labeled split is not what the model learned from; ``geossl suggest`` and the report read this record instead.
+    ``label_fraction``, ``label_selection`` and ``seed`` say how the regions were drawn (None: the catalog's own).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog_hash: str
+    labeled: list[str]
+    label_fraction: float | None = None
+    label_selection: str = "random"
+    seed: int = 0
+
+
 class ModelBundle(BaseModel):
     """What a trained model is: classes, bands, normalisation, patch geometry, model config and strategy.
 
@@ -55,6 +72,7 @@ class ModelBundle(BaseModel):
     (the manifest's); ``source_bands`` the band descriptions of its source files, one list per distinct naming
     (empty in bundles written before they were recorded). A scene named like either is the model's bands.
     ``resolution``, ``crs`` and ``grid_origin`` (a pixel corner ``(x, y)`` of the training data) are its grid.
+    ``trained_on`` is the labeled area it learned from (None in bundles written before it was recorded).
     """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -75,6 +93,7 @@ class ModelBundle(BaseModel):
     grid_origin: list[float] = []
     model: ModelConfig
     strategy: str = "supervised"
+    trained_on: TrainedOn | None = None
     metrics: dict[str, Any] = {}
     created: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     geossl_version: str = geossl.__version__
@@ -114,7 +133,8 @@ def described_bands(paths: Iterable[Path]) -> list[list[str]]:
 def upgrade_bundle(data: dict[str, Any], source: str | Path) -> dict[str, Any]:
     """A bundle description (a bundle file's ``geossl`` entry) of any version, brought to :data:`BUNDLE_VERSION`.
 
-    Fields added to version 1 after its first files (``source_bands``, ``grid_origin``) read as empty: unknown;
+    Fields added to version 1 after its first files (``source_bands``, ``grid_origin``, ``trained_on``) read as
+    empty: unknown;
     the ``pseudo_head`` of older DWL models is dropped by :class:`ModelConfig`. Another format, or a newer
     version, is an :class:`InputError` naming ``source``.
     """

@@ -20,8 +20,8 @@ from shapely.geometry.base import BaseGeometry
 
 from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.classweights import balanced_weights
-from geossl.data.module import plan_splits
-from geossl.data.regions import split_regions
+from geossl.data.module import counted_plan
+from geossl.data.regions import Region
 from geossl.errors import InputError
 from geossl.manifest import Split
 from geossl.models import ModelBundle, Segmenter, load_bundle
@@ -41,7 +41,7 @@ from geossl.suggest.scan import covering_area, scan
 from geossl.suggest.select import Choice, choose, most_uncertain
 from geossl.suggest.typical import choose_typical, subsample
 from geossl.suggest.write import write_suggestions
-from geossl.train.inputs import check_bundle, ensure_catalog
+from geossl.train.inputs import check_bundle, ensure_catalog, trained_regions
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,16 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     bundle, model = load_bundle(checkpoint)
     manifest, catalog, root = ensure_catalog(manifest_path, catalog_dir, options.data_root, options.quiet)
     check_bundle(bundle, checkpoint, manifest_path, manifest, catalog)
-    inside, outside = split_areas(catalog, root)
+    regions = trained_regions(bundle, checkpoint, catalog, root)
+    inside, outside = split_areas(regions, root)
     scenes = open_scenes([catalog.path_of(root, s.image) for s in catalog.scenes], bundle)
     _check_size(scenes, options.size)
     placements = _placements(scenes, bundle, inside, outside, options.size)
-    candidates = _candidates(catalog, root, scenes, bundle, model, placements, options)
+    candidates = _candidates(catalog, root, regions, scenes, bundle, model, placements, options)
     if len(candidates) == 0:
         raise InputError("--size", f"every window of {options.size} x {options.size} px inside the unlabeled area "
                                    "holds nodata; try a smaller --size")
-    pool, chosen = _choose(catalog, scenes, bundle, model, candidates, options)
+    pool, chosen = _choose(regions, scenes, bundle, model, candidates, options)
     if len(chosen) < options.n:
         log.warning("only %d windows of %d px fit in the unlabeled area without overlapping; %d asked for",
                     len(chosen), options.size, options.n)
@@ -85,13 +86,13 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
     return Suggestions(path=out, style=style, windows=len(chosen), candidates=len(candidates))
 
 
-def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: Segmenter, candidates: Candidates,
-            options: SuggestOptions) -> tuple[Candidates, list[Choice]]:
+def _choose(regions: list[Region], scenes: list[Scene], bundle: ModelBundle, model: Segmenter,
+            candidates: Candidates, options: SuggestOptions) -> tuple[Candidates, list[Choice]]:
     """The candidates the suggestions are chosen from, and the choices (indices into them) by ``--ranking``."""
     if options.ranking == "typical":
         pool = candidates.take(subsample(len(candidates)))
         features = window_features(model, bundle, scenes, pool, options.size, options.batch_size)
-        labeled = window_features(model, bundle, scenes, labeled_windows(catalog, scenes, bundle, options.size),
+        labeled = window_features(model, bundle, scenes, labeled_windows(regions, scenes, bundle, options.size),
                                   options.size, options.batch_size)
         return pool, choose_typical(pool, features, labeled, options.n, options.size)
     pool = candidates.take(most_uncertain(candidates, options.n, options.size))
@@ -101,13 +102,13 @@ def _choose(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, model: S
     return pool, choose(pool, options.n, options.size, options.kept_apart, diverse)
 
 
-def labeled_windows(catalog: Catalog, scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
-    """The windows half a window apart that lie wholly inside the labeled area (none when none fit).
+def labeled_windows(regions: list[Region], scenes: list[Scene], bundle: ModelBundle, size: int) -> Candidates:
+    """The windows half a window apart that lie wholly inside the labeled regions (none when none fit).
 
     Half-window steps, not the candidates' finer ones: TypiClust counts the labeled windows (``K = L + n``), and
     the shifted copies of one labeled place must not count as more labels.
     """
-    labeled = shapely.union_all([r.geometry for r in split_regions(catalog) if r.split == Split.LABELED])
+    labeled = shapely.union_all([r.geometry for r in regions if r.split == Split.LABELED])
     placements = placements_in(scenes, bundle, labeled, None, size, step=CELLS_PER_WINDOW // 2)
     return Candidates.concat([placed_windows(p, scenes[p.scene], size, len(bundle.classes)) for p in placements],
                              len(bundle.classes))
@@ -126,9 +127,11 @@ def _check_out(options: SuggestOptions) -> Path:
     return out
 
 
-def split_areas(catalog: Catalog, root: Path) -> tuple[BaseGeometry, BaseGeometry | None]:
-    """The unlabeled area (suggestions are drawn from it), and the other splits' areas together (None if none)."""
-    regions = split_regions(catalog)
+def split_areas(regions: list[Region], root: Path) -> tuple[BaseGeometry, BaseGeometry | None]:
+    """The unlabeled area (suggestions are drawn from it), and the other splits' areas together (None if none).
+
+    ``regions`` are the splits as the model was trained on them (:func:`geossl.train.inputs.trained_regions`).
+    """
     unlabeled = [r.geometry for r in regions if r.split == Split.UNLABELED]
     if not unlabeled:
         raise InputError(root / CATALOG_NAME, "the catalog has no unlabeled split: there is nothing to suggest "
@@ -170,11 +173,11 @@ def _placements(scenes: list[Scene], bundle: ModelBundle, inside: BaseGeometry, 
     return placements
 
 
-def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: ModelBundle, model: torch.nn.Module,
-                placements: list[Placement], options: SuggestOptions) -> Candidates:
+def _candidates(catalog: Catalog, root: Path, regions: list[Region], scenes: list[Scene], bundle: ModelBundle,
+                model: torch.nn.Module, placements: list[Placement], options: SuggestOptions) -> Candidates:
     """The placed windows without nodata, with their uncertainty, class mix and priority (a model pass a scene)."""
     runner = ModelRunner(model, "auto", options.tta)
-    weights, spectra = _from_labels(catalog, root, bundle, options)
+    weights, spectra = _from_labels(catalog, root, regions, bundle, options)
     parts = []
     for placed in placements:
         scene, area = scenes[placed.scene], placed.area
@@ -185,9 +188,9 @@ def _candidates(catalog: Catalog, root: Path, scenes: list[Scene], bundle: Model
     return Candidates.concat(parts, len(bundle.classes))
 
 
-def _from_labels(catalog: Catalog, root: Path, bundle: ModelBundle,
+def _from_labels(catalog: Catalog, root: Path, regions: list[Region], bundle: ModelBundle,
                  options: SuggestOptions) -> tuple[np.ndarray, ClassSpectra | None]:
-    """What the ranking takes from the labeled split: the class weights, and the spectra novelty measures against.
+    """What the ranking takes from the labeled regions: the class weights, and the spectra novelty measures against.
 
     Uniform weights and no spectra unless ``--class-weighting balanced`` or ``--method novelty`` asks for them.
     """
@@ -195,7 +198,7 @@ def _from_labels(catalog: Catalog, root: Path, bundle: ModelBundle,
     if options.class_weighting != "balanced" and options.scored_by != "novelty":
         return weights, None
     try:
-        plan = plan_splits(catalog, root, None, 0)
+        plan = counted_plan(catalog, root, regions)
     except InputError as error:
         uses = ("--method novelty measures against the labeled pixels" if options.scored_by == "novelty"
                 else "--class-weighting balanced weighs by the labeled pixels")

@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 
 from geossl.catalog import CATALOG_NAME, Catalog, load_catalog
+from geossl.data.module import SplitPlan, with_labeled
+from geossl.data.regions import Region, split_regions
 from geossl.errors import InputError
-from geossl.manifest import Manifest, load_manifest
-from geossl.models import ModelBundle
+from geossl.manifest import Manifest, Split, load_manifest
+from geossl.models import ModelBundle, TrainedOn
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +50,29 @@ def check_bundle(bundle: ModelBundle, checkpoint: Path, manifest_path: Path, man
                                      f"classes {[n for _, n in theirs]}")
     if list(bundle.bands) != list(catalog.bands):
         raise InputError(checkpoint, f"model bands {bundle.bands} do not match the imagery's bands {catalog.bands}")
+
+
+def trained_on(catalog: Catalog, plan: SplitPlan, label_fraction: float | None, selection: str,
+               seed: int) -> TrainedOn:
+    """The record a bundle keeps of the labeled area it is trained on (:class:`geossl.models.TrainedOn`)."""
+    return TrainedOn(catalog_hash=catalog.input_hash, labeled=sorted(r.key for r in plan.of(Split.LABELED)),
+                     label_fraction=label_fraction, label_selection=selection, seed=seed)
+
+
+def trained_regions(bundle: ModelBundle, checkpoint: Path, catalog: Catalog, root: Path) -> list[Region]:
+    """The catalog's regions as the model was trained on them: its record's labeled regions, the rest unlabeled.
+
+    A catalog other than the one recorded (re-ingested since: another input hash) is refused, naming the
+    checkpoint. A bundle written before the record existed gets the catalog's own splits, with a warning (right
+    unless it was trained with ``--label-fraction``).
+    """
+    record = bundle.trained_on
+    if record is None:
+        log.warning("%s does not record the labeled area it was trained on (an older bundle): using the catalog's "
+                    "labeled split, which is wrong if it was trained with --label-fraction", checkpoint)
+        return split_regions(catalog)
+    if record.catalog_hash != catalog.input_hash:
+        raise InputError(checkpoint, f"was trained on another catalog than {root / CATALOG_NAME} (input hash "
+                                     f"{record.catalog_hash[:12]} there, {catalog.input_hash[:12]} here: re-ingested "
+                                     "since?); give the catalog it was trained on, or train again")
+    return with_labeled(catalog, root, set(record.labeled))

@@ -40,7 +40,7 @@ from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, 
 from geossl.models.config import ModelOptions
 from geossl.quiet import quiet_lightning
 from geossl.train.config import TrainConfig
-from geossl.train.inputs import ensure_catalog
+from geossl.train.inputs import ensure_catalog, trained_on
 
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
@@ -55,6 +55,8 @@ MODEL_FILE = "model.pt"
 CURVES = Path("logs") / "metrics.csv"
 #: What a resumed run must share with the run it continues, besides its strategy and the strategy's options.
 RESUME_SAME = ("arch", "encoder", "decoder_channels", "patch_size")
+#: What ``--init-from``'s model must share with the model a run builds (its weights are loaded as they are).
+INIT_SAME = ("arch", "encoder", "decoder_channels")
 
 
 def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
@@ -64,6 +66,8 @@ def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
     ``label_fraction`` leaves the strategy an unlabeled area.
     """
     Segmenter(model_config(config, catalog), catalog.bands)
+    if config.init_from is not None:
+        check_init_from(config.init_from, model_config(config, catalog), catalog)
     largest = max(min(s.width, s.height) for s in catalog.scenes)
     if config.patch_size > largest:
         raise InputError("--patch-size", f"{config.patch_size} px is larger than every scene (the largest fits "
@@ -72,6 +76,21 @@ def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
         raise InputError("--label-fraction", f"1.0 labels every train region: nothing is left unlabeled for "
                                              f"{config.strategy.name}")
     prior_in_use(config, catalog)
+
+
+def check_init_from(path: Path, model: ModelConfig, catalog: Catalog) -> None:
+    """``--init-from``'s model must be the model this run builds: architecture, encoder, decoder, bands, classes."""
+    bundle, _ = load_bundle(path)
+    if [(c.id, c.name) for c in bundle.classes] != [(c.id, c.name) for c in catalog.classes]:
+        raise InputError(path, f"--init-from: its classes {[c.name for c in bundle.classes]} differ from the "
+                               f"catalog's {[c.name for c in catalog.classes]}")
+    if list(bundle.bands) != list(catalog.bands):
+        raise InputError(path, f"--init-from: its bands {bundle.bands} differ from the catalog's {catalog.bands}")
+    for key in INIT_SAME:
+        theirs, mine = getattr(bundle.model, key), getattr(model, key)
+        if theirs != mine:
+            raise InputError(path, f"--init-from: its {key} is {theirs!r}, this run builds {mine!r} (give "
+                                   f"{flag_name(key)} {theirs})")
 
 
 def prior_in_use(config: TrainConfig, catalog: Catalog) -> bool:
@@ -98,8 +117,8 @@ def model_config(config: TrainConfig, catalog: Catalog) -> ModelConfig:
     }, "model options")
 
 
-def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
-    """The self-description of the model being trained."""
+def make_bundle(config: TrainConfig, catalog: Catalog, plan: SplitPlan | None = None) -> ModelBundle:
+    """The self-description of the model being trained; with ``plan``, the labeled area it is trained on."""
     return ModelBundle(classes=catalog.classes, ignore_id=catalog.ignore_id, bands=catalog.bands,
                        source_bands=described_bands(Path(scene.source) for scene in catalog.scenes),
                        mean=[s.mean for s in catalog.band_stats],
@@ -108,7 +127,9 @@ def make_bundle(config: TrainConfig, catalog: Catalog) -> ModelBundle:
                        resolution=list(catalog.resolution), crs=catalog.crs,
                        grid_origin=[catalog.scenes[0].transform[2], catalog.scenes[0].transform[5]],
                        model=model_config(config, catalog).model_copy(update={"weights": "none"}),
-                       strategy=config.strategy.name)
+                       strategy=config.strategy.name,
+                       trained_on=None if plan is None else trained_on(catalog, plan, config.label_fraction,
+                                                                       config.label_selection, config.seed))
 
 
 def class_weights(config: TrainConfig, plan: SplitPlan) -> list[float] | None:
@@ -184,7 +205,8 @@ def fit(run: Prepared, config: TrainConfig, out: Path, resume: bool, quiet: bool
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    task = SegmentationTask(config.model_dump(mode="json"), make_bundle(config, run.catalog).model_dump(mode="json"),
+    bundle = make_bundle(config, run.catalog, run.plan)
+    task = SegmentationTask(config.model_dump(mode="json"), bundle.model_dump(mode="json"),
                             class_weights(config, run.plan))
     out.mkdir(parents=True, exist_ok=True)
     if not _launched_by_lightning():
