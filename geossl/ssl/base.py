@@ -104,7 +104,7 @@ class Strategy(ABC):
         self.prior = prior
         #: Modules of the strategy's own (checkpointed as ``strategy.<key>``, never exported).
         self.owned = nn.ModuleDict()
-        self.views = views or ViewConfig()
+        self.views = (views or ViewConfig()).resolved()
         self.class_weights = class_weights
         self.logit_shift = (None if class_weights is None or not debias_pseudo_labels
                             else -torch.log(class_weights.float().clamp_min(1e-12)))

@@ -76,14 +76,21 @@ class PseudoLabelStrategy(Strategy):
     def teach(self, weak: Tensor, student_logits: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Probabilities, confidences and labels of the weak view, without gradient.
 
-        From the EMA teacher when there is one; else from ``student_logits`` (the model's logits of ``weak``,
-        when the step computes them anyway) or a forward of the model (train mode, no gradient).
+        From the EMA teacher when there is one; else from ``student_logits`` (the model's logits of ``weak`` from
+        a joint forward with the labeled batch, when the step computes them anyway) or a forward of the model in
+        eval mode without gradient: batch-norm uses its running statistics and a batch of unlabeled windows alone
+        does not update them (as UniMatch's eval-mode teacher forward of its mixed batch).
         """
         if self.teacher is not None:
             return self.pseudo_labels(self.teacher(weak))
         if student_logits is None:
-            with torch.no_grad():
-                student_logits = self.model(weak)
+            training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    student_logits = self.model(weak)
+            finally:
+                self.model.train(training)
         return self.pseudo_labels(student_logits)
 
     def refine(self, weak: Tensor, probs: Tensor, labels: Tensor, conf: Tensor, valid: Tensor,

@@ -3,8 +3,9 @@
 As in UniMatch V2 (and Mean Teacher before it): after every optimizer step
 ``θ_teacher ← d·θ_teacher + (1 − d)·θ_model`` with ``d = min(decay, 1 − 1/(n + 1))``, ``n`` the updates made
 before this one, so the teacher starts as the model after its first step and averages over ever more steps until
-``1/(1 − decay)``; buffers (batch-norm statistics) are copied from the model. The teacher predicts in eval mode
-and without gradient. It belongs to the strategy (checkpointed with ``--resume``, never exported).
+``1/(1 − decay)``; floating-point buffers (batch-norm statistics) are averaged the same way, counters copied.
+The teacher predicts in eval mode and without gradient. It belongs to the strategy (checkpointed with
+``--resume``, never exported).
 """
 
 from __future__ import annotations
@@ -45,10 +46,19 @@ class EmaTeacher(nn.Module):
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """One EMA step of the parameters towards ``model``'s; ``model``'s buffers copied."""
-        ema_update(self.net.parameters(), model.parameters(), ema_decay_at(self.decay, int(self.updates)))
-        for mine, theirs in zip(self.net.buffers(), model.buffers(), strict=True):
-            mine.copy_(theirs)
+        """One EMA step of the parameters and floating-point buffers towards ``model``'s; counters copied.
+
+        Batch-norm running statistics are averaged like the weights (UniMatch V2), so the teacher's statistics
+        belong to its weights; integer buffers (``num_batches_tracked``) are copied.
+        """
+        decay = ema_decay_at(self.decay, int(self.updates))
+        ema_update(self.net.parameters(), model.parameters(), decay)
+        pairs = list(zip(self.net.buffers(), model.buffers(), strict=True))
+        ema_update([m for m, _ in pairs if m.is_floating_point()], [t for m, t in pairs if m.is_floating_point()],
+                   decay)
+        for mine, theirs in pairs:
+            if not mine.is_floating_point():
+                mine.copy_(theirs)
         self.updates += 1
 
     @torch.no_grad()

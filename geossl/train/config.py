@@ -82,6 +82,11 @@ class TrainConfig(ModelOptions):
                                        "(a class drawn uniformly among those labeled, then a window holding one of "
                                        "its pixels).")
     seed: int = Field(default=0, description="Random seed.")
+    init_from: Annotated[Path | None, Flag(metavar="MODEL")] = Field(
+        default=None, description="Start from this geossl model (RUN/model.pt or a checkpoint) of the same "
+                                  "architecture, encoder, bands and classes: a warm start, e.g. a pseudo-labelling "
+                                  "strategy from the supervised model of the same recipe, or the next round of the "
+                                  "labelling loop [default: from --weights].")
     accelerator: str = Field(default="auto", description="auto, cpu, gpu... (Lightning).")
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         default=1, description="Devices (processes) to train on, or 'auto'.")
@@ -105,6 +110,8 @@ class TrainConfig(ModelOptions):
     def _check(self) -> TrainConfig:
         if self.overlap is not None and self.overlap >= self.patch_size:
             raise ValueError(f"overlap {self.overlap} must be smaller than patch_size {self.patch_size}")
+        if self.init_from is not None and self.weights != "none":
+            raise ValueError("give --weights or --init-from, not both (--init-from holds the whole model)")
         return self
 
     @property

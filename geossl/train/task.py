@@ -33,7 +33,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchgeo.trainers import BaseTask
 
 from geossl.data.rng import draws, seed_of
-from geossl.models import ModelBundle, Segmenter
+from geossl.models import ModelBundle, Segmenter, load_bundle
 from geossl.models.bundle import CHECKPOINT_MODEL, CHECKPOINT_STRATEGY, OLD_PSEUDO_HEAD
 from geossl.ssl import STRATEGIES
 from geossl.train.config import TrainConfig
@@ -64,9 +64,13 @@ class SegmentationTask(BaseTask):
         # the bundle records weights "none" (it is self-contained); the run starts from the config's weights
         start = self.bundle.model.model_copy(update={"weights": self.train_config.weights})
         self.model = Segmenter(start, self.bundle.bands)
+        if self.train_config.init_from is not None:  # before the strategy copies it (an EMA teacher)
+            self.model.load_state_dict(load_bundle(self.train_config.init_from)[1].state_dict())
+            log.info("starting from the weights of %s", self.train_config.init_from)
         options = self.train_config.strategy
         weights = self.hparams.get("class_weights")
-        self.ssl = STRATEGIES[options.name](self.model, options, self.train_config.views,
+        views = self.train_config.views.resolved(self.bundle.bands)
+        self.ssl = STRATEGIES[options.name](self.model, options, views,
                                             None if weights is None else torch.tensor(weights),
                                             self.train_config.debias_pseudo_labels, self.train_config.prior)
         self.strategy = self.ssl.owned  # registered here: checkpointed under CHECKPOINT_STRATEGY, never exported
