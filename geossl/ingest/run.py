@@ -56,13 +56,16 @@ log = logging.getLogger(__name__)
 PRIORS = "priors"
 #: Staging folder of the labels without the drawn ones (not published).
 UNDRAWN = ".undrawn"
+#: How the image COGs mark a warp's empty pixels where the imagery declares no nodata (an internal mask; before:
+#: the dtype's maximum, 255 for 8-bit). Part of the input hash: a catalog of the earlier way is ingested again.
+EMPTY_PIXELS = "internal mask"
 
 
 def input_hash(manifest: Manifest, inputs: ResolvedInputs, options: IngestOptions) -> str:
-    """Hash of what decides the outputs: input files (path, size, mtime), manifest and COG options."""
+    """Hash of what decides the outputs: input files (path, size, mtime), manifest, COG options, the way of writing."""
     files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in inputs.all_files()]
     return stable_hash(files, manifest.model_dump(mode="json"), options.compress, options.blocksize,
-                       geossl.__version__)
+                       geossl.__version__, EMPTY_PIXELS)
 
 
 def _up_to_date(out: Path, digest: str) -> bool:

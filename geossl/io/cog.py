@@ -84,13 +84,13 @@ class Grid:
 def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata: float | None = None,
              colormap: dict[int, tuple[int, int, int, int]] | None = None,
              band_metadata: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
-             scale: float | None = None, mask_band: int | None = None) -> str:
+             scale: float | None = None, mask_last: bool = False) -> str:
     """A VRT (XML string) exposing ``path`` unchanged but with the given descriptions, nodata and palette.
 
     GDAL copies these, and the metadata, into the output when the VRT is the source of a COG write.
     ``scale`` sets every band's GDAL scale (value = pixel x scale), e.g. ``1/255`` for probabilities stored as bytes.
-    ``mask_band`` (the last band of ``path``, e.g. a warp's alpha) becomes the VRT's per-dataset mask instead of
-    a band: a COG written from the VRT stores it as its internal mask.
+    With ``mask_last`` the last band of ``path`` (a warp's alpha) becomes the VRT's per-dataset mask instead of a
+    band: a COG written from the VRT stores it as its internal mask.
     """
     with rasterio.open(path) as src:
         width, height, count = src.width, src.height, src.count
@@ -110,10 +110,8 @@ def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata:
                 f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
                 f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>')
 
-    if mask_band is not None:
-        assert mask_band == count, "the mask band is the last band"
-        count -= 1
-    for b in range(1, count + 1):
+    bands = count - 1 if mask_last else count
+    for b in range(1, bands + 1):
         dtype = _GDAL_TYPES[dtypes[b - 1]]
         parts.append(f'<VRTRasterBand dataType="{dtype}" band="{b}">')
         if descriptions:
@@ -131,8 +129,8 @@ def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata:
         parts.append(_metadata_xml(band_metadata))
         parts.append(source(b, dtype))
         parts.append("</VRTRasterBand>")
-    if mask_band is not None:
-        parts.append(f'<MaskBand><VRTRasterBand dataType="Byte">{source(mask_band, "Byte")}</VRTRasterBand></MaskBand>')
+    if mask_last:
+        parts.append(f'<MaskBand><VRTRasterBand dataType="Byte">{source(count, "Byte")}</VRTRasterBand></MaskBand>')
     parts.append("</VRTDataset>")
     return "".join(parts)
 
@@ -231,8 +229,7 @@ def _masked_warp(source: str, target: Grid, options: CogOptions) -> Iterator[str
                        NUM_THREADS=options.threads) as vrt:
             rasterio.shutil.copy(vrt, warped, driver="VRT")
     try:
-        yield wrap_vrt(warped, descriptions=descriptions if any(descriptions) else None,
-                       mask_band=len(descriptions) + 1)
+        yield wrap_vrt(warped, descriptions=descriptions if any(descriptions) else None, mask_last=True)
     finally:
         rasterio.shutil.delete(warped)
 

@@ -96,8 +96,8 @@ def scene_nodata(declared: float | None, dataset_mask: bool, bundle: ModelBundle
     """The nodata value a scene is read with: its own; none when its mask marks its empty pixels; else the bundle's.
 
     A scene that marks nothing (a source file without nodata) is read as the training imagery was. A scene with a
-    mask keeps every value: a bundle trained on imagery whose empty pixels once had to be a value (geossl before
-    masks used 255 for 8-bit imagery without nodata) does not take that value from valid pixels of a masked scene.
+    mask of its own keeps every value, under a bundle of older catalogs too, whose nodata may be the value that once
+    had to mark the empty pixels of imagery without one (255 for 8-bit imagery).
     """
     if declared is not None:
         return declared
