@@ -143,7 +143,7 @@ def test_a_scene_declaring_nodata_keeps_it_with_a_masked_bundle(white, tmp_path)
         with rasterio.open(tmp_path / name, "w", **(profile | {"nodata": nodata})) as dst:
             dst.write(data)
     declared, plain = open_scenes([tmp_path / "declared.tif", tmp_path / "plain.tif"], _bundle(None))
-    masked, = open_scenes([image], _bundle(255.0))
+    (masked,) = open_scenes([image], _bundle(255.0))
     assert (declared.nodata, plain.nodata, masked.nodata) == (255, None, None)
     assert open_scenes([tmp_path / "plain.tif"], _bundle(255.0))[0].nodata == 255
 
