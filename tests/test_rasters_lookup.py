@@ -1,4 +1,7 @@
-"""The catalog datasets' cached index lookup reads what torchgeo's own lookup reads: same files, same pixels."""
+"""The catalog datasets' cached index lookup reads what torchgeo's own lookup reads: same files, same pixels.
+
+Image samples say besides which pixels the files cover (``valid``).
+"""
 
 from pathlib import Path
 
@@ -24,8 +27,11 @@ def _tile(path: Path, left: float, top: float, width: int, height: int, value: i
     return str(path)
 
 
-def _same_sample(ds: RasterDataset, query: tuple[slice, slice]) -> None:
-    """``ds[query]`` equals torchgeo's ``RasterDataset.__getitem__`` (or both raise IndexError)."""
+def _same_sample(ds: RasterDataset, query: tuple[slice, slice], covered: torch.Tensor | None = None) -> None:
+    """``ds[query]`` equals torchgeo's ``RasterDataset.__getitem__`` (or both raise IndexError).
+
+    An image sample's ``valid`` is ``covered`` (by default: the pixels torchgeo's merge did not fill with 0).
+    """
     try:
         expected = RasterDataset.__getitem__(ds, query)
     except IndexError:
@@ -33,9 +39,13 @@ def _same_sample(ds: RasterDataset, query: tuple[slice, slice]) -> None:
             ds[query]
         return
     got = ds[query]
-    assert got.keys() == expected.keys() and got["bounds"] == expected["bounds"] and got["crs"] == expected["crs"]
+    extra = {"valid"} if ds.is_image else set()  # the pixels a file covers (and its own mask keeps)
+    assert got.keys() == expected.keys() | extra
+    assert got["bounds"] == expected["bounds"] and got["crs"] == expected["crs"]
     key = "image" if ds.is_image else "mask"
     assert got[key].dtype == expected[key].dtype and torch.equal(got[key], expected[key])
+    if ds.is_image:
+        assert torch.equal(got["valid"], expected["image"][0] != 0 if covered is None else covered)
 
 
 def test_overlapping_tiles_touching_and_missed_queries(tmp_path: Path) -> None:
@@ -57,7 +67,7 @@ def test_overlapping_tiles_touching_and_missed_queries(tmp_path: Path) -> None:
     queries.append((slice(500_000 + 70 * RES, 500_000 + 78 * RES), slice(4_000_000 - 8 * RES, 4_000_000)))
     across = (slice(500_000 + 20 * RES, 500_000 + 36 * RES), slice(4_000_000 - 21 * RES, 4_000_000 - 5 * RES))
     queries.append(across)  # over the overlap of a and b
-    for query in queries:
+    for query in queries:  # every tile pixel is > 0: merge's 0 fill marks the pixels no tile covers
         _same_sample(images, query)
         _same_sample(labels, query)
     assert images._files_in(*across, images.bounds[2]) == paths[:2]
@@ -73,5 +83,8 @@ def test_catalog_windows_read_as_torchgeo_reads_them(synth_catalog: Path) -> Non
         xmin = x.start + int(rng.integers(-20, 200)) * xres
         ymax = y.stop - int(rng.integers(-20, 200)) * yres
         query = (slice(xmin, xmin + 64 * xres), slice(ymax - 64 * yres, ymax))
-        _same_sample(images, query)
+        cols = xmin + (np.arange(64) + 0.5) * xres
+        rows = ymax - (np.arange(64) + 0.5) * yres
+        inside = ((rows > y.start) & (rows < y.stop))[:, None] & ((cols > x.start) & (cols < x.stop))[None]
+        _same_sample(images, query, torch.from_numpy(inside))  # the scene's nodata is the normaliser's to mark
         _same_sample(labels, query)

@@ -7,7 +7,6 @@ prediction: :meth:`geossl.models.ModelBundle.normalize` is this class with the b
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import overload
 
@@ -16,6 +15,7 @@ import torch
 from torch import Tensor
 
 from geossl.catalog import Catalog
+from geossl.io.valid import valid_pixels
 from geossl.manifest import ClassDef
 
 #: Index of "no label" in encoded label tensors (cross-entropy's ``ignore_index``).
@@ -26,9 +26,10 @@ MIN_STD = 1e-6
 
 @dataclass(frozen=True)
 class Normalizer:
-    """``(x - mean) / std`` per band in float32; pixels where any band is nodata or not finite are invalid.
+    """``(x - mean) / std`` per band in float32; invalid pixels (:mod:`geossl.io.valid`) become 0 in every band.
 
-    Invalid pixels become 0 in every band.
+    A pixel is invalid where the raster's own mask (given with the pixels) says so, any band is nodata, or any
+    band is not finite.
     """
 
     mean: tuple[float, ...]
@@ -49,26 +50,28 @@ class Normalizer:
                    nodata=catalog.nodata)
 
     @overload
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
     @overload
-    def __call__(self, image: Tensor) -> tuple[Tensor, Tensor]: ...
+    def __call__(self, image: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
 
-    def __call__(self, image: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray] | tuple[Tensor, Tensor]:
+    def __call__(self, image: np.ndarray | Tensor, mask: np.ndarray | Tensor | None = None
+                 ) -> tuple[np.ndarray, np.ndarray] | tuple[Tensor, Tensor]:
         """``(bands, h, w)`` raw values → normalised float32 image and the valid mask ``(h, w)``.
 
+        ``mask`` ``(h, w)``: the raster's own mask of these pixels (0 or False = invalid), when it has one.
         NumPy arrays for an array; tensors (on the image's device) for a tensor.
         """
+        if isinstance(mask, Tensor):
+            mask = mask.detach().cpu().numpy()
         if isinstance(image, Tensor):
-            x, valid = self._normalize(image.detach().cpu().numpy())
+            x, valid = self._normalize(image.detach().cpu().numpy(), mask)
             return torch.from_numpy(x).to(image.device), torch.from_numpy(valid).to(image.device)
-        return self._normalize(image)
+        return self._normalize(image, mask)
 
-    def _normalize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _normalize(self, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         x = image.astype(np.float32)
-        valid = np.asarray(np.isfinite(x).all(axis=0))
-        if self.nodata is not None and not math.isnan(self.nodata):
-            valid &= ~(image == self.nodata).any(axis=0)
+        valid = valid_pixels(image, self.nodata, mask)
         x -= self._mean
         x /= self._std
         x[:, ~valid] = 0.0

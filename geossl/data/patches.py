@@ -3,7 +3,8 @@
 A sample is a dict of tensors::
 
     image   (C, S, S) float32  normalised bands, 0 where invalid
-    valid   (S, S)    bool     image valid (not nodata) and inside the query's region
+    valid   (S, S)    bool     image valid (covered, its mask, not nodata: geossl.io.valid) and inside the query's
+                               region
     mask    (S, S)    int64    class index 0..K-1 or IGNORE (labeled and evaluation patches)
     truth   (S, S)    int64    hidden truth of unlabeled patches (diagnostics only; never given to a loss)
     prior   (S, S)    int64    class index 0..K-1 of the catalog's prior map or IGNORE (unlabeled patches, when
@@ -61,7 +62,7 @@ class PatchDataset(Dataset[list[dict[str, Tensor]]]):
         """One patch: read, normalise, mask to its region, then the query's symmetry."""
         xmin, ymin, xmax, ymax = self.grid.window_bounds(query.row, query.col, self.size)
         raw = self.source[slice(xmin, xmax), slice(ymin, ymax)]
-        image, valid = self.normalizer(raw["image"])
+        image, valid = self.normalizer(raw["image"], raw.get("valid"))
         transform = Affine(self.grid.xres, 0, xmin, 0, -self.grid.yres, ymax)
         inside = rasterio.features.geometry_mask([self.regions[query.region].geometry], (self.size, self.size),
                                                  transform, invert=True)

@@ -12,10 +12,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from rasterio.windows import Window
+from torch import Tensor
 from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
 
 from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.errors import InputError
+from geossl.io.valid import read_mask
 
 
 class _CatalogRasters(RasterDataset):
@@ -42,11 +46,31 @@ class _CatalogRasters(RasterDataset):
         sample: dict[str, Any] = {"crs": self.crs, "bounds": query}
         if self.is_image:
             sample["image"] = data
+            sample["valid"] = self._covered(files, x, y)
         else:
             sample["mask"] = data.squeeze(0)
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
+
+    def _covered(self, files: list[str], x: slice, y: slice) -> Tensor:
+        """``(h, w)`` bool: the query's pixels that one of ``files`` covers and its own mask keeps.
+
+        torchgeo's merge fills the rest with 0 (or nodata), which may be a valid value: this says which they are.
+        The files are on the query's grid (a catalog's are), so the windows are whole pixels.
+        """
+        shape = (round((y.stop - y.start) / y.step), round((x.stop - x.start) / x.step))
+        valid = np.zeros(shape, dtype=bool)
+        for path in files:
+            src = self._cached_load_warp_file(path) if self.cache else self._load_warp_file(path)
+            row = round((src.transform.f - y.stop) / -src.transform.e)
+            col = round((x.start - src.transform.c) / src.transform.a)
+            r0, c0 = max(row, 0), max(col, 0)
+            r1, c1 = min(row + shape[0], src.height), min(col + shape[1], src.width)
+            if r1 > r0 and c1 > c0:
+                mask = read_mask(src, Window(c0, r0, c1 - c0, r1 - r0))
+                valid[r0 - row : r1 - row, c0 - col : c1 - col] |= True if mask is None else mask > 0
+        return torch.from_numpy(valid)
 
     def _files_in(self, x: slice, y: slice, t: slice) -> list[str]:
         """The files whose footprint box meets the query's box (edges included, as ``cx``), in index order."""
@@ -75,7 +99,11 @@ class _CatalogRasters(RasterDataset):
 
 
 class ImageRasters(_CatalogRasters):
-    """The catalog's analysis-ready image COGs (all bands, raw values as float32)."""
+    """The catalog's analysis-ready image COGs (all bands, raw values as float32).
+
+    A sample holds ``valid`` besides ``image``: the pixels a file covers and its own mask keeps
+    (:mod:`geossl.io.valid`; the nodata value is the normaliser's to test).
+    """
 
     is_image = True
 

@@ -44,7 +44,7 @@ from geossl.ingest.splits import (
 from geossl.ingest.stats import band_statistics, value_counts
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
-from geossl.io.lazy import read_lazy
+from geossl.io.lazy import read_lazy, read_lazy_mask
 from geossl.io.names import scene_ids
 from geossl.io.style import raster_qml
 from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inputs
@@ -56,20 +56,16 @@ log = logging.getLogger(__name__)
 PRIORS = "priors"
 #: Staging folder of the labels without the drawn ones (not published).
 UNDRAWN = ".undrawn"
-
-
-def _default_nodata(dtype: str) -> float:
-    kind = np.dtype(dtype)
-    if np.issubdtype(kind, np.floating):
-        return float("nan")
-    return float(np.iinfo(kind).max if np.issubdtype(kind, np.unsignedinteger) else np.iinfo(kind).min)
+#: How the image COGs mark a warp's empty pixels where the imagery declares no nodata (an internal mask; before:
+#: the dtype's maximum, 255 for 8-bit). Part of the input hash: a catalog of the earlier way is ingested again.
+EMPTY_PIXELS = "internal mask"
 
 
 def input_hash(manifest: Manifest, inputs: ResolvedInputs, options: IngestOptions) -> str:
-    """Hash of what decides the outputs: input files (path, size, mtime), manifest and COG options."""
+    """Hash of what decides the outputs: input files (path, size, mtime), manifest, COG options, the way of writing."""
     files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in inputs.all_files()]
     return stable_hash(files, manifest.model_dump(mode="json"), options.compress, options.blocksize,
-                       geossl.__version__)
+                       geossl.__version__, EMPTY_PIXELS)
 
 
 def _up_to_date(out: Path, digest: str) -> bool:
@@ -130,13 +126,18 @@ def ingest(manifest_path: str | Path, options: IngestOptions, client: Client | N
 
 @dataclass(frozen=True)
 class _Scenes:
-    """The scenes to ingest: ids, what inspection found, their grids on the target lattice, bands and nodata."""
+    """The scenes to ingest: ids, what inspection found, their grids on the target lattice, bands and nodata.
+
+    ``masked``: the imagery declares no nodata and some scene is warped, so the pixels a warp leaves empty are
+    marked by the images' internal masks (every source value is kept: none can stand for "empty").
+    """
 
     ids: list[str]
     imagery: list[RasterInfo]
     grids: list[Grid]
     bands: list[str]
     nodata: float | None
+    masked: bool = False
 
     def images(self, folder: Path) -> list[Path]:
         """Where the scenes' image COGs go in ``folder``."""
@@ -163,9 +164,10 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     _write_cogs(client, scenes, manifest, labels, prior, stage, options)
     label_paths = scenes.labels(stage) if labels is not None else []
     arrays = [read_lazy(p) for p in scenes.images(stage)]
-    stats = band_statistics(client, arrays, scenes.nodata, bands, options.quiet)
-    per_scene = [band_statistics(client, [a], scenes.nodata, bands, True) for a in arrays] if len(arrays) > 1 \
-        else [stats]
+    masks = [read_lazy_mask(p) for p in scenes.images(stage)]
+    stats = band_statistics(client, arrays, scenes.nodata, bands, options.quiet, masks)
+    per_scene = [band_statistics(client, [a], scenes.nodata, bands, True, [m]) for a, m in zip(arrays, masks,
+                 strict=True)] if len(arrays) > 1 else [stats]
     class_counts = _class_counts(client, manifest, inputs, label_paths)
     undrawn = _undrawn(manifest, labels)
     features = _split_features(manifest, inputs, scenes, target, scenes.undrawn(stage) if undrawn else label_paths)
@@ -200,13 +202,15 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
 
 def _scenes(manifest: Manifest, inputs: ResolvedInputs, imagery: list[RasterInfo], bands: list[str],
             target: TargetGrid) -> _Scenes:
-    """The scenes on the target grid, and the nodata value of the images written (the imagery's, if any)."""
+    """The scenes on the target grid, the nodata value of the images written (the imagery's, if any) or a mask."""
     grids = [target.grid_for(info.grid) for info in imagery]
     nodata = manifest.imagery.nodata if manifest.imagery.nodata is not None else imagery[0].nodata
-    if nodata is None and any(not g.same_as(i.grid) for g, i in zip(grids, imagery, strict=True)):
-        nodata = _default_nodata(imagery[0].dtype)
-        log.warning("imagery declares no nodata; using %s for pixels outside the scenes after alignment", nodata)
-    return _Scenes(ids=scene_ids(inputs.imagery), imagery=imagery, grids=grids, bands=bands, nodata=nodata)
+    masked = nodata is None and any(not g.same_as(i.grid) for g, i in zip(grids, imagery, strict=True))
+    if masked:
+        log.info("imagery declares no nodata; an internal mask marks the pixels outside the scenes after "
+                 "alignment (every pixel value is kept)")
+    return _Scenes(ids=scene_ids(inputs.imagery), imagery=imagery, grids=grids, bands=bands, nodata=nodata,
+                   masked=masked)
 
 
 def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelSources | None,
@@ -228,7 +232,7 @@ def _write_cogs(client: Any, scenes: _Scenes, manifest: Manifest, labels: LabelS
         warp = None if grid.same_as(info.grid) else grid
         if warp is not None:
             log.info("%s: aligning onto the target grid (%d x %d px)", info.path.name, grid.width, grid.height)
-        tasks.append(client.submit(_write_image, vrt, info.path, image, cog, warp, pure=False))
+        tasks.append(client.submit(_write_image, vrt, info.path, image, cog, warp, scenes.masked, pure=False))
         if labels is not None:
             tasks.append(client.submit(write_aligned_labels, labels, manifest, grid, label, stage, cog, pure=False))
         if undrawn:
@@ -277,14 +281,15 @@ def _split_features(manifest: Manifest, inputs: ResolvedInputs, scenes: _Scenes,
     return block_splits(cfg, bounds, shares)
 
 
-def _write_image(vrt: str, source: Path, dst: Path, options: CogOptions, target: Grid | None) -> None:
-    """Write one scene's COG; a read failure (a corrupt file) names the source file.
+def _write_image(vrt: str, source: Path, dst: Path, options: CogOptions, target: Grid | None,
+                 mask_empty: bool) -> None:
+    """Write one scene's COG (``mask_empty``: see :func:`write_cog`); a read failure (a corrupt file) names the source.
 
     The error is raised outside the ``except`` block on purpose: GDAL's exception cannot be pickled, and it
     must not travel back from a Dask worker as the cause of ours.
     """
     try:
-        write_cog(vrt, dst, options, target)
+        write_cog(vrt, dst, options, target, mask_empty=mask_empty)
         return
     except RASTER_ERRORS as exc:
         reason = str(exc).splitlines()[0]

@@ -8,6 +8,8 @@ histogram of :data:`FLOAT_BINS` bins between the global minimum and maximum.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -15,6 +17,7 @@ from dask.delayed import delayed
 from distributed import Client
 
 from geossl.catalog import BandStats, Histogram
+from geossl.io.valid import valid_pixels
 from geossl.parallel import gather_progress
 
 FLOAT_BINS = 4096
@@ -28,9 +31,10 @@ def _exact_offset(dtype: np.dtype) -> int | None:
     return None
 
 
-def _chunk_moments(block: np.ndarray, nodata: float | None) -> dict[str, np.ndarray]:
+def _chunk_moments(block: np.ndarray, nodata: float | None, mask: np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
     """Count, sums, min and max of each band over the chunk's valid pixels."""
-    valid = _valid(block, nodata)
+    valid = valid_pixels(block, nodata, mask)
     vals = block[:, valid].astype(np.float64)
     n = vals.shape[1]
     return {
@@ -41,9 +45,10 @@ def _chunk_moments(block: np.ndarray, nodata: float | None) -> dict[str, np.ndar
     }
 
 
-def _chunk_hist(block: np.ndarray, nodata: float | None, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _chunk_hist(block: np.ndarray, nodata: float | None, lo: np.ndarray, hi: np.ndarray,
+                mask: np.ndarray | None = None) -> np.ndarray:
     """Histogram per band of FLOAT_BINS bins in [lo, hi] over valid pixels (types without exact histograms)."""
-    valid = _valid(block, nodata)
+    valid = valid_pixels(block, nodata, mask)
     out = np.zeros((block.shape[0], FLOAT_BINS), dtype=np.int64)
     for i, b in enumerate(block):
         span = hi[i] - lo[i] if hi[i] > lo[i] else 1.0
@@ -52,11 +57,11 @@ def _chunk_hist(block: np.ndarray, nodata: float | None, lo: np.ndarray, hi: np.
     return out
 
 
-def _chunk_exact(block: np.ndarray, nodata: float | None) -> np.ndarray:
+def _chunk_exact(block: np.ndarray, nodata: float | None, mask: np.ndarray | None = None) -> np.ndarray:
     """Exact histogram per band (one bin per value, bin ``v + offset``) over valid pixels.
 
-    Whole bands are counted without masking, then the few pixels where some band is nodata are counted
-    again and subtracted: much faster than indexing the valid pixels out of every band.
+    Whole bands are counted without masking, then the few invalid pixels (masked, or some band at nodata) are
+    counted again and subtracted: much faster than indexing the valid pixels out of every band.
     """
     offset = _exact_offset(block.dtype)
     assert offset is not None
@@ -65,20 +70,11 @@ def _chunk_exact(block: np.ndarray, nodata: float | None) -> np.ndarray:
     if offset:
         unsigned = unsigned ^ np.array(offset, dtype=unsigned.dtype)  # two's complement → offset binary
     hist = np.stack([np.bincount(b.ravel(), minlength=size) for b in unsigned])
-    if nodata is not None and not np.isnan(nodata):
-        invalid = (block == nodata).any(axis=0)
+    if mask is not None or (nodata is not None and not np.isnan(nodata)):
+        invalid = ~valid_pixels(block, nodata, mask)
         if invalid.any():
             hist -= np.stack([np.bincount(b[invalid], minlength=size) for b in unsigned])
     return hist
-
-
-def _valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
-    valid = np.ones(block.shape[1:], dtype=bool)
-    if nodata is not None and not np.isnan(nodata):
-        valid &= ~(block == nodata).any(axis=0)
-    if np.issubdtype(block.dtype, np.floating):
-        valid &= ~np.isnan(block).any(axis=0)
-    return valid
 
 
 def _percentile(hist: np.ndarray, edges_lo: float, width: float, q: float) -> float:
@@ -145,24 +141,28 @@ def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None, names: list[str],
-                    quiet: bool = False) -> list[BandStats]:
-    """Statistics per band over the valid pixels of all ``arrays`` (each ``(bands, rows, cols)``)."""
+                    quiet: bool = False, masks: Sequence[da.Array | None] | None = None) -> list[BandStats]:
+    """Statistics per band over the valid pixels of all ``arrays`` (each ``(bands, rows, cols)``).
+
+    ``masks``: each array's own mask (``(rows, cols)``, chunked alike; None for an array without one), as
+    :func:`geossl.io.lazy.read_lazy_mask` reads it; the pixels it marks invalid are left out, as nodata's are.
+    """
     dtype = arrays[0].dtype
     offset = _exact_offset(dtype)
-    chunks = [blk for arr in arrays for blk in arr.to_delayed().ravel()]
+    chunks = _chunks(arrays, masks if masks is not None else [None] * len(arrays))
     acc: dict[str, np.ndarray] | None = None
     if offset is not None:
-        futures = client.compute([delayed(_chunk_exact)(blk, nodata) for blk in chunks])
+        futures = client.compute([delayed(_chunk_exact)(blk, nodata, mask) for blk, mask in chunks])
         hist = None
         for _, part in gather_progress(futures, "band statistics", quiet):
             hist = part if hist is None else hist + part
         assert hist is not None
         acc = _moments_from_exact(hist, offset)
     else:
-        futures = client.compute([delayed(_chunk_moments)(blk, nodata) for blk in chunks])
+        futures = client.compute([delayed(_chunk_moments)(blk, nodata, mask) for blk, mask in chunks])
         acc = _merge([part for _, part in gather_progress(futures, "band range", quiet)])
         lo, hi = acc["min"], acc["max"]
-        futures = client.compute([delayed(_chunk_hist)(blk, nodata, lo, hi) for blk in chunks])
+        futures = client.compute([delayed(_chunk_hist)(blk, nodata, lo, hi, mask) for blk, mask in chunks])
         hist = None
         for _, part in gather_progress(futures, "band histograms", quiet):
             hist = part if hist is None else hist + part
@@ -170,6 +170,20 @@ def band_statistics(client: Client, arrays: list[da.Array], nodata: float | None
         acc["hist"] = hist
     assert acc is not None
     return _summarise(names, acc, offset)
+
+
+def _chunks(arrays: list[da.Array], masks: Sequence[da.Array | None]) -> list[tuple[Any, Any]]:
+    """The arrays' chunks (delayed), each with the same chunk of its array's mask (or None)."""
+    out: list[tuple[Any, Any]] = []
+    for arr, mask in zip(arrays, masks, strict=True):
+        blocks = arr.to_delayed().ravel()
+        if mask is None:
+            out.extend((blk, None) for blk in blocks)
+            continue
+        if mask.chunks != arr.chunks[1:]:
+            raise ValueError(f"mask chunks {mask.chunks} differ from the image's {arr.chunks[1:]}")
+        out.extend(zip(blocks, mask.to_delayed().ravel(), strict=True))
+    return out
 
 
 def _chunk_counts(block: np.ndarray) -> np.ndarray:

@@ -4,6 +4,19 @@ A source file is wrapped in a small VRT that sets what the analysis-ready copy m
 nodata, palette, metadata), and GDAL's COG driver writes it, warping onto a target grid when one is given.
 GDAL streams the copy block by block, compresses on every core and builds overviews, so memory stays bounded
 by ``GDAL_CACHEMAX`` whatever the scene size.
+
+Empty pixels of imagery without a nodata value. A warp leaves pixels outside the scene; when the imagery declares
+no nodata, every value is a possible pixel (a saturated 255 of 8-bit imagery is a white roof, not a hole), so
+no value can mark them. They are marked by a mask instead (:func:`write_cog` with ``mask_empty``): the warp's
+alpha becomes the COG's *internal per-dataset mask* (a 1-bit deflated TIFF mask beside the bands, with
+overviews of its own), not an alpha band, because
+
+- the bands stay the imagery's bands: an alpha band would be one more band for the band statistics, the model's
+  inputs and every band-count check to skip;
+- GDAL takes an alpha band as the mask only in 2- and 4-band rasters (a 7-band scene's alpha would be data),
+  while a per-dataset mask is the mask (``GetMaskBand``, ``rasterio``'s ``dataset_mask``) whatever the bands;
+- the COG driver copies a source's per-dataset mask into the COG and builds its overviews; GDAL's warper,
+  ``gdalwarp`` and ``WarpedVRT`` read it as the source's validity; QGIS (since 3.0) shows it as transparency.
 """
 
 from __future__ import annotations
@@ -11,6 +24,9 @@ from __future__ import annotations
 import html
 import json
 import math
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -68,11 +84,13 @@ class Grid:
 def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata: float | None = None,
              colormap: dict[int, tuple[int, int, int, int]] | None = None,
              band_metadata: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
-             scale: float | None = None) -> str:
+             scale: float | None = None, mask_last: bool = False) -> str:
     """A VRT (XML string) exposing ``path`` unchanged but with the given descriptions, nodata and palette.
 
     GDAL copies these, and the metadata, into the output when the VRT is the source of a COG write.
     ``scale`` sets every band's GDAL scale (value = pixel x scale), e.g. ``1/255`` for probabilities stored as bytes.
+    With ``mask_last`` the last band of ``path`` (a warp's alpha) becomes the VRT's per-dataset mask instead of a
+    band: a COG written from the VRT stores it as its internal mask.
     """
     with rasterio.open(path) as src:
         width, height, count = src.width, src.height, src.count
@@ -83,7 +101,17 @@ def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata:
     parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
              f"<SRS>{html.escape(crs.to_wkt())}</SRS>" if crs else "",
              f"<GeoTransform>{geo}</GeoTransform>", _metadata_xml(metadata)]
-    for b in range(1, count + 1):
+
+    def source(b: int, dtype: str) -> str:
+        return (f'<SimpleSource><SourceFilename relativeToVRT="0">{src_name}</SourceFilename>'
+                f"<SourceBand>{b}</SourceBand>"
+                f'<SourceProperties RasterXSize="{width}" RasterYSize="{height}" DataType="{dtype}" '
+                f'BlockXSize="{block[1]}" BlockYSize="{block[0]}"/>'
+                f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+                f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>')
+
+    bands = count - 1 if mask_last else count
+    for b in range(1, bands + 1):
         dtype = _GDAL_TYPES[dtypes[b - 1]]
         parts.append(f'<VRTRasterBand dataType="{dtype}" band="{b}">')
         if descriptions:
@@ -99,15 +127,10 @@ def wrap_vrt(path: str | Path, *, descriptions: list[str] | None = None, nodata:
                 parts.append(f'<Entry c1="{r}" c2="{g}" c3="{bl}" c4="{a}"/>')
             parts.append("</ColorTable>")
         parts.append(_metadata_xml(band_metadata))
-        parts.append(
-            f'<SimpleSource><SourceFilename relativeToVRT="0">{src_name}</SourceFilename>'
-            f"<SourceBand>{b}</SourceBand>"
-            f'<SourceProperties RasterXSize="{width}" RasterYSize="{height}" DataType="{dtype}" '
-            f'BlockXSize="{block[1]}" BlockYSize="{block[0]}"/>'
-            f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
-            f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource>'
-        )
+        parts.append(source(b, dtype))
         parts.append("</VRTRasterBand>")
+    if mask_last:
+        parts.append(f'<MaskBand><VRTRasterBand dataType="Byte">{source(count, "Byte")}</VRTRasterBand></MaskBand>')
     parts.append("</VRTDataset>")
     return "".join(parts)
 
@@ -166,10 +189,12 @@ def warp_options(grid: Grid, resampling: str) -> dict[str, str]:
 
 
 def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | None = None,
-              cache_bytes: int = CACHE_BYTES) -> None:
+              cache_bytes: int = CACHE_BYTES, mask_empty: bool = False) -> None:
     """Copy ``source`` (a path or VRT XML) to a COG at ``dst``, warped onto ``target`` when given.
 
     The COG driver warps onto grids of square pixels itself; other grids are read through a ``WarpedVRT``.
+    With ``mask_empty`` the pixels the warp leaves empty are marked by the COG's internal mask (see the module's
+    docstring) and every other pixel keeps its value: for sources without a nodata value.
     The file appears under ``dst`` only when complete (written under a temporary name, then renamed).
     ``cache_bytes`` is GDAL's block cache for the copy (the write's memory bound).
     """
@@ -177,6 +202,9 @@ def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | 
     with rasterio.Env(GDAL_CACHEMAX=cache_bytes, GDAL_NUM_THREADS=options.threads), atomic_file(dst) as tmp:
         if target is None:
             rasterio.shutil.copy(source, tmp, driver="COG", **opts)
+        elif mask_empty:
+            with _masked_warp(source, target, options) as masked:
+                rasterio.shutil.copy(masked, tmp, driver="COG", **opts)
         elif square_pixels(target):
             rasterio.shutil.copy(source, tmp, driver="COG", **opts, **warp_options(target, options.warp_resampling))
         else:
@@ -185,6 +213,25 @@ def write_cog(source: str, dst: str | Path, options: CogOptions, target: Grid | 
                 resampling=Resampling[options.warp_resampling],
             ) as vrt:
                 rasterio.shutil.copy(vrt, tmp, driver="COG", **opts)
+
+
+@contextmanager
+def _masked_warp(source: str, target: Grid, options: CogOptions) -> Iterator[str]:
+    """``source`` warped onto ``target`` as a VRT (XML) whose per-dataset mask is the warp's alpha (0 = empty).
+
+    The warped VRT lives in GDAL's in-memory file system for the copy (a VRT's mask must name a file).
+    """
+    warped = f"/vsimem/geossl-warp-{uuid.uuid4().hex}.vrt"
+    with rasterio.open(source) as src:
+        descriptions = [d or "" for d in src.descriptions]
+        with WarpedVRT(src, crs=target.crs, transform=target.transform, width=target.width, height=target.height,
+                       resampling=Resampling[options.warp_resampling], add_alpha=True,
+                       NUM_THREADS=options.threads) as vrt:
+            rasterio.shutil.copy(vrt, warped, driver="VRT")
+    try:
+        yield wrap_vrt(warped, descriptions=descriptions if any(descriptions) else None, mask_last=True)
+    finally:
+        rasterio.shutil.delete(warped)
 
 
 def class_metadata(classes: list[dict[str, Any]]) -> dict[str, str]:

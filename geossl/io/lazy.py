@@ -16,6 +16,8 @@ import rasterio
 from dask.base import tokenize
 from rasterio.windows import Window
 
+from geossl.io.valid import has_mask, read_mask
+
 #: Chunks are whole multiples of the file's blocks, grown until a chunk holds about this many pixels.
 TARGET_CHUNK_PIXELS = 1024 * 1024
 
@@ -72,11 +74,28 @@ def read_lazy(path: str | Path, bands: list[int] | None = None, target: int = TA
     return array
 
 
-def valid_mask(data: da.Array, nodata: float | None) -> da.Array:
-    """Pixels where no band equals ``nodata`` (and none is NaN for float data), as a ``(rows, cols)`` array."""
-    mask: da.Array = da.ones(data.shape[1:], chunks=data.chunks[1:], dtype=bool)
-    if nodata is not None and not np.isnan(nodata):
-        mask = ~(data == nodata).any(axis=0)
-    if np.issubdtype(data.dtype, np.floating):
-        mask = mask & ~da.isnan(data).any(axis=0)
-    return mask
+def _read_mask_chunk(path: str, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Read one chunk of the file's own mask (``read_mask``) as bool."""
+    assert block_info is not None
+    (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    with rasterio.open(path) as src:
+        mask = read_mask(src, window=Window(c0, r0, c1 - c0, r1 - r0))
+    assert mask is not None
+    return mask > 0
+
+
+def read_lazy_mask(path: str | Path, target: int = TARGET_CHUNK_PIXELS) -> da.Array | None:
+    """The file's own mask as a lazy ``(rows, cols)`` bool array (True = valid), or None when it has none.
+
+    Chunked as :func:`read_lazy` chunks the bands; read by :func:`geossl.io.valid.read_mask`.
+    """
+    path = str(path)
+    with rasterio.open(path) as src:
+        if not has_mask(src):
+            return None
+        rows, cols = block_aligned_chunks(src.height, src.width, src.block_shapes[0], target)
+    array: da.Array = da.map_blocks(
+        _read_mask_chunk, path, dtype=bool, chunks=(rows, cols), meta=np.empty((0, 0), dtype=bool),
+        name=f"mask-{Path(path).name}-{tokenize(path, rows, cols, os.stat(path).st_mtime_ns)}",
+    )
+    return array

@@ -72,6 +72,10 @@ class ModelBundle(BaseModel):
     (the manifest's); ``source_bands`` the band descriptions of its source files, one list per distinct naming
     (empty in bundles written before they were recorded). A scene named like either is the model's bands.
     ``resolution``, ``crs`` and ``grid_origin`` (a pixel corner ``(x, y)`` of the training data) are its grid.
+    ``nodata`` is the training imagery's nodata value: None when it declared none (then an internal mask marked
+    the empty pixels and every value was a pixel). Prediction marks a scene's invalid pixels by the scene's own
+    nodata or mask; the bundle's nodata only stands in for a scene that declares neither (see
+    :func:`geossl.predict.scene.open_scenes`).
     ``trained_on`` is the labeled area it learned from (None in bundles written before it was recorded).
     """
 
@@ -103,13 +107,13 @@ class ModelBundle(BaseModel):
         """The model's input normalisation: its band statistics and nodata."""
         return Normalizer(tuple(self.mean), tuple(self.std), self.nodata)
 
-    def normalize(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def normalize(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(bands, h, w)`` raw pixels → float32 ``(x - mean) / std`` and the valid mask ``(h, w)``.
 
-        Pixels where any band is nodata (or NaN) are invalid and set to 0 in every band: :class:`Normalizer`,
-        the normalisation training uses.
+        Pixels the raster's own ``mask`` marks (0), or where any band is nodata (or NaN), are invalid and set to
+        0 in every band: :class:`Normalizer`, the normalisation training uses.
         """
-        return self.normalizer(image)
+        return self.normalizer(image, mask)
 
 
 def described_bands(paths: Iterable[Path]) -> list[list[str]]:

@@ -22,13 +22,16 @@ from matplotlib.patches import Patch  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 
 from geossl.io.style import ClassLike  # noqa: E402
+from geossl.io.valid import read_valid  # noqa: E402
 
 
-def _decimated(path: Path, size: int, bands: Sequence[int], resampling: Resampling) -> tuple[np.ndarray, float | None]:
+def _decimated(path: Path, size: int, bands: Sequence[int], resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+    """The bands read at most ``size`` pixels a side, and their valid pixels (mask, nodata: geossl.io.valid)."""
     with rasterio.open(path) as src:
         scale = max(1.0, max(src.width, src.height) / size)
         shape = (len(bands), max(1, int(src.height / scale)), max(1, int(src.width / scale)))
-        return src.read(list(bands), out_shape=shape, resampling=resampling), src.nodata
+        data = src.read(list(bands), out_shape=shape, resampling=resampling)
+        return data, read_valid(src, data, src.nodata, out_shape=shape[1:])
 
 
 def _png(fig: Figure) -> bytes:
@@ -55,9 +58,8 @@ def _rgb(image: Path, band_names: list[str], size: int) -> tuple[np.ndarray, flo
         bands = [names.index(n) + 1 for n in ("red", "green", "blue")]
     else:
         bands = [min(i, len(names)) for i in (1, 2, 3)]
-    data, nodata = _decimated(image, size, bands, Resampling.average)
+    data, valid = _decimated(image, size, bands, Resampling.average)
     x = data.astype(np.float64)
-    valid = np.ones(x.shape[1:], bool) if nodata is None else ~(data == nodata).any(axis=0)
     out = np.zeros((*x.shape[1:], 4))
     for i in range(3):
         lo, hi = np.percentile(x[i][valid], [2, 98]) if valid.any() else (0.0, 1.0)
@@ -92,13 +94,12 @@ def suggestions_quicklook(image: Path, band_names: list[str], windows: Sequence[
 def class_quicklook(classes: Sequence[ClassLike], class_raster: Path, size: int = 1024, title: str = "Class map"
                     ) -> bytes:
     """Class map in the class palette, with a legend."""
-    data, nodata = _decimated(class_raster, size, [1], Resampling.nearest)
+    data, valid = _decimated(class_raster, size, [1], Resampling.nearest)
     lut = np.zeros((int(max(data.max(), max(c.id for c in classes))) + 1, 4))
     for c in classes:
         lut[c.id] = [int(c.color[i : i + 2], 16) / 255 for i in (1, 3, 5)] + [1.0]
     img = lut[data[0]]
-    if nodata is not None:
-        img[data[0] == nodata] = 0
+    img[~valid] = 0
     fig, ax = plt.subplots(figsize=(7.5, 6 * data.shape[1] / data.shape[2]))
     ax.imshow(img)
     ax.set_axis_off()

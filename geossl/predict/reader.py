@@ -20,6 +20,7 @@ from rasterio.windows import Window
 
 from geossl.errors import InputError
 from geossl.ingest.inspect import RASTER_ERRORS
+from geossl.io.valid import read_mask
 from geossl.models import ModelBundle
 from geossl.predict.scene import Scene
 
@@ -77,21 +78,23 @@ class RowBandReader:
         window = Window(self.col0, row0, self.col1 - self.col0, height)
         try:
             raw = self.src.read(self.bands, window=window)
-            mask = self._mask(window)
+            mask = scene_mask(self.src, self.scene, window)
         except RASTER_ERRORS as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         else:
-            data, valid = self.bundle.normalize(raw)
-            if mask is not None:
-                valid &= mask > 0
-                data[:, ~valid] = 0.0
+            data, valid = self.bundle.normalize(raw, mask)
             return RowBand(row0=row0, col0=self.col0, data=data, valid=valid)
         # Raised outside the except block: GDAL's exception must not travel back from a Dask worker as our cause.
         raise InputError(self.scene.path, f"cannot read scene: {reason}")
 
-    def _mask(self, window: Window) -> np.ndarray | None:
-        """The window's mask beyond the nodata value (0 = invalid): a warped scene's alpha, a per-dataset mask."""
-        if self.scene.warp is not None:
-            alpha: np.ndarray = self.src.read(self.scene.count + 1, window=window)
-            return alpha
-        return self.src.dataset_mask(window=window) if self.scene.dataset_mask else None
+
+def scene_mask(src: DatasetReader | WarpedVRT, scene: Scene, window: Window) -> np.ndarray | None:
+    """The window's mask beyond the nodata value (0 = invalid): a warped scene's alpha, the file's own mask.
+
+    ``src``: the scene opened with :func:`open_scene`. The alpha band is read by its index: GDAL takes an alpha
+    band for the mask only in 2- and 4-band rasters.
+    """
+    if scene.warp is not None:
+        alpha: np.ndarray = src.read(scene.count + 1, window=window)
+        return alpha
+    return read_mask(src, window) if scene.dataset_mask else None

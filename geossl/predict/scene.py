@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
-from rasterio.enums import MaskFlags
 
 from geossl.errors import InputError
 from geossl.ingest.inspect import inspect_raster
 from geossl.io.cog import Grid
 from geossl.io.names import scene_ids
+from geossl.io.valid import has_mask
 from geossl.models import ModelBundle
 from geossl.predict.resample import Warp, grid_difference, model_grid
 
@@ -92,6 +92,18 @@ def scene_warp(path: Path, grid: Grid, bundle: ModelBundle, resample: bool) -> t
     return target, Warp(source=grid)
 
 
+def scene_nodata(declared: float | None, dataset_mask: bool, bundle: ModelBundle) -> float | None:
+    """The nodata value a scene is read with: its own; none when its mask marks its empty pixels; else the bundle's.
+
+    A scene that marks nothing (a source file without nodata) is read as the training imagery was. A scene with a
+    mask of its own keeps every value, under a bundle of older catalogs too, whose nodata may be the value that once
+    had to mark the empty pixels of imagery without one (255 for 8-bit imagery).
+    """
+    if declared is not None:
+        return declared
+    return None if dataset_mask else bundle.nodata
+
+
 def open_scenes(paths: list[Path], bundle: ModelBundle, ignore_band_names: bool = False,
                 resample: bool = False) -> list[Scene]:
     """Check every scene (readable, georeferenced, bands as the checkpoint's) and describe it.
@@ -105,9 +117,8 @@ def open_scenes(paths: list[Path], bundle: ModelBundle, ignore_band_names: bool 
         info = inspect_raster(path, "scene")
         check_bands(path, info.descriptions, bundle.bands, ignore_band_names, bundle.source_bands)
         with rasterio.open(path) as src:
-            flags = src.mask_flag_enums[0]
-        dataset_mask = MaskFlags.per_dataset in flags and MaskFlags.nodata not in flags
-        nodata = info.nodata if info.nodata is not None else bundle.nodata
+            dataset_mask = has_mask(src)
+        nodata = scene_nodata(info.nodata, dataset_mask, bundle)
         grid, warp = scene_warp(path, info.grid, bundle, resample)
         scenes.append(Scene(path=path.absolute(), id=sid, grid=grid, count=info.count, nodata=nodata,
                             dataset_mask=dataset_mask, warp=warp))

@@ -13,7 +13,7 @@ import torch
 from rasterio.windows import Window
 
 from geossl.models import ModelBundle, Segmenter
-from geossl.predict.reader import open_scene
+from geossl.predict.reader import open_scene, scene_mask
 from geossl.predict.runner import resolve_device
 from geossl.predict.scene import Scene
 from geossl.suggest.candidates import Candidates
@@ -33,10 +33,9 @@ def window_features(model: Segmenter, bundle: ModelBundle, scenes: list[Scene], 
         with open_scene(scene) as src:
             for b in range(0, len(rows), batch_size):
                 part = rows[b : b + batch_size]
-                pixels = [src.read(list(range(1, scene.count + 1)),
-                                   window=Window(int(candidates.col[i]), int(candidates.row[i]), size, size))
-                          for i in part]
-                x = np.stack([norm.normalize(p)[0] for p in pixels])
+                windows = [Window(int(candidates.col[i]), int(candidates.row[i]), size, size) for i in part]
+                x = np.stack([norm.normalize(src.read(list(range(1, scene.count + 1)), window=w),
+                                             scene_mask(src, scene, w))[0] for w in windows])
                 x = np.pad(x, ((0, 0), (0, 0), (0, pad), (0, pad)), mode="reflect")
                 deepest = model.features(torch.from_numpy(x).to(device))[-1]
                 pooled = torch.nn.functional.normalize(deepest.float().mean(dim=(2, 3)), dim=1).cpu().numpy()

@@ -8,6 +8,7 @@ import numpy as np
 import rasterio
 
 from geossl.errors import InputError
+from geossl.io.valid import read_valid
 from geossl.models.rgb import stretch_rgb
 
 
@@ -21,13 +22,12 @@ def band_indexes(bands: list[str], rgb: list[str], where: str | Path) -> list[in
 
 
 def read_rgb(path: Path, indexes: list[int], low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
-    """The scene as ``(H, W, 3)`` uint8, and its valid-pixel mask (no band at nodata).
+    """The scene as ``(H, W, 3)`` uint8, and its valid-pixel mask (its mask, no band at nodata: geossl.io.valid).
 
     Each band maps its ``low`` percentile to 0 and its ``high`` percentile to 255 (over the valid pixels).
     """
     with rasterio.open(path) as src:
-        data = src.read(indexes, masked=True)
-    valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0))
-    values = np.asarray(data.filled(0), dtype=np.float64)
-    valid &= np.isfinite(values).all(axis=0)
+        data = src.read(indexes)
+        valid = read_valid(src, data, src.nodata)
+    values = np.where(valid, data, 0).astype(np.float64)
     return stretch_rgb(values, valid, low, high), valid
