@@ -23,6 +23,7 @@ MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
 OLI = "ResNet18_Weights.LANDSAT_OLI_SR_MOCO"  # SR_B1..SR_B7: coastal, blue, green, red, nir, swir1, swir2
 TCD = "Unet_Weights.OAM_RGB_RESNET34_TCD"  # a whole U-Net (smp resnet34), R, G, B, 2 classes
 TAG = "test_resnet.r160_in1k"  # timm's tiny test model
+BANDS = ["blue", "green", "red", "nir"]  # the synthetic scene's
 SMALL = {"decoder_channels": [16, 8, 8, 8, 8], "num_classes": 3}
 TRAIN = ["--encoder", "tu-test_resnet", "--decoder-channels", "16", "--decoder-channels", "8", "--decoder-channels",
          "8", "--decoder-channels", "8", "--decoder-channels", "8", "--patch-size", "64", "--batch-size", "2",
@@ -89,10 +90,15 @@ def test_torchgeo_unet_weights_fill_the_whole_network(caches):
     assert four["segmentation_head.0.weight"].shape[0] == 4  # another task's classes: a fresh head
 
 
+def test_a_cached_file_of_another_model_is_refused(caches):
+    cache_torchgeo(OLI, timm.create_model("test_resnet", in_chans=7))  # not a resnet18
+    with pytest.raises(InputError, match=f"--weights {OLI} .*: weights do not fit timm's resnet18: .* missing"):
+        Segmenter(ModelConfig(encoder="tu-resnet18", in_channels=4, weights=OLI, **SMALL), BANDS)
+
+
 def test_timm_tag_fills_the_encoder_from_the_hugging_face_cache(caches):
     source = cache_timm(caches, TAG, timm.create_model("test_resnet"))
-    model = Segmenter(ModelConfig(encoder="tu-test_resnet", in_channels=4, weights=f"timm:{TAG}", **SMALL),
-                      ["blue", "green", "red", "nir"])
+    model = Segmenter(ModelConfig(encoder="tu-test_resnet", in_channels=4, weights=f"timm:{TAG}", **SMALL), BANDS)
     loaded = model.net.encoder.state_dict()
     conv = loaded["model.conv1.0.weight"]
     assert torch.equal(conv[:, :3], source["conv1.0.weight"].flip(1))  # timm's ImageNet weights take R, G, B

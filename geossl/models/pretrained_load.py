@@ -119,6 +119,6 @@ def timm_encoder_state(weights: Pretrained, path: Path, encoder: str) -> dict[st
         raise InputError(f"{weights.where} ({path})", f"weights do not fit timm's {arch}: {problem}")
     size = tuple(cfg.input_size[1:]) if cfg is not None else (224, 224)
     built = smp.encoders.get_encoder(encoder, in_channels=weights.in_channels, weights=True,
-                                     pretrained_cfg_overlay={"state_dict": state,
+                                     pretrained_cfg_overlay={"file": str(path),
                                                              "input_size": (weights.in_channels, *size)})
     return dict(built.state_dict())
