@@ -1,4 +1,4 @@
-"""The segmenter: encoder weights from a local `geossl pretrain` file only, strictly; decoder width."""
+"""The segmenter: encoder weights from a `geossl pretrain` file, strictly (hub ones: test_pretrained); decoder width."""
 
 import pytest
 import torch

@@ -18,8 +18,10 @@ class ModelOptions(StrictModel):
 
     arch: Literal["unet", "deeplabv3plus"] = Field(default="unet", description="Segmentation architecture.")
     encoder: str = Field(default="tu-resnet18", description="timm (tu-*) or smp encoder.")
-    weights: str = Field(default="none", description="'none' (from scratch) or a local encoder weights file; "
-                                                     "nothing is ever downloaded.")
+    weights: str = Field(default="none", description="'none' (from scratch), a `geossl pretrain` encoder file, "
+                         "torchgeo's weights (ResNet18_Weights.LANDSAT_OLI_SR_MOCO, Unet_Weights.OAM_RGB_RESNET34_TCD) "
+                         "or timm's (timm:resnet18.a1_in1k): named weights are read from the torch/Hugging Face hub "
+                         "caches, downloaded once when missing; their bands are matched to the imagery's by name.")
     decoder_channels: list[Annotated[int, Field(ge=1)]] | None = Field(
         default=None, description="Width of each of U-Net's 5 decoder blocks, or DeepLabV3+'s one decoder width "
                                   "(repeat the flag per value); small decoders make small, fast models "

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from geossl.errors import InputError
 from geossl.models.config import ModelConfig
+from geossl.models.pretrained import is_named
+from geossl.models.pretrained_load import load_named_weights
 from geossl.models.weights import check_fits, load_strict, read_encoder_weights
 
 
@@ -25,7 +27,11 @@ class Segmenter(nn.Module):
     stride = 32
 
     def __init__(self, config: ModelConfig, bands: list[str] | None = None) -> None:
-        """Build ``config``'s network; ``config.weights`` (a local file) must fit it and ``bands`` (when given)."""
+        """Build ``config``'s network; ``config.weights`` must fit it and ``bands`` (when given).
+
+        The weights are a local ``geossl pretrain`` file, or torchgeo's or timm's weights by name
+        (:mod:`geossl.models.pretrained_load`).
+        """
         super().__init__()
         self.config = config
         extra: dict[str, object] = {}
@@ -38,7 +44,9 @@ class Segmenter(nn.Module):
         except (KeyError, ValueError, RuntimeError) as exc:
             raise InputError("--encoder", f"unknown encoder '{config.encoder}' for {config.arch}: "
                                           f"{str(exc).splitlines()[0]}") from exc
-        if config.weights != "none":
+        if is_named(config.weights):
+            load_named_weights(self.net, config, bands)
+        elif config.weights != "none":
             self.load_encoder_weights(Path(config.weights), bands)
 
     def load_encoder_weights(self, path: Path, bands: list[str] | None = None) -> None:

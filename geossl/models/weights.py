@@ -11,6 +11,7 @@ The metadata says what the weights fit: a training run whose encoder, band count
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ def save_encoder_weights(path: Path, meta: EncoderMeta, state: dict[str, Tensor]
 def read_encoder_weights(path: Path) -> tuple[EncoderMeta, dict[str, Tensor]]:
     """The metadata and encoder state dict of a weights file; :class:`InputError` naming it on any problem."""
     if not path.is_file():
-        raise InputError(path, "encoder weights file not found (weights load from local files only)")
+        raise InputError(path, "encoder weights file not found (--weights takes a `geossl pretrain` file, torchgeo's "
+                               "weights as ENUM.MEMBER or timm's as timm:MODEL.TAG)")
     try:
         payload: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's problem
@@ -77,14 +79,21 @@ def check_fits(path: Path, meta: EncoderMeta, encoder: str, in_channels: int, ba
         raise InputError(path, f"weights for bands {meta.bands}, but the imagery's bands are {list(bands)}")
 
 
-def load_strict(path: Path, module: torch.nn.Module, state: dict[str, Tensor], what: str) -> None:
+def misfit(expected: Mapping[str, torch.Size], state: Mapping[str, Tensor]) -> str | None:
+    """What keeps ``state`` from filling ``expected`` (tensor names and shapes) exactly; None when it fits."""
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    if not (missing or extra or shapes):
+        return None
+    first = (missing or extra or shapes)[0]
+    return (f"{len(missing)} tensor(s) missing, {len(extra)} unexpected, {len(shapes)} of another shape "
+            f"(first: {first})")
+
+
+def load_strict(where: str | Path, module: torch.nn.Module, state: dict[str, Tensor], what: str) -> None:
     """Load ``state`` into ``module``: every tensor present, none extra, every shape equal."""
-    mine = module.state_dict()
-    missing = [k for k in mine if k not in state]
-    extra = [k for k in state if k not in mine]
-    shapes = [k for k in mine if k in state and tuple(state[k].shape) != tuple(mine[k].shape)]
-    if missing or extra or shapes:
-        first = (missing or extra or shapes)[0]
-        raise InputError(path, f"weights do not fit {what}: {len(missing)} tensor(s) missing, {len(extra)} "
-                               f"unexpected, {len(shapes)} of another shape (first: {first})")
+    problem = misfit({k: v.shape for k, v in module.state_dict().items()}, state)
+    if problem is not None:
+        raise InputError(where, f"weights do not fit {what}: {problem}")
     module.load_state_dict(state, strict=True)
