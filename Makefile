@@ -30,7 +30,7 @@ docs: $(STAMP)
 
 # The same build with warnings as errors: a broken link, a missing anchor or a stale directive fails it.
 docs-check: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 test: $(STAMP) lint typecheck docs-check
 	$(PY) -m pytest -q $(PYTEST_ARGS)
