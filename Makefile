@@ -8,7 +8,7 @@ DEMO_OUT ?= demo_out
 DATA_ROOT ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench lint typecheck env clean
+.PHONY: test demo bench lint typecheck docs docs-check env clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,20 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check geossl tests bench
+	$(VENV)/bin/ruff check geossl tests bench docs
 
 typecheck: $(STAMP)
 	$(PY) -m mypy geossl
 
-test: $(STAMP) lint typecheck
+# The documentation site (mkdocs.yml; docs/hooks.py generates the command reference from the code) into build/site.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build
+
+# The same build with warnings as errors: a broken link, a missing anchor or a stale directive fails it.
+docs-check: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+test: $(STAMP) lint typecheck docs-check
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
@@ -38,4 +46,4 @@ bench: $(STAMP)
 	$(PY) bench/ssl_accuracy.py --data-root $(DATA_ROOT)
 
 clean:
-	rm -rf $(DEMO_OUT) bench/out .pytest_cache
+	rm -rf $(DEMO_OUT) bench/out build/site .pytest_cache

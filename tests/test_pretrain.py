@@ -1,6 +1,7 @@
 """`geossl pretrain`: torchgeo's self-supervised tasks on the synthetic scene, and `geossl train --weights`."""
 
 import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -25,13 +26,24 @@ TRAIN_TINY = ["--encoder", "tu-test_resnet", "--patch-size", "64", "--batch-size
 
 
 @pytest.fixture(scope="module")
-def pretrained(synth_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny encoder pretrained (moco, 3 steps) on the synthetic scene: its output folder."""
-    out = tmp_path_factory.mktemp("pretrain") / "moco"
-    result = run_cli("pretrain", MANIFEST, "--catalog", synth_catalog, "--out", out, *TINY, "--max-steps", "3")
+def pretrained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny encoder pretrained (moco, 3 steps) on the synthetic scene: its output folder.
+
+    Its catalog folder starts empty, so the manifest is ingested there first, from ``--data-root``.
+    """
+    folder = tmp_path_factory.mktemp("pretrain")
+    out = folder / "moco"
+    result = run_cli("pretrain", MANIFEST, "--catalog", folder / "catalog", "--data-root", synth_dir, "--out", out,
+                     *TINY, "--max-steps", "3")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out / "encoder.pt")
     return out
+
+
+def test_pretrain_ingests_a_missing_catalog_from_the_data_root(pretrained: Path, synth_catalog: Path):
+    catalog = json.loads((pretrained.parent / "catalog" / "catalog.json").read_text())
+    assert [s["id"] for s in catalog["scenes"]] == [s["id"] for s in json.loads(
+        (synth_catalog / "catalog.json").read_text())["scenes"]]
 
 
 def test_pretrain_writes_weights_config_and_logs(pretrained: Path):
@@ -43,7 +55,7 @@ def test_pretrain_writes_weights_config_and_logs(pretrained: Path):
     with open(pretrained / "logs" / "metrics.csv") as f:
         losses = [float(r["train_loss"]) for r in csv.DictReader(f) if r.get("train_loss")]
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
-    assert sorted(p.name for p in pretrained.parent.iterdir()) == ["moco"]  # no staging folder left behind
+    assert sorted(p.name for p in pretrained.parent.iterdir()) == ["catalog", "moco"]  # no staging folder left
 
 
 def test_train_starts_from_the_pretrained_encoder(pretrained: Path, synth_catalog: Path, tmp_path: Path):
@@ -94,8 +106,9 @@ def test_bad_catalog_and_out_are_one_line_and_write_nothing(synth_catalog: Path,
                                                             tmp_path: Path):
     empty = tmp_path / "no_catalog"
     empty.mkdir()
-    result = run_cli("pretrain", MANIFEST, "--catalog", empty, "--out", tmp_path / "out", *TINY)
-    assert result.exit_code == 2 and "no catalog here" in result.stderr
+    result = run_cli("pretrain", MANIFEST, "--catalog", empty, "--out", tmp_path / "out", *TINY)  # no --data-root
+    assert result.exit_code == 2 and "scene.tif: file not found" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not any(empty.iterdir())
     result = run_cli("pretrain", MANIFEST, "--catalog", synth_catalog, "--out", pretrained, *TINY)
     assert result.exit_code == 2 and "already holds encoder.pt" in result.stderr

@@ -112,7 +112,7 @@ def model_options(model: type[BaseModel]) -> list[click.Option]:
     return [field_option(name, field) for name, field in model.model_fields.items() if _flag(field).flag]
 
 
-def field_option(name: str, field: FieldInfo) -> click.Option:
+def field_option(name: str, field: FieldInfo) -> ModelOption:
     """The option of one model field (see the module docstring)."""
     decls, attrs = _option_args(name, field)
     return ModelOption(decls, **attrs)

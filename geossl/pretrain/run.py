@@ -22,7 +22,6 @@ import timm
 import torch
 import yaml
 
-from geossl.catalog import Catalog, load_catalog
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
 from geossl.models.weights import EncoderMeta, save_encoder_weights
@@ -63,23 +62,20 @@ def check_encoder(config: PretrainConfig, bands: int) -> None:
     encoder_state(backbone, build_encoder(config.encoder, bands), config.encoder)
 
 
-def load_inputs(manifest_path: Path, catalog_dir: Path, quiet: bool) -> tuple[Catalog, Path]:
-    """The ingested catalog (it must exist: pretraining does not ingest) checked against the manifest."""
-    load_catalog(catalog_dir)
-    _, catalog, root = ensure_catalog(manifest_path, catalog_dir, None, quiet)
-    return catalog, root
-
-
 def pretrain(manifest_path: Path, catalog_dir: Path, out: Path, config: PretrainConfig,
-             quiet: bool = False) -> Path:
-    """Pretrain; return the path of the weights file (``out/encoder.pt``)."""
+             data_root: Path | None = None, quiet: bool = False) -> Path:
+    """Pretrain; return the path of the weights file (``out/encoder.pt``).
+
+    When ``catalog_dir`` holds no catalog yet, the manifest is ingested there first (its paths resolved under
+    ``data_root``), as ``geossl train`` does; ``out`` is checked before that.
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
     quiet_lightning()
     warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
-    catalog, root = load_inputs(manifest_path, catalog_dir, quiet)
     check_out(out)
+    _, catalog, root = ensure_catalog(manifest_path, catalog_dir, data_root, quiet)
     bands = len(catalog.bands)
     check_encoder(config, bands)
     steps_per_epoch = math.ceil(config.max_steps / SCHEDULE_EPOCHS)
