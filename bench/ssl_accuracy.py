@@ -81,6 +81,10 @@ TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 PRIOR_SUFFIX = "_prior"
 #: ``--pretrain``: the suffix of the rows whose encoder starts from the scene-pretrained weights.
 PRETRAINED_SUFFIX = "_pretrained"
+#: ``--warm``: the suffix of the rows that start from the same seed's supervised 1/8 model (``--init-from``) and
+#: train ``--warm-steps`` more steps; ``supervised_1/8_warm`` is their control (the same steps, no unlabeled term).
+WARM_SUFFIX = "_warm"
+WARM_FROM = "supervised_1/8"
 SAME_PATCHES = "supervised (labeled + unlabeled patches)"
 
 
@@ -199,6 +203,7 @@ def main() -> None:
     rows = RUNS + (VARIANTS if a.variants else [])
     rows += prior_rows(rows) if a.prior else []
     rows += pretrained_rows(rows) if a.pretrain is not None else []
+    rows += warm_rows(rows) if a.warm else []
     todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
             if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
     inputs = {False: (manifest, catalog)}
@@ -242,7 +247,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--decoder-channels", type=int, nargs=5, default=None, help="default: smp's (256 ... 16)")
     p.add_argument("--patch-size", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--unlabeled-batch-size", type=int, default=8)
+    p.add_argument("--unlabeled-batch-size", type=int, default=None,
+                   help="default: the batch size (as the references: UniMatch, RS-DWL)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--evals", type=int, default=6, help="validations (and checkpoints) per run")
     p.add_argument("--seeds", type=int, default=1)
@@ -261,10 +267,15 @@ def parse_args() -> argparse.Namespace:
                    help="train the forest on at most this many pixels per class (seeded subset; default: all)")
     p.add_argument("--prior", choices=["forest"], default=None,
                    help="also each semi-supervised row with a prior map: the forest of the labeled blocks")
+    p.add_argument("--warm", action="store_true",
+                   help="also each row warm-started from the same seed's supervised_1/8 model (run it first)")
+    p.add_argument("--warm-steps", type=int, default=500, help="steps of the --warm rows")
     p.add_argument("--pretrain", nargs="?", const="", default=None, metavar="ENCODER_PT",
                    help="also each row with its encoder pretrained on the scene (geossl pretrain's defaults, run "
                         "once under --out; or this encoder.pt)")
-    return p.parse_args()
+    a = p.parse_args()
+    a.unlabeled_batch_size = a.unlabeled_batch_size or a.batch_size
+    return a
 
 
 def bench_config(a: argparse.Namespace) -> Path:
@@ -280,9 +291,16 @@ def train_row(a: argparse.Namespace, config: Path, inputs: dict[bool, tuple[Path
     """Train one row with one seed and evaluate it on the test blocks: ``{"NAME@SEED": record}``."""
     if name.endswith(PRETRAINED_SUFFIX):
         extra = [*extra, "--weights", str(weights)]
+    steps = a.steps
+    if name.endswith(WARM_SUFFIX):
+        start = run_folder(a, WARM_FROM, seed) / "model.pt"
+        if not start.is_file():
+            raise SystemExit(f"{name}: {start} not found (run {WARM_FROM} with seed {seed} first)")
+        extra, steps = [*extra, "--init-from", str(start)], a.warm_steps
+        config = warm_config(a, config)
     manifest, catalog = inputs[name.endswith(PRIOR_SUFFIX)]
     key = f"{name}@{seed}"
-    run_dir = a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
+    run_dir = run_folder(a, name, seed)
     if run_dir.exists():
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     run_dir.mkdir(parents=True)
@@ -290,16 +308,48 @@ def train_row(a: argparse.Namespace, config: Path, inputs: dict[bool, tuple[Path
     run_config.write_text(config.read_text() + f"strategy: {json.dumps({'name': strategy, **params})}\n")
     t0 = time.time()
     cli("train", manifest, "--catalog", catalog, "--out", run_dir, "--config", run_config, *model_flags(a),
-        "--max-steps", a.steps, "--seed", seed, *extra,
+        "--max-steps", steps, "--seed", seed, *extra,
         log=a.out / f"{key.replace('/', '_')}.log")
     train_s = time.time() - t0
     cli("evaluate", run_dir / "model.pt", manifest, "--catalog", catalog, "--split", "test",
         "--out", run_dir / "eval-test", "--threads", a.threads)
     metrics = json.loads((run_dir / "eval-test" / METRICS_FILE).read_text())
+    cli("evaluate", run_dir / "checkpoints" / "last.ckpt", manifest, "--catalog", catalog, "--split", "test",
+        "--out", run_dir / "eval-test-last", "--threads", a.threads)
+    last = json.loads((run_dir / "eval-test-last" / METRICS_FILE).read_text())
     best = json.loads((run_dir / METRICS_FILE).read_text())
     val = best.get("val", {})
     return {key: {"miou": metrics["miou"], "iou": metrics["iou"], "oa": metrics["oa"], "kappa": metrics["kappa"],
-                  "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step")}}
+                  "val_miou": val.get("miou"), "train_seconds": train_s, "best_step": best.get("step"),
+                  "last_miou": last["miou"], "last_iou": last["iou"], "steps": steps,
+                  "pseudo": pseudo_curve(run_dir)}}
+
+
+def run_folder(a: argparse.Namespace, name: str, seed: int) -> Path:
+    """A row's training folder under ``--out``."""
+    return a.out / "runs" / f"{name.replace('/', '_')}-seed{seed}"
+
+
+def warm_config(a: argparse.Namespace, config: Path) -> Path:
+    """The bench config of the ``--warm`` rows: as many validations over their ``--warm-steps``."""
+    warm = a.out / "bench_config_warm.yaml"
+    text = config.read_text().replace(f"steps_per_epoch: {max(1, a.steps // a.evals)}",
+                                      f"steps_per_epoch: {max(1, a.warm_steps // a.evals)}")
+    warm.write_text(text)
+    return warm
+
+
+def pseudo_curve(run_dir: Path) -> list[dict]:
+    """Per validation: the step, validation mIoU, the share of unlabeled pixels the loss used and their accuracy."""
+    import csv
+
+    rows = []
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("val_miou") or row.get("pseudo_used_share"):
+                rows.append({k: float(row[k]) for k in ("step", "val_miou", "pseudo_used_share", "pseudo_accuracy")
+                             if row.get(k)})
+    return rows
 
 
 def run_jobs(jobs: list[Callable[[], dict[str, dict]]], workers: int, results: dict, results_path: Path,
@@ -342,6 +392,12 @@ def prior_inputs(a: argparse.Namespace, manifest: Path, catalog: Path, results: 
     return prior_manifest, prior_catalog
 
 
+def warm_rows(rows: list[tuple]) -> list[tuple]:
+    """The ``--warm`` rows: each 1/8 row again, named ``NAME_warm`` (supervised_1/8_warm is the control)."""
+    return [(name + WARM_SUFFIX, strategy, extra, params) for name, strategy, extra, params in rows
+            if "--label-fraction" not in extra and not name.endswith((PRIOR_SUFFIX, PRETRAINED_SUFFIX))]
+
+
 def pretrained_rows(rows: list[tuple]) -> list[tuple]:
     """The ``--pretrain`` rows: each row again (not the prior ones), named ``NAME_pretrained``."""
     return [(name + PRETRAINED_SUFFIX, strategy, extra, params) for name, strategy, extra, params in rows
@@ -367,7 +423,7 @@ def table(results: dict) -> str:
     runs = results["runs"]
     rows = RUNS + VARIANTS
     rows += prior_rows(rows)
-    names = [row[0] for row in rows + pretrained_rows(rows)] + list(FOREST_ROWS)
+    names = [row[0] for row in rows + pretrained_rows(rows) + warm_rows(rows)] + list(FOREST_ROWS)
     seeds = sorted({int(k.split("@")[1]) for k in runs})
     classes = list(next(iter(runs.values()))["iou"])
 
@@ -379,8 +435,8 @@ def table(results: dict) -> str:
     def fmt(v: float | None) -> str:
         return "–" if v is None else f"{100 * v:.1f}"
 
-    lines = ["| method | test mIoU | OA | val mIoU | gap closure | " + " | ".join(classes) + " |",
-             "|---|---|---|---|---|" + "---|" * len(classes)]
+    lines = ["| method | seeds | test mIoU (best val) | ± | test mIoU (last) | OA | val mIoU | gap closure | "
+             + " | ".join(classes) + " |", "|---|---|---|---|---|---|---|---|" + "---|" * len(classes)]
     sup, full = mean("supervised_1/8", lambda r: r["miou"]), mean("supervised_full", lambda r: r["miou"])
     for name in names:
         m = mean(name, lambda r: r["miou"])
@@ -390,7 +446,11 @@ def table(results: dict) -> str:
         closure = "" if sup is None or full is None or full == sup or baseline else f"{(m - sup) / (full - sup):+.2f}"
         ious = [fmt(mean(name, lambda r, c=c: r["iou"][c])) for c in classes]
         oa, val = mean(name, lambda r: r["oa"]), mean(name, lambda r: r["val_miou"])
-        lines.append(f"| {name} | {fmt(m)} | {fmt(oa)} | {fmt(val)} | {closure} | " + " | ".join(ious) + " |")
+        last = mean(name, lambda r: r.get("last_miou"))
+        values = [runs[f"{name}@{s}"]["miou"] for s in seeds if f"{name}@{s}" in runs]
+        spread = f"{100 * statistics.stdev(values):.1f}" if len(values) > 1 else "–"
+        lines.append(f"| {name} | {len(values)} | {fmt(m)} | {spread} | {fmt(last)} | {fmt(oa)} | {fmt(val)} | "
+                     f"{closure} | " + " | ".join(ious) + " |")
     return "\n".join(lines)
 
 

@@ -15,7 +15,8 @@ not part of the exported model. Ranking weights for the long tail:
   bins, so r = 0 and w = 0.
 - ``L_u = Σ w·CE(pseudo_head(x_s), ŷ) / N_valid`` with no threshold, 0 for the first ``warmup_steps`` steps
   (the memory fills meanwhile); ``L = L_s + L_u``.
-- after every epoch: ``main_head ← α·pseudo_head + (1−α)·main_head``.
+- after every epoch, once it is validated and checkpointed (as RS-DWL: evaluate and save, then merge):
+  ``main_head ← α·pseudo_head + (1−α)·main_head``.
 
 Order within a step: the memory takes the current batch first, then the bins are computed. Teacher and
 refinement: see :mod:`geossl.ssl.pseudo` (with ``teacher: ema`` the EMA model's main head makes the

@@ -74,6 +74,8 @@ class SegmentationTask(BaseTask):
                                             None if weights is None else torch.tensor(weights),
                                             self.train_config.debias_pseudo_labels, self.train_config.prior)
         self.strategy = self.ssl.owned  # registered here: checkpointed under CHECKPOINT_STRATEGY, never exported
+        #: Epochs whose end the strategy has been told of (:meth:`on_train_epoch_start`).
+        self.epochs_ended = 0
 
     def configure_metrics(self) -> None:
         """Confusion matrices (validation, test) and pseudo-label statistics."""
@@ -126,10 +128,15 @@ class SegmentationTask(BaseTask):
         super().optimizer_step(*args, **kwargs)
         self.ssl.after_optimizer_step()
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """At the last batch of an epoch (before validation): the strategy's epoch end (DWL head merge)."""
-        if batch_idx + 1 == self.trainer.num_training_batches:
+    def on_train_epoch_start(self) -> None:
+        """The strategy's end of the epoch before (DWL's head merge), after that epoch's validation and checkpoints.
+
+        As RS-DWL: the validated and saved model of an epoch is the one it trained, never one with a freshly
+        merged head. ``epochs_ended`` (checkpointed) keeps a run resumed mid-epoch from merging twice.
+        """
+        if self.current_epoch > self.epochs_ended:
             self.ssl.on_train_epoch_end()
+            self.epochs_ended = self.current_epoch
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's pseudo-label diagnostics."""
@@ -183,6 +190,7 @@ class SegmentationTask(BaseTask):
         """Add the bundle and the strategy state."""
         checkpoint["geossl"] = self.current_bundle().model_dump(mode="json")
         checkpoint["ssl_state"] = self.ssl.state_dict()
+        checkpoint["epochs_ended"] = self.epochs_ended
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the strategy state; a checkpoint of DWL's pseudo head inside the model is moved to the strategy."""
@@ -191,3 +199,5 @@ class SegmentationTask(BaseTask):
         for key in [k for k in state if k.startswith(old)]:
             state[CHECKPOINT_STRATEGY + key.removeprefix(CHECKPOINT_MODEL)] = state.pop(key)
         self.ssl.load_state_dict(checkpoint.get("ssl_state", {}))
+        # checkpoints written before the record merged at their epoch's end, before saving
+        self.epochs_ended = int(checkpoint.get("epochs_ended", checkpoint.get("epoch", -1) + 1))
