@@ -88,7 +88,9 @@ def build_report(ctx: RunContext, done: Results, quicklook_size: int) -> Path:
     data.metrics = evaluation_metrics(evaluation)
     if data.metrics and evaluation is not None and evaluation.confusion.is_file():
         data.figures.append(("plot:Confusion matrix", evaluation.confusion.read_bytes()))
-    curves = done.get(TrainOutput).curves
+    trained = done.get(TrainOutput)
+    data.notes.append(training_round(trained))
+    curves = trained.curves
     if curves is not None and curves.is_file():
         plot = curves_plot(read_curves(curves), [["train_loss"], ["val_miou"], ["pseudo_used_share",
                                                                                 "pseudo_mean_weight",
@@ -104,6 +106,13 @@ def build_report(ctx: RunContext, done: Results, quicklook_size: int) -> Path:
     data.steps = dict(done.statuses)
     data.outputs = linked_outputs(done, ctx.run_dir)
     return write_report(data, ctx.folder("report"))
+
+
+def training_round(trained: TrainOutput) -> str:
+    """The labelling loop's round of the model: from scratch or fine-tuned, and the labeled regions it learned from."""
+    start = "from scratch" if trained.fine_tuned_from is None else "fine-tuned from the previous round's model"
+    regions = f" on {len(trained.labeled)} labeled region(s)" if trained.labeled else ""
+    return f"Labelling round {trained.round}: the model was trained {start}{regions}."
 
 
 def scene_figures(catalog: Catalog, scene: str, image: Path, predicted: PredictedScene | None, size: int

@@ -74,11 +74,19 @@ class IngestOutput(StepOutput):
 
 
 class TrainOutput(StepOutput):
-    """The model bundle to predict with; when trained in this run, its validation metrics and training curves."""
+    """The model bundle to predict with; when trained in this run, its validation metrics and training curves.
+
+    ``round`` counts the trainings of the run directory (1: the first; each later one, after the catalog changed,
+    e.g. with labels drawn in the suggestions, is the next round); ``fine_tuned_from`` is the previous round's
+    model it started from (None: from scratch); ``labeled`` the labeled region keys it learned from.
+    """
 
     checkpoint: Path
     metrics: Path | None = None
     curves: Path | None = None
+    round: int = 1
+    fine_tuned_from: Path | None = None
+    labeled: list[str] = []
 
     def files(self) -> list[Path]:
         return [p for p in (self.checkpoint, self.metrics, self.curves) if p is not None]

@@ -8,6 +8,7 @@ order is the run order.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
@@ -38,6 +39,8 @@ from geossl.vectorize.options import VectorFormat, VectorizeSettings
 
 if TYPE_CHECKING:
     from geossl.pipeline.context import RunContext
+
+log = logging.getLogger(__name__)
 
 
 class SynthStep(SynthConfig, Step):
@@ -87,15 +90,22 @@ class IngestStep(IngestSettings, Step):
 
 
 class TrainStep(TrainConfig, Step):
-    """Train a model (the fields of ``geossl train``'s config), or use ``checkpoint`` and skip training."""
+    """Train a model (the fields of ``geossl train``'s config), or use ``checkpoint`` and skip training.
+
+    ``fine_tune``: when the run directory holds the model of an earlier round (the step ran before and its inputs
+    changed since, e.g. the manifest's ``labels.drawn`` gained polygons), the next round starts from that model
+    (``init_from``; it is kept as ``train/previous/model.pt``) instead of from scratch, provided it is the same
+    model (architecture, encoder, bands, classes); else the round trains from scratch, with a warning.
+    """
 
     output = TrainOutput
     checkpoint: Path | None = None
+    fine_tune: bool = Field(default=True, description="Start a later round from the previous round's model.")
 
     def options(self, ctx: RunContext) -> Any:
         if self.checkpoint is not None:
             return {"checkpoint": str(self.checkpoint)}
-        return self.model_dump(mode="json", exclude={"checkpoint"})
+        return self.model_dump(mode="json", exclude={"checkpoint", "fine_tune"})
 
     def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
         return [self.checkpoint] if self.checkpoint is not None else [done.get(IngestOutput).catalog]
@@ -114,16 +124,74 @@ class TrainStep(TrainConfig, Step):
         marker, key = out / "pipeline-digest.txt", self.digest(ctx, done)
         # A run killed while training resumes from its last checkpoint when the digest is the same.
         resume = (out / LAST).is_file() and marker.is_file() and marker.read_text() == key
-        if not resume and out.exists():
-            shutil.rmtree(out)
+        round_ = _round_of(out, resume)
+        if not resume:
+            _keep_previous(out)
         out.mkdir(parents=True, exist_ok=True)
         marker.write_text(key)
-        config = TrainConfig.model_validate(self.model_dump(exclude={"checkpoint"}))
-        model = train(ctx.config.manifest, config, out, ingest.folder, ingest.data_root, resume=resume,
-                      quiet=ctx.quiet)
+        (out / ROUND_FILE).write_text(str(round_))
+        config = TrainConfig.model_validate(self.model_dump(exclude={"checkpoint", "fine_tune"}))
+        start = self._start(config, out / PREVIOUS, ctx, ingest)
+        model = train(ctx.config.manifest, config.model_copy(update={"init_from": start}), out, ingest.folder,
+                      ingest.data_root, resume=resume, quiet=ctx.quiet)
         metrics, curves = out / METRICS_FILE, out / CURVES
         return TrainOutput(checkpoint=model, metrics=metrics if metrics.is_file() else None,
-                           curves=curves if curves.is_file() else None)
+                           curves=curves if curves.is_file() else None, round=round_, fine_tuned_from=start,
+                           labeled=_labeled_keys(model))
+
+    def _start(self, config: TrainConfig, previous: Path, ctx: RunContext, ingest: IngestOutput) -> Path | None:
+        """The model this round starts from: ``init_from``, else the previous round's when it fits, else none."""
+        if config.init_from is not None or not self.fine_tune or not previous.is_file():
+            return config.init_from
+        from geossl.catalog import load_catalog
+        from geossl.errors import InputError
+        from geossl.train.run import check_init_from, model_config
+
+        catalog = load_catalog(ingest.folder)
+        try:
+            check_init_from(previous, model_config(config, catalog), catalog)
+        except InputError as error:
+            log.warning("round trains from scratch: the previous round's model does not fit (%s)", error.problem)
+            return None
+        log.info("fine-tuning from the previous round's model %s", previous)
+        return previous
+
+
+#: In ``RUN_DIR/train``: the round the model there belongs to, and the previous round's model (kept to start from).
+ROUND_FILE, PREVIOUS = "round.txt", Path("previous") / "model.pt"
+
+
+def _round_of(out: Path, resume: bool) -> int:
+    """The round of the training about to run in ``out``: the same on ``resume``, else one more than the last."""
+    try:
+        last = int((out / ROUND_FILE).read_text())
+    except (OSError, ValueError):
+        return 1
+    return last if resume else last + 1
+
+
+def _keep_previous(out: Path) -> None:
+    """Empty ``out`` for a new round, keeping its finished model (if any) as ``out/previous/model.pt``."""
+    from geossl.train.run import MODEL_FILE
+
+    if not out.exists():
+        return
+    finished = out / MODEL_FILE
+    kept = out.parent / f".{out.name}-previous.pt"
+    if finished.is_file():
+        finished.replace(kept)
+    shutil.rmtree(out)
+    if kept.is_file():
+        (out / PREVIOUS).parent.mkdir(parents=True)
+        kept.replace(out / PREVIOUS)
+
+
+def _labeled_keys(model: Path) -> list[str]:
+    """The labeled region keys a model bundle records (none for an older bundle)."""
+    from geossl.models import load_bundle
+
+    record = load_bundle(model)[0].trained_on
+    return [] if record is None else record.labeled
 
 
 class SuggestStep(SuggestSettings, Step):
