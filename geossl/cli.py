@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from geossl import __version__
+from geossl import __version__, progress
 from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
@@ -63,12 +63,16 @@ class GeosslGroup(click.Group):
 @click.version_option(__version__, prog_name="geossl")
 @click.option("-v", "--verbose", count=True, help="More logging (-v debug).")
 @click.option("-q", "--quiet", count=True, help="Less logging (-q warnings only, -qq errors only).")
+@click.option("--progress", "progress_lines", is_flag=True,
+              help=f"Write progress as lines on stderr ('{progress.PREFIX} PERCENT WHAT'), for programs that run "
+                   "geossl.")
 @click.pass_context
-def main(ctx: click.Context, verbose: int, quiet: int) -> None:
+def main(ctx: click.Context, verbose: int, quiet: int, progress_lines: bool) -> None:
     """Land-cover mapping from satellite and aerial imagery with few labels."""
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
     _setup_logging(verbose - quiet)
+    progress.enable(progress_lines)
 
 
 # Each subcommand lives in its own module under geossl/commands; a new command is one line here.

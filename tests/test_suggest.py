@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from itertools import accumulate
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -13,12 +14,15 @@ import pytest
 import rasterio
 import shapely
 import yaml
+from click.testing import CliRunner
 
 from geossl.catalog import load_catalog
+from geossl.cli import main
 from geossl.data.regions import split_regions
 from geossl.io.layers import LABEL_LAYER, LayerSource, layer_digest
 from geossl.manifest import load_manifest
 from tests.conftest import ROOT, run_cli
+from tests.test_progress import progress_lines
 
 MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
 TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patch_size": 64, "batch_size": 2,
@@ -204,7 +208,15 @@ def test_a_pipeline_suggests_after_training_and_reports_it(model, synth_dir, tmp
         "steps": {"train": {"checkpoint": str(model)}, "suggest": {"n": 4, "size": SIZE, "threads": 1},
                   "predict": {"batch_size": 4}, "report": {"quicklook_size": 256}}}))
     run_dir = tmp_path / "run"
-    assert run_cli("run", pipeline, "--run-dir", run_dir).exit_code == 0
+    result = CliRunner().invoke(main, ["-q", "--progress", "run", str(pipeline), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    lines = progress_lines(result.stderr)  # each step its fifth of the whole, in order, and its bars inside it
+    steps = {"ingest", "train", "suggest", "predict", "report", "done"}
+    assert [line for line in lines if line[1] in steps] == [
+        (0.0, "ingest"), (20.0, "train"), (40.0, "suggest"), (60.0, "predict"), (80.0, "report"), (100.0, "done")]
+    starts = [percent if what in steps else None for percent, what in lines]
+    for (percent, _), start in zip(lines, accumulate(starts, lambda a, b: a if b is None else b), strict=True):
+        assert start <= percent <= start + 20
     summary = json.loads((run_dir / "summary.json").read_text())
     assert list(summary["steps"]) == ["ingest", "train", "suggest", "predict", "report"]
     assert summary["steps"]["suggest"]["status"] == "done"
