@@ -46,9 +46,14 @@ def setUpModule() -> None:  # noqa: N802 - unittest's name
         raise unittest.SkipTest("QGIS's Python bindings are not importable")
     if not VENV_PYTHON.is_file():
         raise unittest.SkipTest(f"{VENV_PYTHON} is missing: run make env first")
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    start()
+
+
+def start(gui: bool = False, size: int = 256) -> None:
+    """QGIS (with its GUI or not), Processing, the built plugin, and a synthetic scene of ``size`` px."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if gui else "offscreen")
     global APP, WORK, PLUGIN
-    APP = QgsApplication([], False)
+    APP = QgsApplication([], gui)
     APP.initQgis()
     sys.path.append(str(QGIS_PLUGINS))
     from processing.core.Processing import Processing
@@ -59,7 +64,7 @@ def setUpModule() -> None:  # noqa: N802 - unittest's name
     from processing.core.ProcessingConfig import ProcessingConfig
 
     ProcessingConfig.setSettingValue("GEOSSL_ENVIRONMENT", str(_environment(WORK)))
-    _geossl("synth", WORK / "data", "--size", "256", "--tile", "128", "--seed", "3")
+    _geossl("synth", WORK / "data", "--size", str(size), "--tile", "128", "--seed", "3")
     (WORK / "tiny.yaml").write_text(TINY)
 
 
