@@ -7,8 +7,11 @@ STAMP := $(VENV)/.geossl-installed
 DEMO_OUT ?= demo_out
 DATA_ROOT ?= ../shared/data
 PYTEST_ARGS ?=
+# QGIS's Python (system packages python3-qgis and qgis-providers), for the plugin's tests and screenshots.
+QGIS_PYTHON ?= /usr/bin/python3
+PLUGIN_ZIP ?= dist/geossl_processing.zip
 
-.PHONY: test demo bench lint typecheck docs docs-check env clean
+.PHONY: test demo bench lint typecheck docs docs-check env clean qgis-plugin qgis-test qgis-screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check geossl tests bench docs
+	$(VENV)/bin/ruff check geossl tests bench docs qgis_plugin
 
 typecheck: $(STAMP)
 	$(PY) -m mypy geossl
@@ -35,6 +38,18 @@ docs-check: $(STAMP)
 test: $(STAMP) lint typecheck docs-check
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The QGIS Processing plugin as a zip to install (Plugins > Manage and Install Plugins > Install from ZIP).
+qgis-plugin:
+	$(PYTHON) qgis_plugin/build.py --out $(PLUGIN_ZIP)
+
+# The plugin in real QGIS (skipped when QGIS's Python bindings are missing); geossl runs from $(VENV).
+qgis-test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(QGIS_PYTHON) -m unittest discover -s qgis_plugin/tests -v
+
+# docs/qgis_toolbox.png and docs/qgis_suggest.png, drawn by QGIS on a virtual X display (xvfb).
+qgis-screenshots: $(STAMP)
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(QGIS_PYTHON) qgis_plugin/tests/screenshots.py docs
+
 demo: $(STAMP)
 	$(VENV)/bin/geossl demo --run-dir $(DEMO_OUT)
 
@@ -46,4 +61,4 @@ bench: $(STAMP)
 	$(PY) bench/ssl_accuracy.py --data-root $(DATA_ROOT)
 
 clean:
-	rm -rf $(DEMO_OUT) bench/out build/site .pytest_cache
+	rm -rf $(DEMO_OUT) bench/out build/site .pytest_cache dist

@@ -1,17 +1,21 @@
 """The ``geossl`` command line: one click group, shared options, one-line errors.
 
-Exit codes: 0 success, 2 bad input (the message names the file or field and the problem), 1 internal error.
+Exit codes: 0 success, 2 bad input (the message names the file or field and the problem), 1 internal error,
+130 interrupted. SIGTERM interrupts geossl as Ctrl+C does (a program that runs geossl, such as the QGIS plugin,
+stops it so): what it had staged is removed and its Dask cluster closed.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import click
 
-from geossl import __version__
+from geossl import __version__, progress
 from geossl.commands.evaluate import evaluate
 from geossl.commands.ingest import ingest
 from geossl.commands.predict import predict
@@ -35,6 +39,10 @@ def _setup_logging(verbosity: int) -> None:
         handler.setLevel(level)
     for noisy in ("rasterio", "fiona", "pyogrio", "matplotlib", "PIL", "urllib3", "lightning", "torchgeo"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 class GeosslGroup(click.Group):
@@ -63,12 +71,17 @@ class GeosslGroup(click.Group):
 @click.version_option(__version__, prog_name="geossl")
 @click.option("-v", "--verbose", count=True, help="More logging (-v debug).")
 @click.option("-q", "--quiet", count=True, help="Less logging (-q warnings only, -qq errors only).")
+@click.option("--progress", "progress_lines", is_flag=True,
+              help=f"Write progress as lines on stderr ('{progress.PREFIX} PERCENT WHAT'), for programs that run "
+                   "geossl.")
 @click.pass_context
-def main(ctx: click.Context, verbose: int, quiet: int) -> None:
+def main(ctx: click.Context, verbose: int, quiet: int, progress_lines: bool) -> None:
     """Land-cover mapping from satellite and aerial imagery with few labels."""
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
     _setup_logging(verbose - quiet)
+    progress.enable(progress_lines)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 # Each subcommand lives in its own module under geossl/commands; a new command is one line here.

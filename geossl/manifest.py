@@ -37,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 
 from geossl.config import StrictModel, known_crs, load_yaml_model
 from geossl.errors import InputError
+from geossl.io.layers import LayerSource, layer_digest, split_source
 from geossl.selection import LabeledSelection
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -73,10 +74,12 @@ class ImageryConfig(StrictModel):
 class LabelsConfig(StrictModel):
     """Label rasters and/or vector polygons with a class attribute (rasterized at ingest).
 
-    ``drawn`` are polygons an analyst drew in the unlabeled area (e.g. in ``geossl suggest``'s windows), with
-    the same ``class_field``: they take precedence over the other labels, and the part of the unlabeled split
-    they cover becomes labeled (:func:`geossl.ingest.splits.with_drawn`). The splits are otherwise decided as
-    without them, so validation and test stay where they were.
+    ``drawn`` are polygons an analyst drew in the unlabeled area (e.g. in the ``labels`` layer of ``geossl
+    suggest``'s GeoPackage), with the same ``class_field``: they take precedence over the other labels, and the
+    part of the unlabeled split they cover becomes labeled (:func:`geossl.ingest.splits.with_drawn`). The splits
+    are otherwise decided as without them, so validation and test stay where they were. An entry may name a
+    layer as QGIS does, ``PATH|layername=NAME`` (:mod:`geossl.io.layers`); what drawn polygons may not be is
+    listed in :mod:`geossl.ingest.drawn`.
     """
 
     rasters: list[str] = []
@@ -240,6 +243,13 @@ class Manifest(StrictModel):
         """Class ids in manifest order."""
         return [c.id for c in self.classes]
 
+    @property
+    def class_field(self) -> str:
+        """The attribute of vector and drawn labels that holds the class (``labels.class_field`` or its default)."""
+        if self.labels is None:
+            return str(LabelsConfig.model_fields["class_field"].default)
+        return self.labels.class_field
+
 
 @dataclass
 class ResolvedInputs:
@@ -248,14 +258,18 @@ class ResolvedInputs:
     imagery: list[Path]
     label_rasters: list[Path] = field(default_factory=list)
     label_vectors: list[Path] = field(default_factory=list)
-    label_drawn: list[Path] = field(default_factory=list)
+    label_drawn: list[LayerSource] = field(default_factory=list)
     prior_rasters: list[Path] = field(default_factory=list)
     region_files: dict[str, Path] = field(default_factory=dict)
 
     def all_files(self) -> list[Path]:
-        """Every input file, for hashing."""
-        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.label_drawn, *self.prior_rasters,
+        """Every input file but the drawn labels' (hashed by their layer's content, :meth:`drawn_digests`)."""
+        return [*self.imagery, *self.label_rasters, *self.label_vectors, *self.prior_rasters,
                 *self.region_files.values()]
+
+    def drawn_digests(self) -> list[str]:
+        """The content hash of each drawn label layer (:func:`geossl.io.layers.layer_digest`)."""
+        return [layer_digest(source) for source in self.label_drawn]
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -308,7 +322,8 @@ def resolve_inputs(manifest: Manifest, manifest_path: str | Path, data_root: str
     if manifest.labels is not None:
         resolved.label_rasters = many(manifest.labels.rasters)
         resolved.label_vectors = many(manifest.labels.vectors)
-        resolved.label_drawn = many(manifest.labels.drawn)
+        resolved.label_drawn = [LayerSource(path, layer) for pattern, layer in map(split_source, manifest.labels.drawn)
+                                for path in many([pattern])]
     if manifest.prior is not None:
         resolved.prior_rasters = many(manifest.prior.rasters)
     if manifest.splits.regions is not None:

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from distributed import Client, Future, LocalCluster, as_completed
-from tqdm import tqdm
 
 from geossl import killpoint
+from geossl.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def gather_progress(futures: Iterable[Future[Any]], desc: str, quiet: bool = Fal
     A failed task re-raises its exception here, in the caller's process.
     """
     futures = list(futures)
-    with tqdm(total=len(futures), desc=desc, unit="task", disable=quiet or None, leave=False) as bar:
+    with ProgressBar(len(futures), desc, "task", quiet) as bar:
         for future in as_completed(futures):
             result = future.result()
             bar.update()
@@ -90,7 +90,7 @@ def ordered_results(client: Client, func: Any, items: Iterable[Any], *, max_in_f
     """
     queue = deque(items)
     pending: deque[Future[Any]] = deque()
-    with tqdm(total=len(queue), desc=desc, unit="task", disable=quiet or None, leave=False) as bar:
+    with ProgressBar(len(queue), desc, "task", quiet) as bar:
         while queue or pending:
             while queue and len(pending) < max(1, max_in_flight):
                 pending.append(client.submit(_unit, func, queue.popleft(), pure=False))

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
+from itertools import accumulate
 from pathlib import Path
 from xml.etree import ElementTree
 
+import geopandas as gpd
 import numpy as np
 import pyogrio
 import pytest
 import rasterio
 import shapely
 import yaml
+from click.testing import CliRunner
 
 from geossl.catalog import load_catalog
+from geossl.cli import main
 from geossl.data.regions import split_regions
+from geossl.io.layers import LABEL_LAYER, LayerSource, layer_digest
+from geossl.manifest import load_manifest
 from tests.conftest import ROOT, run_cli
+from tests.test_progress import progress_lines
 
 MANIFEST = ROOT / "data_manifests" / "synthetic.yaml"
 TINY = {"encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "patch_size": 64, "batch_size": 2,
@@ -130,7 +137,8 @@ def test_the_layer_carries_a_rank_style_and_a_sidecar(model, synth_catalog, tmp_
     assert _suggest(model, synth_catalog, out, "--n", "3", "--method", "margin", "--tta",
                     "--diversity", "classes", "--class-weighting", "balanced").exit_code == 0
     with sqlite3.connect(out) as db:
-        rows = db.execute("SELECT f_table_name, useAsDefault, styleQML FROM layer_styles").fetchall()
+        rows = db.execute("SELECT f_table_name, useAsDefault, styleQML FROM layer_styles WHERE f_table_name != ?",
+                          (LABEL_LAYER,)).fetchall()
     assert len(rows) == 1 and rows[0][0] == "styled" and rows[0][1]
     qml = rows[0][2]
     assert 'type="graduatedSymbol" attr="rank"' in qml and 'fieldName="rank"' in qml and 'labelsEnabled="1"' in qml
@@ -143,15 +151,52 @@ def test_the_layer_carries_a_rank_style_and_a_sidecar(model, synth_catalog, tmp_
     assert (frame["uncertainty"] >= 0).all() and (frame["uncertainty"] <= 1).all()
 
 
-def test_an_existing_output_needs_overwrite(model, synth_catalog, tmp_path):
+def test_the_file_holds_an_empty_layer_to_draw_labels_in_with_a_class_drop_down(model, synth_catalog, tmp_path):
+    out = tmp_path / "round1.gpkg"
+    assert _suggest(model, synth_catalog, out, "--n", "2").exit_code == 0
+    assert [list(row) for row in pyogrio.list_layers(out)] == [["round1", "Polygon"], [LABEL_LAYER, "MultiPolygon"],
+                                                             ["layer_styles", None]]
+    info = pyogrio.read_info(out, layer=LABEL_LAYER)
+    assert info["features"] == 0 and list(info["fields"]) == ["class"] and list(info["dtypes"]) == ["int32"]
+    assert info["crs"] == pyogrio.read_info(out, layer="round1")["crs"]
+    with sqlite3.connect(out) as db:
+        (qml, default), = db.execute("SELECT styleQML, useAsDefault FROM layer_styles WHERE f_table_name = ?",
+                                     (LABEL_LAYER,)).fetchall()
+    root = ElementTree.fromstring(qml)
+    widget = root.find("./fieldConfiguration/field[@name='class']/editWidget")
+    assert default and widget is not None and widget.get("type") == "ValueMap"
+    entries = [option.attrib for option in widget.findall("./config/Option/Option[@name='map']/Option/Option")]
+    classes = load_manifest(MANIFEST).classes
+    assert [(e["name"], e["value"]) for e in entries] == [(c.name, str(c.id)) for c in classes]
+    assert root.find("./constraints/constraint[@field='class']").get("constraints") == "1"  # not null
+    assert [c.get("value") for c in root.findall("./renderer-v2/categories/category")] == [
+        *[str(c.id) for c in classes], ""]
+
+
+def test_an_existing_output_needs_overwrite_which_keeps_the_polygons_drawn_in_it(model, synth_catalog, tmp_path):
     out = tmp_path / "again.gpkg"
     assert _suggest(model, synth_catalog, out, "--n", "2").exit_code == 0
-    before = out.read_bytes()
+    drawn = gpd.GeoDataFrame({"class": [6, 1]}, crs="EPSG:32633", geometry=[
+        shapely.MultiPolygon([shapely.box(501400, 5099000, 501800, 5099400)]),
+        shapely.MultiPolygon([shapely.box(501900, 5099000, 502000, 5099100)])])
+    pyogrio.write_dataframe(drawn, out, layer=LABEL_LAYER, append=True)
+    with sqlite3.connect(out) as db:  # an analyst deleted the first: the others keep their feature ids
+        db.execute(f"DELETE FROM {LABEL_LAYER} WHERE fid = 1")
+    before, digest = out.read_bytes(), layer_digest(LayerSource(out))
     result = _suggest(model, synth_catalog, out, "--n", "2")
     assert result.exit_code == 2 and "--overwrite" in result.stderr
     assert out.read_bytes() == before
     assert _suggest(model, synth_catalog, out, "--n", "3", "--overwrite").exit_code == 0
     assert len(_read(out)) == 3
+    kept = pyogrio.read_dataframe(out, layer=LABEL_LAYER, fid_as_index=True)
+    assert list(kept.index) == [2] and list(kept["class"]) == [1] and kept.geometry[2].equals(drawn.geometry[1])
+    assert layer_digest(LayerSource(out)) == digest  # so ingest sees the drawn labels unchanged
+
+
+def test_the_file_may_not_be_named_like_the_label_layer(model, synth_catalog, tmp_path):
+    result = _suggest(model, synth_catalog, tmp_path / f"{LABEL_LAYER}.gpkg")
+    assert result.exit_code == 2 and result.stderr.startswith("Error: --out: the windows' layer is named after")
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_pipeline_suggests_after_training_and_reports_it(model, synth_dir, tmp_path):
@@ -163,7 +208,15 @@ def test_a_pipeline_suggests_after_training_and_reports_it(model, synth_dir, tmp
         "steps": {"train": {"checkpoint": str(model)}, "suggest": {"n": 4, "size": SIZE, "threads": 1},
                   "predict": {"batch_size": 4}, "report": {"quicklook_size": 256}}}))
     run_dir = tmp_path / "run"
-    assert run_cli("run", pipeline, "--run-dir", run_dir).exit_code == 0
+    result = CliRunner().invoke(main, ["-q", "--progress", "run", str(pipeline), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    lines = progress_lines(result.stderr)  # each step its fifth of the whole, in order, and its bars inside it
+    steps = {"ingest", "train", "suggest", "predict", "report", "done"}
+    assert [line for line in lines if line[1] in steps] == [
+        (0.0, "ingest"), (20.0, "train"), (40.0, "suggest"), (60.0, "predict"), (80.0, "report"), (100.0, "done")]
+    starts = [percent if what in steps else None for percent, what in lines]
+    for (percent, _), start in zip(lines, accumulate(starts, lambda a, b: a if b is None else b), strict=True):
+        assert start <= percent <= start + 20
     summary = json.loads((run_dir / "summary.json").read_text())
     assert list(summary["steps"]) == ["ingest", "train", "suggest", "predict", "report"]
     assert summary["steps"]["suggest"]["status"] == "done"

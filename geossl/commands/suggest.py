@@ -18,8 +18,10 @@ from geossl.config import CatalogOption
 def suggest(ctx: click.Context, checkpoint: Path, manifest: Path, catalog: Path) -> None:
     """Suggest windows of the MANIFEST's unlabeled area to label next, ranked by CHECKPOINT's uncertainty.
 
-    Writes --out (a GeoPackage styled for QGIS, and a .qml beside it): open it in QGIS, digitise labels in
-    the first windows, name the new layer in the manifest's labels.drawn, ingest and train again.
+    Writes --out (a GeoPackage styled for QGIS, and a .qml beside it): the windows, and a layer 'labels' whose
+    form offers the manifest's classes. Open it in QGIS, draw labels in the first windows into that layer, name
+    FILE.gpkg|layername=labels in the manifest's labels.drawn, ingest and train again; --overwrite keeps what
+    was drawn.
     """
     from geossl.suggest.options import SuggestOptions
     from geossl.suggest.run import suggest as run_suggest

@@ -13,7 +13,7 @@ that names the file, the attribute and the values.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from os import PathLike
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ def class_id_of(value: object, names: dict[str, int], allowed: set[int]) -> int 
     return names.get(_name_key(str(value)))
 
 
-def class_ids(values: pd.Series, manifest: Manifest, path: Path, field: str) -> np.ndarray:
+def class_ids(values: pd.Series, manifest: Manifest, path: str | PathLike[str], field: str) -> np.ndarray:
     """Map a class attribute to integer class ids (int64), or raise InputError naming the unmatched values."""
     names = {_name_key(c.name): c.id for c in manifest.classes}
     allowed = {*manifest.class_ids, manifest.ignore_id}

@@ -25,10 +25,12 @@ from shapely import STRtree, box
 
 from geossl.errors import InputError
 from geossl.ingest.classes import class_ids
+from geossl.ingest.drawn import read_drawn
 from geossl.ingest.grid import footprint_in
 from geossl.ingest.inspect import RasterInfo, check_label_raster, inspect_raster
 from geossl.ingest.stats import value_counts
 from geossl.io.cog import CogOptions, Grid, class_metadata, wrap_vrt, write_cog
+from geossl.io.layers import LayerSource
 from geossl.io.lazy import read_lazy
 from geossl.io.style import colormap
 from geossl.manifest import LabelsConfig, Manifest
@@ -38,13 +40,14 @@ MOSAIC_WINDOW = 1024
 
 @dataclass
 class LabelSources:
-    """Checked label inputs (``drawn``: the manifest's ``labels.drawn``, which come first)."""
+    """Checked label inputs (``drawn``: the manifest's ``labels.drawn``, which come first, read from ``drawn_from``)."""
 
     rasters: list[RasterInfo]
     vectors: list[gpd.GeoDataFrame]
     vector_paths: list[Path]
     nodata: dict[Path, int | None]
     drawn: list[gpd.GeoDataFrame] = field(default_factory=list)
+    drawn_from: list[LayerSource] = field(default_factory=list)
 
 
 def _allowed(manifest: Manifest) -> set[int]:
@@ -72,7 +75,7 @@ def load_vector_labels(path: Path, config: LabelsConfig, manifest: Manifest) -> 
 
 
 def check_labels(client: Client, manifest: Manifest, rasters: list[Path], vectors: list[Path],
-                 imagery: list[RasterInfo], quiet: bool = False, drawn: Sequence[Path] = ()) -> LabelSources:
+                 imagery: list[RasterInfo], quiet: bool = False, drawn: Sequence[LayerSource] = ()) -> LabelSources:
     """Check every label source: type, class ids (a full lazy scan of each raster) and overlap with imagery."""
     assert manifest.labels is not None
     sources = LabelSources(rasters=[], vectors=[], vector_paths=list(vectors), nodata={})
@@ -85,20 +88,20 @@ def check_labels(client: Client, manifest: Manifest, rasters: list[Path], vector
         check_overlap(path, info.grid, imagery)
         sources.rasters.append(info)
         sources.nodata[path] = nodata
-    sources.vectors = [_vector_labels(path, manifest, imagery) for path in vectors]
-    sources.drawn = [_vector_labels(path, manifest, imagery) for path in drawn]
+    sources.vectors = [_overlapping(load_vector_labels(path, manifest.labels, manifest), path, imagery)
+                       for path in vectors]
+    sources.drawn = [_overlapping(read_drawn(source, manifest), source, imagery) for source in drawn]
+    sources.drawn_from = list(drawn)
     return sources
 
 
-def _vector_labels(path: Path, manifest: Manifest, imagery: list[RasterInfo]) -> gpd.GeoDataFrame:
-    """Checked vector labels (:func:`load_vector_labels`) that overlap the imagery."""
-    assert manifest.labels is not None
-    frame = load_vector_labels(path, manifest.labels, manifest)
+def _overlapping(frame: gpd.GeoDataFrame, path: Path | LayerSource, imagery: list[RasterInfo]) -> gpd.GeoDataFrame:
+    """Vector labels read from ``path``, refused when none overlaps the imagery."""
     if len(frame):
         crs = imagery[0].grid.crs
         bounds = tuple(frame.to_crs(crs).total_bounds)
         if not any(box(*bounds).intersects(box(*footprint_in(i.grid, crs))) for i in imagery):
-            raise InputError(path, "labels do not overlap any imagery scene")
+            raise InputError(str(path), "labels do not overlap any imagery scene")
     return frame
 
 

@@ -22,12 +22,13 @@ from distributed import Client
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 from shapely import box, unary_union
-from shapely.geometry import mapping
+from shapely.geometry import mapping, shape
 
 import geossl
 from geossl.catalog import CATALOG_NAME, Catalog, SceneEntry, SplitCollection, SplitFeature, load_catalog
 from geossl.config import stable_hash
 from geossl.errors import InputError
+from geossl.ingest.drawn import check_inside, check_overlaps
 from geossl.ingest.grid import TargetGrid, target_grid
 from geossl.ingest.inspect import RASTER_ERRORS, RasterInfo, check_imagery, inspect_raster
 from geossl.ingest.labels import LabelSources, check_labels, write_aligned_labels
@@ -47,7 +48,7 @@ from geossl.io.cog import CogOptions, Grid, wrap_vrt, write_cog
 from geossl.io.lazy import read_lazy, read_lazy_mask
 from geossl.io.names import scene_ids
 from geossl.io.style import raster_qml
-from geossl.manifest import Manifest, ResolvedInputs, load_manifest, resolve_inputs
+from geossl.manifest import Manifest, ResolvedInputs, Split, load_manifest, resolve_inputs
 from geossl.parallel import gather_progress, use_client
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,11 @@ EMPTY_PIXELS = "internal mask"
 
 
 def input_hash(manifest: Manifest, inputs: ResolvedInputs, options: IngestOptions) -> str:
-    """Hash of what decides the outputs: input files (path, size, mtime), manifest, COG options, the way of writing."""
+    """Hash of what decides the outputs: input files (path, size, mtime), drawn layers, manifest, COG options and
+    the way of writing."""
     files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in inputs.all_files()]
-    return stable_hash(files, manifest.model_dump(mode="json"), options.compress, options.blocksize,
-                       geossl.__version__, EMPTY_PIXELS)
+    return stable_hash(files, inputs.drawn_digests(), manifest.model_dump(mode="json"), options.compress,
+                       options.blocksize, geossl.__version__, EMPTY_PIXELS)
 
 
 def _up_to_date(out: Path, digest: str) -> bool:
@@ -112,6 +114,7 @@ def ingest(manifest_path: str | Path, options: IngestOptions, client: Client | N
         if manifest.labels is not None:
             labels = check_labels(client, manifest, inputs.label_rasters, inputs.label_vectors, imagery,
                                   options.quiet, inputs.label_drawn)
+            check_overlaps(labels.drawn, labels.drawn_from, target.crs, abs(target.res[0] * target.res[1]), manifest)
         prior = None
         if manifest.prior is not None:
             prior = check_prior(client, manifest, inputs.prior_rasters, imagery, options.quiet)
@@ -174,6 +177,9 @@ def _build(client: Any, manifest: Manifest, inputs: ResolvedInputs, imagery: lis
     if undrawn:
         shutil.rmtree(stage / UNDRAWN)
     if labels is not None and labels.drawn:
+        check_inside(labels.drawn, labels.drawn_from, unary_union([shape(f.geometry) for f in features
+                                                                   if f.properties.split == Split.UNLABELED]),
+                     target.crs)
         features = with_drawn(features, unary_union([g for f in labels.drawn for g in f.to_crs(target.crs).geometry]))
     splits = SplitCollection(features=features)
     write_text_atomic(stage / "splits.geojson", json.dumps(_geojson_wgs84(splits, target.crs)))
@@ -258,7 +264,7 @@ def _class_counts(client: Any, manifest: Manifest, inputs: ResolvedInputs, label
             if value != manifest.ignore_id:
                 counts[value] = counts.get(value, 0) + count
     if label_paths and not counts:
-        raise InputError([*inputs.label_rasters, *inputs.label_vectors, *inputs.label_drawn][0],
+        raise InputError(str([*inputs.label_rasters, *inputs.label_vectors, *inputs.label_drawn][0]),
                          "no labeled pixel falls on the imagery")
     return counts
 

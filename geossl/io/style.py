@@ -1,4 +1,4 @@
-"""Class palettes and QGIS styles (QML): class rasters and polygons, ranked polygons."""
+"""Class palettes and QGIS styles (QML): class rasters and polygons, ranked polygons, a layer to draw labels in."""
 
 from __future__ import annotations
 
@@ -70,19 +70,79 @@ def vector_qml(classes: Sequence[ClassLike], field: str = "class_id") -> str:
 
     Symbol properties are written both as ``<Option>`` maps (QGIS ≥ 3.26) and ``<prop>`` pairs (older QGIS).
     """
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28.0" styleCategories="Symbology">
+{_categorized(classes, field, 255)}
+  <blendMode>0</blendMode>
+  <featureBlendMode>0</featureBlendMode>
+  <layerOpacity>1</layerOpacity>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""
+
+
+#: Fill opacity (0-255) of drawn labels: the imagery shows through while digitising.
+LABEL_ALPHA = 150
+#: How a drawn polygon without a class yet looks (the renderer's category for every other value).
+UNSET_PROPS = {"color": "0,0,0,0", "outline_color": "255,0,0,255", "outline_style": "dash", "outline_width": "0.6",
+               "outline_width_unit": "MM", "style": "no", "joinstyle": "miter", "offset": "0,0", "offset_unit": "MM"}
+
+
+def label_qml(classes: Sequence[ClassLike], field: str) -> str:
+    """A QGIS style and form for drawing labels: class fills on ``field``, and ``field`` as a drop-down of names.
+
+    The attribute form shows ``field`` as a value map (the class names, in the manifest's order, stored as their
+    ids) that may not stay empty (a hard not-null constraint: QGIS keeps the form open until a class is chosen).
+    A polygon without a class shows as a dashed red outline.
+    """
+    name = html.escape(field, quote=True)
+    entries = "\n".join(f'              <Option type="Map"><Option type="QString" '
+                        f'name="{html.escape(c.name, quote=True)}" value="{c.id}"/></Option>' for c in classes)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28.0" styleCategories="AllStyleCategories">
+{_categorized(classes, field, LABEL_ALPHA, UNSET_PROPS)}
+  <fieldConfiguration>
+    <field name="{name}" configurationFlags="None">
+      <editWidget type="ValueMap">
+        <config>
+          <Option type="Map">
+            <Option type="List" name="map">
+{entries}
+            </Option>
+          </Option>
+        </config>
+      </editWidget>
+    </field>
+  </fieldConfiguration>
+  <constraints>
+    <constraint field="{name}" constraints="1" notnull_strength="1" unique_strength="0" exp_strength="0"/>
+  </constraints>
+  <editorlayout>generatedlayout</editorlayout>
+  <blendMode>0</blendMode>
+  <featureBlendMode>0</featureBlendMode>
+  <layerOpacity>1</layerOpacity>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
+"""
+
+
+def _categorized(classes: Sequence[ClassLike], field: str, alpha: int, other: dict[str, str] | None = None) -> str:
+    """A categorized renderer on ``field``: a fill per class (``alpha`` opaque), and ``other`` for other values."""
     categories, symbols = [], []
     for i, c in enumerate(classes):
         label = html.escape(c.name, quote=True)
         categories.append(f'      <category value="{c.id}" symbol="{i}" label="{label}" render="true"/>')
-        props = {"color": f"{_rgb(c.color)},255", "outline_color": f"{_darker(c.color)},255",
-                 "outline_style": "solid", "outline_width": "0.1", "outline_width_unit": "MM", "style": "solid",
-                 "joinstyle": "bevel", "offset": "0,0", "offset_unit": "MM"}
+        props = {"color": f"{_rgb(c.color)},{alpha}", "outline_color": f"{_darker(c.color)},255",
+                 "outline_style": "solid", "outline_width": "0.1" if alpha == 255 else "0.4",
+                 "outline_width_unit": "MM", "style": "solid", "joinstyle": "bevel", "offset": "0,0",
+                 "offset_unit": "MM"}
         symbols.append(_fill_symbol(i, props))
-    cats = "\n".join(categories)
-    syms = "\n".join(symbols)
-    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.28.0" styleCategories="Symbology">
-  <renderer-v2 type="categorizedSymbol" attr="{html.escape(field, quote=True)}" symbollevels="0" enableorderby="0"
+    if other is not None:
+        categories.append(f'      <category value="" symbol="{len(classes)}" label="no class" render="true"/>')
+        symbols.append(_fill_symbol(len(classes), other))
+    cats, syms = "\n".join(categories), "\n".join(symbols)
+    attr = html.escape(field, quote=True)
+    return f"""  <renderer-v2 type="categorizedSymbol" attr="{attr}" symbollevels="0" enableorderby="0"
                forceraster="0" referencescale="-1">
     <categories>
 {cats}
@@ -92,13 +152,7 @@ def vector_qml(classes: Sequence[ClassLike], field: str = "class_id") -> str:
     </symbols>
     <rotation/>
     <sizescale/>
-  </renderer-v2>
-  <blendMode>0</blendMode>
-  <featureBlendMode>0</featureBlendMode>
-  <layerOpacity>1</layerOpacity>
-  <layerGeometryType>2</layerGeometryType>
-</qgis>
-"""
+  </renderer-v2>"""
 
 
 #: Colour stops of the rank classes, most urgent first (ColorBrewer YlOrRd, reversed).

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geossl import killpoint
+from geossl import killpoint, progress
 from geossl.io.atomic import write_text_atomic
 from geossl.pipeline.base import Step
 from geossl.pipeline.config import STEP_ORDER
@@ -52,9 +52,11 @@ def run_pipeline(ctx: RunContext, force: set[str] | None = None) -> dict[str, An
         _remove_leftovers(ctx.run_dir)
         state = RunState.load(ctx.run_dir)
         try:
-            for step in ctx.config.steps.configured():
-                with killpoint.in_step(step.name):
+            steps = ctx.config.steps.configured()
+            for index, step in enumerate(steps):
+                with killpoint.in_step(step.name), progress.stage(index, len(steps), step.name):
                     _run_step(ctx, state, step, done, step.name in force)
+            progress.report(1.0, "done")
             summary["status"] = "ok"
         except BaseException:
             summary["status"] = "failed"

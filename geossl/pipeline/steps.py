@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field
 
+from geossl.config import stable_hash
 from geossl.ingest.options import IngestSettings
 from geossl.io.names import METRICS_FILE
 from geossl.pipeline.base import Step
@@ -38,6 +39,7 @@ from geossl.train.config import EvaluateSettings, TrainConfig
 from geossl.vectorize.options import VectorFormat, VectorizeSettings
 
 if TYPE_CHECKING:
+    from geossl.manifest import ResolvedInputs
     from geossl.pipeline.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -68,12 +70,18 @@ class IngestStep(IngestSettings, Step):
         synth = done.find(SynthOutput)
         return synth.data_root if synth is not None else ctx.config.data_root
 
-    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+    def resolved(self, ctx: RunContext, done: Results) -> ResolvedInputs:
+        """The manifest's input files."""
         from geossl.manifest import load_manifest, resolve_inputs
 
-        manifest = load_manifest(ctx.config.manifest)
-        return [ctx.config.manifest,
-                *resolve_inputs(manifest, ctx.config.manifest, self.data_root(ctx, done)).all_files()]
+        return resolve_inputs(load_manifest(ctx.config.manifest), ctx.config.manifest, self.data_root(ctx, done))
+
+    def inputs(self, ctx: RunContext, done: Results) -> list[Path]:
+        return [ctx.config.manifest, *self.resolved(ctx, done).all_files()]
+
+    def digest(self, ctx: RunContext, done: Results) -> str:
+        """The files' digest and the drawn label layers' content (suggest rewrites the file they may lie in)."""
+        return stable_hash(super().digest(ctx, done), self.resolved(ctx, done).drawn_digests())
 
     def run(self, ctx: RunContext, done: Results) -> IngestOutput:
         from geossl.catalog import load_catalog

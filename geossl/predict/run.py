@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 from distributed import Client, Future, as_completed
-from tqdm import tqdm
 
 from geossl.errors import InputError
 from geossl.io.atomic import publish, staging_dir, write_text_atomic
@@ -40,6 +39,7 @@ from geossl.predict.options import PredictOptions
 from geossl.predict.runner import CheckpointModel, ModelSource, available_cores
 from geossl.predict.scene import Scene, open_scenes
 from geossl.predict.writers import OutputKind, output_kinds, write_output
+from geossl.progress import ProgressBar
 from geossl.windows import WindowGrid, column_blocks
 
 log = logging.getLogger(__name__)
@@ -202,8 +202,7 @@ def predict_with(bundle: ModelBundle, source: ModelSource, scenes: list[Path], o
 
 def _run_here(jobs: list[SceneJob], source: ModelSource, quiet: bool) -> list[dict[str, Any]]:
     items = []
-    with tqdm(total=sum(len(j.blocks) for j in jobs), desc="predicting blocks", unit="block",
-              disable=quiet or None, leave=False) as bar:
+    with ProgressBar(sum(len(j.blocks) for j in jobs), "predicting blocks", "block", quiet) as bar:
         for job in jobs:
             stats = []
             for task in job.blocks:
@@ -264,7 +263,7 @@ def _run_in_order(client: Client, jobs: list[SceneJob], shared: Any, limit: int 
             submitted.append(future)
             running.add(future)
 
-    with tqdm(total=len(todo), desc="predicting blocks", unit="task", disable=quiet or None, leave=False) as bar:
+    with ProgressBar(len(todo), "predicting blocks", "task", quiet) as bar:
         top_up()
         for future in running:
             result = future.result()

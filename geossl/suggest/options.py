@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from geossl.classweights import ClassWeighting
 from geossl.config import NO_FLAG, DataRootOption, Flag, StrictModel, ThreadsOption
+from geossl.io.layers import LABEL_LAYER
 
 #: Cells along a window's side: candidates step by an eighth of a window, so a window can start within
 #: ``size / 8`` px of any edge of the unlabeled area (with half-window steps, a lake along a region's edge
@@ -75,7 +76,17 @@ class SuggestOptions(SuggestSettings):
     """Options of one ``geossl suggest`` run (everything but the checkpoint, the manifest and the catalog)."""
 
     out: Annotated[Path, Flag(metavar="FILE.gpkg")] = Field(
-        description="GeoPackage to write (a .qml style is written beside it).")
-    overwrite: bool = Field(default=False, description="Replace --out (and its .qml) if they exist.")
+        description=f"GeoPackage to write: the windows (a layer named after the file) and an empty layer "
+                    f"'{LABEL_LAYER}' to draw labels in; the windows' .qml style is written beside it.")
+    overwrite: bool = Field(default=False, description=f"Replace --out (and its .qml) if they exist; the polygons "
+                                                       f"drawn in its '{LABEL_LAYER}' layer are kept.")
     data_root: DataRootOption = None
     quiet: Annotated[bool, NO_FLAG] = False
+
+    @field_validator("out")
+    @classmethod
+    def _not_the_label_layer(cls, out: Path) -> Path:
+        if out.stem == LABEL_LAYER:
+            raise ValueError(f"the windows' layer is named after the file, and '{LABEL_LAYER}' is the layer "
+                             "labels are drawn in: choose another name")
+        return out

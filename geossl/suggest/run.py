@@ -78,7 +78,7 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
                     len(chosen), options.size, options.n)
     picked = pool.take(np.array([c.index for c in chosen]))
     style = write_suggestions(out, picked, np.array([c.score for c in chosen]), bundle.classes,
-                              [s.id for s in catalog.scenes], catalog.crs)
+                              [s.id for s in catalog.scenes], catalog.crs, manifest.class_field)
     how = ("typical windows" if options.ranking == "typical" else
            f"{options.method}, diversity {options.kept_apart}, class weighting {options.class_weighting}")
     log.info("%d suggestions of %d x %d px (from %d candidates, %s) -> %s", len(chosen), options.size,

@@ -25,6 +25,7 @@ from geossl.predict.accumulate import RowAccumulator, RowBlock
 from geossl.predict.reader import RowBand, RowBandReader, open_scene
 from geossl.predict.runner import ModelRunner
 from geossl.predict.scene import Scene
+from geossl.progress import report
 from geossl.suggest.novelty import ClassSpectra
 from geossl.suggest.options import Method, Uncertainty
 from geossl.suggest.uncertainty import uncertainty
@@ -110,7 +111,8 @@ def scan(scene: Scene, bundle: ModelBundle, runner: ModelRunner, area: Area, cel
 
     with open_scene(scene) as src:
         reader = RowBandReader(src, scene, bundle, area.col0, area.col0 + area.width, size)
-        for row in grid.row_starts:
+        for i, row in enumerate(grid.row_starts):
+            report(i / len(grid.row_starts), f"scoring {scene.path.name}")
             for done in acc.advance(row):
                 finish(done)
             band = _local(reader.read(area.row0 + row), row, min(size, area.height - row))

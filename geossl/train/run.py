@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import yaml
 
+from geossl import progress
 from geossl.catalog import CATALOG_NAME, Catalog
 from geossl.classweights import balanced_weights
 from geossl.config import flag_name, read_yaml, validate_model
@@ -246,6 +247,7 @@ def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: 
     from lightning.pytorch.loggers import CSVLogger
 
     from geossl.train.checkpoints import AtomicCheckpointIO, FinalStepCheckpoint
+    from geossl.train.progress import StepProgress
 
     # two callbacks: Lightning 2.6 writes save_last only when the monitored checkpoint was written too
     best_ckpt = ModelCheckpoint(dirpath=last.parent, filename="best", monitor="val_miou", mode="max",
@@ -266,8 +268,9 @@ def _trainer(config: TrainConfig, out: Path, last: Path, has_val: bool, resume: 
         strategy="ddp" if isinstance(devices, int) and devices > 1 else "auto",
         precision=_precision(config),  # type: ignore[arg-type]
         max_steps=config.total_steps, max_epochs=config.epochs, logger=loggers,
-        callbacks=[best_ckpt, last_ckpt, FinalStepCheckpoint(last), *callbacks],
-        enable_progress_bar=not quiet, enable_model_summary=not quiet, use_distributed_sampler=False,
+        callbacks=[best_ckpt, last_ckpt, FinalStepCheckpoint(last), StepProgress(), *callbacks],
+        enable_progress_bar=not quiet and not progress.enabled(), enable_model_summary=not quiet,
+        use_distributed_sampler=False,
         num_sanity_val_steps=0, limit_val_batches=None if has_val else 0,
         log_every_n_steps=min(10, config.steps_per_epoch), default_root_dir=out, plugins=[AtomicCheckpointIO()],
     )

@@ -49,6 +49,8 @@ FORMATS = {f.name: f for f in (Format("gpkg", "GPKG", ".gpkg"), Format("fgb", "F
                                 Format("geojson", "GeoJSON", ".geojson"), Format("parquet", "Parquet", ".parquet"))}
 SUFFIXES = {f.suffix: f for f in FORMATS.values()} | {".json": FORMATS["geojson"], ".geoparquet": FORMATS["parquet"]}
 
+#: The GeoPackage table QGIS keeps its layer styles in.
+STYLES_TABLE = "layer_styles"
 #: Rows per GeoPackage append: large enough that opening the file for each batch costs little.
 BATCH_ROWS = 100_000
 
@@ -82,6 +84,23 @@ def _parquet_writer() -> str | None:
     if importlib.util.find_spec("pyarrow") is not None:
         return "geopandas"
     return None
+
+
+def write_style(path: Path, layer: str, qml: str, description: str) -> None:
+    """``qml`` as QGIS's default style of ``layer`` in the GeoPackage ``path``: a row of ``layer_styles``.
+
+    The table is created as QGIS makes it (module docstring) when the file has none yet, else appended to.
+    """
+    now = np.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)], dtype="datetime64[ms]")
+    columns = {
+        "f_table_catalog": "", "f_table_schema": "", "f_table_name": layer, "f_geometry_column": "geom",
+        "styleName": layer, "styleQML": qml, "styleSLD": "", "useAsDefault": True,
+        "description": description, "owner": "", "ui": "",
+    }
+    data = [np.array([v], dtype=bool if isinstance(v, bool) else object) for v in columns.values()]
+    append = STYLES_TABLE in [name for name, _ in pyogrio.list_layers(path)]
+    ogr_write(str(path), None, [*data, now], [*columns, "update_time"], layer=STYLES_TABLE, driver="GPKG",
+              layer_options=None if append else {"FID": "id"}, encoding="UTF-8", append=append)
 
 
 @dataclass
@@ -214,16 +233,7 @@ class LayerWriter:
         self._fids, self._boxes = [], []
 
     def _write_style(self, qml: str, description: str) -> None:
-        """The style as QGIS's default for the layer, in a ``layer_styles`` table like QGIS makes."""
-        now = np.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)], dtype="datetime64[ms]")
-        columns = {
-            "f_table_catalog": "", "f_table_schema": "", "f_table_name": self.layer, "f_geometry_column": "geom",
-            "styleName": self.layer, "styleQML": qml, "styleSLD": "", "useAsDefault": True,
-            "description": description, "owner": "", "ui": "",
-        }
-        data = [np.array([v], dtype=bool if isinstance(v, bool) else object) for v in columns.values()]
-        ogr_write(str(self.path), None, [*data, now], [*columns, "update_time"], layer="layer_styles",
-                  driver="GPKG", layer_options={"FID": "id"}, encoding="UTF-8")
+        write_style(self.path, self.layer, qml, description)
 
     # GeoParquet without GDAL's driver ----------------------------------------------------------------------
 
