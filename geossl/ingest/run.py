@@ -63,8 +63,10 @@ EMPTY_PIXELS = "internal mask"
 
 
 def input_hash(manifest: Manifest, inputs: ResolvedInputs, options: IngestOptions) -> str:
-    """Hash of what decides the outputs: input files (path, size, mtime), drawn layers, manifest, COG options and
-    the way of writing."""
+    """Hash of what decides the outputs: input files, drawn layers, manifest, COG options, the way of writing.
+
+    Input files by path, size and modification time; drawn label layers by their content.
+    """
     files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in inputs.all_files()]
     return stable_hash(files, inputs.drawn_digests(), manifest.model_dump(mode="json"), options.compress,
                        options.blocksize, geossl.__version__, EMPTY_PIXELS)

@@ -44,7 +44,8 @@ class Agreement:
     def share(self, augmentation: str) -> np.ndarray:
         """``kept_c`` of one augmentation (NaN for a class the reference never predicted)."""
         n = self.predicted[augmentation].astype(np.float64)
-        return np.divide(self.kept[augmentation], n, out=np.full_like(n, np.nan), where=n > 0)
+        share: np.ndarray = np.divide(self.kept[augmentation], n, out=np.full_like(n, np.nan), where=n > 0)
+        return share
 
     def overall(self, augmentation: str) -> float:
         """The kept share over all valid pixels."""
