@@ -95,10 +95,10 @@ class BorderMerger:
         if j == self.n_cols - 1:
             self.right = None
 
-    def finish_row(self, i: int) -> tuple[np.ndarray, Attributes, np.ndarray]:
+    def finish_row(self, i: int) -> tuple[np.ndarray, Attributes, np.ndarray, np.ndarray]:
         """After the last tile of row ``i``: the regions that can grow no more.
 
-        Returns their WKB in map coordinates, attributes and bounds ``(n, 4)``.
+        Returns their WKB in map coordinates, attributes, bounds ``(n, 4)`` and areas.
         """
         last = i == self.n_rows - 1
         open_roots: set[int] = set()
@@ -126,7 +126,7 @@ class BorderMerger:
         values = np.array(done_attrs, dtype=np.float64).reshape(-1, 4)
         attrs = Attributes(values[:, 0].astype(np.int64), values[:, 1].astype(np.int64), values[:, 2],
                            values[:, 3].astype(np.int64))
-        return shapely.to_wkb(geoms), attrs, shapely.bounds(geoms).reshape(-1, 4)
+        return shapely.to_wkb(geoms), attrs, shapely.bounds(geoms).reshape(-1, 4), shapely.area(geoms)
 
     def _forget_finished(self) -> None:
         """Drop union-find entries whose group is finished (their root has no attributes left)."""

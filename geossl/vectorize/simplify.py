@@ -1,4 +1,41 @@
-"""Simplify the polygons as one coverage, so neighbours keep sharing their borders."""
+"""Coverage simplification in pieces: each tile is simplified on its own, with the borders it shares held fixed.
+
+``--simplify`` runs GEOS's coverage simplifier (shapely ``coverage_simplify``): Visvalingam-Whyatt on every
+edge of the coverage (the lines between the points where three polygons, or two and the outside, meet),
+removing vertices whose triangle with their neighbours is smaller than about ``tolerance²`` unless that would
+make an edge cross another. Each edge is simplified once and used by both polygons beside it, so there are no
+gaps, overlaps or slivers, and every polygon stays valid.
+
+Run on the whole coverage at once, GEOS holds every polygon and its edge graph: memory grows with the scene
+(Zion map tiled 8 x 8, 103 Mpx, ``--min-area 3600 --simplify 15``: 6.6 GB) and the work is done in one
+thread after the tracing. Here each tile is simplified inside its own task, on the worker threads, right after
+it is traced, and the simplified pieces are then joined across tile borders exactly as unsimplified ones
+(:mod:`.merge`). What makes the pieces fit together:
+
+- A tile's *shared* sides (those bordering another tile) are held fixed: the tile's coverage is simplified with
+  ``simplify_boundary=False``, which keeps its outer boundary as it is and lets no simplified edge cross it. So
+  the pieces on both sides of a tile border keep exactly the vertices the tracer gave them there (bit-identical
+  map coordinates), and the merge's exact edge-matched union still applies. An edge that crosses a tile border
+  is split there: each half is simplified once, in its tile, and the crossing point stays. Everything else is
+  simplified as in one pass: an edge lies in one tile, both polygons beside it are in that tile's coverage, and
+  so is every vertex its simplification is checked against (those lie on the two polygons' rings).
+- The coverage's own outer boundary (the raster's edge and nodata) is simplified as in one pass. For that a
+  tile is traced together with its *outside*: its nodata pixels and the ring of pixels beyond the raster on its
+  unshared sides, as extra polygons (:func:`trace_with_outside`). The boundary towards the outside is then an
+  inner edge, simplified; only the outside's own outer boundary (beyond the raster, or along shared sides) is
+  fixed.
+- A tile that borders no other (the raster is one tile) is the whole coverage: it is simplified with
+  ``simplify_boundary=True``, exactly as a whole-coverage simplification.
+
+Why this and not the alternatives (measured on the Zion map, ``bench/vectorize.py``, bench/RESULTS.md):
+a piece must be bounded in both directions, or memory grows with the raster's width (a row of tiles of the
+8 x 8 map is twice the pixels of the 4 x 4 map's); GEOS releases the GIL, so pieces simplified in the tile tasks
+use every core, and need no extra pass over the data. Simplifying the edges between junctions ourselves (as
+GRASS ``v.generalize`` or mapshaper do) would not give GEOS's results where the scene is one piece, and a
+topology-checked Visvalingam-Whyatt in NumPy/Python is far slower than GEOS's C++. The cost of the fixed tile
+borders is a few kept vertices along them: edges crossing a border keep the crossing point, and boundaries that
+lie along a border line keep their ends there. Every kept vertex is a vertex of the unsimplified boundary.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +43,68 @@ import logging
 
 import numpy as np
 import shapely
+from scipy import ndimage
+
+from geossl.vectorize.ragged import RaggedPolygons
+from geossl.vectorize.trace import Regions, Rings, trace, trace_labels
 
 log = logging.getLogger(__name__)
 
 
-def simplify_coverage(geoms: np.ndarray, tolerance: float) -> np.ndarray:
-    """Simplify all ``geoms`` at once with GEOS's coverage simplifier (shapely ``coverage_simplify``).
+def simplify_coverage(geoms: np.ndarray, tolerance: float, fixed_boundary: bool = False) -> np.ndarray:
+    """Simplify ``geoms`` (a valid coverage) at once with GEOS's coverage simplifier.
 
-    Each border shared by two polygons is simplified once and used by both, so there are no gaps and no
-    overlaps afterwards, and every result is valid when the input is a valid coverage (edge-matched polygons
-    that do not overlap, as the polygonizer writes them). ``tolerance`` is in map units: GEOS removes vertices
-    whose triangle with their neighbours has an area below about ``tolerance²`` (Visvalingam-Whyatt). The
-    outer boundary of the coverage (raster edge, nodata) is simplified too.
+    ``tolerance`` is in map units: GEOS removes vertices whose triangle with their neighbours has an area below
+    about ``tolerance²``. The coverage's outer boundary is simplified too, unless ``fixed_boundary``.
     """
     if len(geoms) == 0 or tolerance <= 0:
         return geoms
-    out: np.ndarray = shapely.coverage_simplify(geoms, tolerance)
+    out: np.ndarray = shapely.coverage_simplify(geoms, tolerance, simplify_boundary=not fixed_boundary)
     invalid = ~shapely.is_valid(out)
     if invalid.any():  # pragma: no cover - GEOS keeps a valid coverage valid
         log.warning("%d polygons invalid after simplification; they are repaired one by one", int(invalid.sum()))
         out[invalid] = shapely.make_valid(out[invalid])
     return out
+
+
+def simplify_piece(geoms: np.ndarray, outside: np.ndarray, tolerance: float) -> np.ndarray:
+    """Simplify a tile's polygons ``geoms`` with the tile's ``outside`` polygons beside them, borders held fixed.
+
+    The outer boundary of ``geoms`` and ``outside`` together stays as it is; the simplified ``geoms`` are
+    returned (see the module docstring).
+    """
+    if len(geoms) == 0:
+        return geoms
+    return simplify_coverage(np.concatenate([geoms, outside]), tolerance, fixed_boundary=True)[:len(geoms)]
+
+
+def trace_with_outside(regions: Regions, halo: np.ndarray, off_raster: np.ndarray) -> tuple[Rings, RaggedPolygons]:
+    """Trace the regions of a tile and, as extra polygons, its outside (see the module docstring).
+
+    Args:
+        regions: the tile's regions (label 0 for nodata pixels).
+        halo: codes of the one-pixel ring around the tile, as :func:`geossl.vectorize.trace.trace` takes them.
+        off_raster: ``(h + 2, w + 2)``, true for the ring pixels beyond the raster.
+
+    Returns the regions' polygons, the same as :func:`~geossl.vectorize.trace.trace` gives (the outside adds no
+    vertex to them: along a straight run, the pixels on its other side are either all outside or none), and the
+    outside's polygons (4-connected parts of the outside, one polygon each), in the tile's pixel frame.
+    """
+    h, w = regions.labels.shape
+    outside = off_raster.copy()
+    outside[1:-1, 1:-1] = regions.labels == 0
+    if not outside.any():
+        return trace(regions, halo), _no_polygons()
+    parts, _ = ndimage.label(outside)
+    grid = halo.astype(np.int32, copy=True)
+    grid[1:-1, 1:-1] = regions.labels
+    grid = np.where(outside, parts + regions.n, grid).astype(np.int32)
+    traced = trace_labels(grid)
+    polygons = traced.polygons.shifted(-1, -1)  # the grid starts one pixel before the tile
+    mine = traced.label <= regions.n
+    return Rings(polygons.take(mine), traced.label[mine]), polygons.take(~mine)
+
+
+def _no_polygons() -> RaggedPolygons:
+    empty = np.zeros(1, dtype=np.int64)
+    return RaggedPolygons(np.zeros((0, 2)), empty, empty)
