@@ -45,7 +45,7 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
-from geossl.vectorize.ragged import RaggedPolygons
+from geossl.vectorize.ragged import RaggedPolygons, ranges
 from geossl.vectorize.trace import Regions, Rings, trace, trace_labels
 
 log = logging.getLogger(__name__)
@@ -67,15 +67,74 @@ def simplify_coverage(geoms: np.ndarray, tolerance: float, fixed_boundary: bool 
     return out
 
 
-def simplify_piece(geoms: np.ndarray, outside: np.ndarray, tolerance: float) -> np.ndarray:
-    """Simplify a tile's polygons ``geoms`` with the tile's ``outside`` polygons beside them, borders held fixed.
+def simplify_piece(polygons: RaggedPolygons, outside: RaggedPolygons, tolerance: float,
+                   fixed: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Simplify a tile's ``polygons`` with the tile's ``outside`` polygons beside them, borders held fixed.
 
-    The outer boundary of ``geoms`` and ``outside`` together stays as it is; the simplified ``geoms`` are
-    returned (see the module docstring).
+    The outer boundary of the polygons and their outside together stays as it is (see the module docstring);
+    ``fixed`` marks the vertices of each that GEOS keeps whatever the tolerance (:func:`fixed_vertices`).
+    Polygons without another vertex GEOS could remove (its triangle with its neighbours below ``tolerance²``)
+    are left out of GEOS's input:
+    none of their edges can change (a vertex's triangle only changes when a neighbour on its edge goes), and
+    left out they are held fixed, which is the same. Returns the simplified polygons as shapely geometries.
     """
+    geoms = polygons.geometries()
     if len(geoms) == 0:
         return geoms
-    return simplify_coverage(np.concatenate([geoms, outside]), tolerance, fixed_boundary=True)[:len(geoms)]
+    threshold = tolerance * tolerance * (1 + 1e-9)
+    mine = min_corner_area(polygons, fixed[0]) <= threshold
+    beside = outside.take(min_corner_area(outside, fixed[1]) <= threshold).geometries()
+    if mine.any():
+        coverage = np.concatenate([geoms[mine], beside])
+        geoms[mine] = simplify_coverage(coverage, tolerance, fixed_boundary=True)[:int(mine.sum())]
+    return geoms
+
+
+def fixed_vertices(polygons: RaggedPolygons, outside: RaggedPolygons, shared: tuple[bool, bool, bool, bool],
+                   height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per coordinate of ``polygons`` and of ``outside`` (a tile's, pixel frame): whether GEOS must keep it.
+
+    Those are the vertices on a shared side (the fixed outer boundary) and the *nodes*, where three or more
+    rings meet (GEOS simplifies the edges between nodes and keeps the nodes). ``shared``: top, bottom, left,
+    right, as in :class:`geossl.vectorize.tile.TileSpec`.
+    """
+    xy = np.concatenate([polygons.coords, outside.coords])
+    x, y = xy[:, 0], xy[:, 1]
+    top, bottom, left, right = shared
+    fixed = (top & (y == 0)) | (bottom & (y == height)) | (left & (x == 0)) | (right & (x == width))
+    key = (y.astype(np.int64) + 1) * (width + 3) + x.astype(np.int64) + 1
+    closing = np.zeros(len(xy), dtype=bool)  # each ring's last coordinate repeats its first
+    closing[polygons.ring_offsets[1:] - 1] = True
+    closing[len(polygons.coords) + outside.ring_offsets[1:] - 1] = True
+    _, inverse, counts = np.unique(key[~closing], return_inverse=True, return_counts=True)
+    rings_through = np.zeros(len(xy), dtype=np.int64)
+    rings_through[~closing] = counts[inverse]
+    fixed |= rings_through >= 3
+    n = len(polygons.coords)
+    return fixed[:n], fixed[n:]
+
+
+def min_corner_area(polygons: RaggedPolygons, fixed: np.ndarray) -> np.ndarray:
+    """Per polygon, the smallest area of a triangle a vertex makes with its two neighbours on its ring.
+
+    Vertices marked in ``fixed`` (one flag per coordinate) are not counted (infinite area).
+    """
+    if len(polygons) == 0:
+        return np.zeros(0)
+    xy, offsets = polygons.coords, polygons.ring_offsets
+    starts, ends = offsets[:-1], offsets[1:] - 1  # rings are closed: ends[k] repeats starts[k]
+    lengths = ends - starts
+    index = ranges(starts, lengths)
+    prev = index - 1
+    prev[np.cumsum(lengths) - lengths] = ends - 1
+    ux, uy = (xy[index] - xy[prev]).T
+    vx, vy = (xy[index + 1] - xy[index]).T
+    cross = ux * vy - uy * vx
+    area = np.where(fixed[index], np.inf, 0.5 * np.abs(cross))
+    per_ring = np.minimum.reduceat(area, np.cumsum(lengths) - lengths)
+    first_ring = polygons.polygon_offsets[:-1]
+    out: np.ndarray = np.minimum.reduceat(per_ring, first_ring)
+    return out
 
 
 def trace_with_outside(regions: Regions, halo: np.ndarray, off_raster: np.ndarray) -> tuple[Rings, RaggedPolygons]:

@@ -23,7 +23,7 @@ import shapely
 from rasterio.windows import Window
 
 from geossl.vectorize.ragged import RaggedPolygons
-from geossl.vectorize.simplify import simplify_coverage, simplify_piece, trace_with_outside
+from geossl.vectorize.simplify import fixed_vertices, simplify_coverage, simplify_piece, trace_with_outside
 from geossl.vectorize.trace import Regions, Rings, label_regions, trace
 
 
@@ -129,9 +129,9 @@ def polygonize_tile(spec: TileSpec) -> TileResult:
     index_of[rings.label[border]] = np.arange(int(border.sum()))
     edges = tuple(index_of[side] if shared else np.full(len(side), -1, dtype=np.int64)
                   for shared, side in zip(spec.shared, sides, strict=True))
-    polys = rings.polygons.shifted(w.col_off, w.row_off).transformed(spec.transform)
     if spec.simplify > 0:
-        return _simplified(spec, polys, outside, border, attrs, edges)  # type: ignore[arg-type]
+        return _simplified(spec, rings.polygons, outside, border, attrs, edges)  # type: ignore[arg-type]
+    polys = rings.polygons.shifted(w.col_off, w.row_off).transformed(spec.transform)
     finished = polys.take(~border)
     return TileResult(wkb=finished.wkb(), attrs=attrs.take(~border), bounds=finished.bounds(),
                       border_geoms=polys.take(border).geometries(), border_attrs=attrs.take(border),
@@ -140,18 +140,21 @@ def polygonize_tile(spec: TileSpec) -> TileResult:
 
 def _simplified(spec: TileSpec, polys: RaggedPolygons, outside: RaggedPolygons | None, border: np.ndarray,
                 attrs: Attributes, edges: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> TileResult:
-    """The tile's result with its polygons simplified.
+    """The tile's result with its polygons (``polys``, ``outside``: in the tile's pixel frame) simplified.
 
-    As a piece beside its ``outside`` polygons, shared sides held fixed; a tile that borders no other
-    (``outside`` None) is the whole coverage.
+    As a piece beside its outside, shared sides held fixed; a tile that borders no other (``outside`` None) is
+    the whole coverage.
     """
-    geoms = polys.geometries()
+    w = spec.window
+
+    def to_map(p: RaggedPolygons) -> RaggedPolygons:
+        return p.shifted(w.col_off, w.row_off).transformed(spec.transform)
+
     if outside is None:
-        geoms = simplify_coverage(geoms, spec.simplify)
+        geoms = simplify_coverage(to_map(polys).geometries(), spec.simplify)
     else:
-        w = spec.window
-        beside = outside.shifted(w.col_off, w.row_off).transformed(spec.transform).geometries()
-        geoms = simplify_piece(geoms, beside, spec.simplify)
+        geoms = simplify_piece(to_map(polys), to_map(outside), spec.simplify,
+                               fixed_vertices(polys, outside, spec.shared, w.height, w.width))
     finished = geoms[~border]
     return TileResult(wkb=shapely.to_wkb(finished), attrs=attrs.take(~border),
                       bounds=shapely.bounds(finished).reshape(-1, 4), border_geoms=geoms[border],
