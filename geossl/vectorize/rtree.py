@@ -58,10 +58,12 @@ def _nodes(ids: np.ndarray, boxes: np.ndarray, capacity: int) -> tuple[np.ndarra
     n_nodes = math.ceil(len(ids) / capacity)
     cells = np.zeros(n_nodes * capacity, dtype=_CELL)
     cells["id"][:len(ids)] = ids[order]
-    cells["box"][:len(ids)] = boxes[order][:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
     starts = np.arange(0, len(ids), capacity)
-    node_boxes = np.hstack([np.minimum.reduceat(boxes[order, :2], starts),
-                            np.maximum.reduceat(boxes[order, 2:], starts)])
+    node_boxes = np.empty((len(starts), 4), dtype=boxes.dtype)
+    for k, column in enumerate((0, 2, 1, 3)):  # cells hold minx, maxx, miny, maxy; a column at a time (memory)
+        values = boxes[order, column]
+        cells["box"][:len(ids), k] = values
+        node_boxes[:, column] = (np.minimum if column < 2 else np.maximum).reduceat(values, starts)
     node_of = np.column_stack([ids[order], np.arange(len(ids)) // capacity])
     return cells.reshape(n_nodes, capacity), node_of, node_boxes
 
