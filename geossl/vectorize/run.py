@@ -24,6 +24,7 @@ from geossl.io.atomic import staging_dir
 from geossl.io.lazy import block_aligned_chunks
 from geossl.io.style import vector_qml
 from geossl.manifest import ClassDef
+from geossl.memory import release_free_memory
 from geossl.parallel import ordered_results, use_client
 from geossl.vectorize.merge import BorderMerger
 from geossl.vectorize.options import VectorizeOptions
@@ -132,8 +133,10 @@ def _polygonize(client: Client, raster: ClassRaster, tiling: Tiling, specs: list
     for (i, j), result in zip(tiling, results, strict=True):
         emit(result.wkb, result.attrs, result.bounds, result.area)
         merger.add(i, j, result)
+        del result
         if j == n_cols - 1:
             emit(*merger.finish_row(i))
+        release_free_memory()  # what the tile's task freed, so that peak memory follows what is held
     return writer, seen
 
 
