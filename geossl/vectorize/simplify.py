@@ -27,14 +27,33 @@ it is traced, and the simplified pieces are then joined across tile borders exac
 - A tile that borders no other (the raster is one tile) is the whole coverage: it is simplified with
   ``simplify_boundary=True``, exactly as a whole-coverage simplification.
 
-Why this and not the alternatives (measured on the Zion map, ``bench/vectorize.py``, bench/RESULTS.md):
-a piece must be bounded in both directions, or memory grows with the raster's width (a row of tiles of the
-8 x 8 map is twice the pixels of the 4 x 4 map's); GEOS releases the GIL, so pieces simplified in the tile tasks
-use every core, and need no extra pass over the data. Simplifying the edges between junctions ourselves (as
-GRASS ``v.generalize`` or mapshaper do) would not give GEOS's results where the scene is one piece, and a
-topology-checked Visvalingam-Whyatt in NumPy/Python is far slower than GEOS's C++. The cost of the fixed tile
-borders is a few kept vertices along them: edges crossing a border keep the crossing point, and boundaries that
-lie along a border line keep their ends there. Every kept vertex is a vertex of the unsimplified boundary.
+GEOS only gets the polygons it could change: one without a vertex it may remove (not a node, not on a shared
+side, and whose triangle with its neighbours is below ``tolerance²``) keeps every edge as it is, so it is left
+out, and its edges are held fixed as the outer boundary of the rest (:func:`simplify_piece`). At 30 m pixels
+and a 15 m tolerance no pixel-staircase corner qualifies (each is 450 m² > 15²) and GEOS is skipped; at 30 m
+nearly every polygon goes to GEOS.
+
+Why this design (measured; figures in bench/RESULTS.md, ``bench/vectorize.py``):
+
+- Pieces bounded in both directions. A row of tiles (the other option) grows with the raster's width: the 8 x 8
+  map's rows hold twice the 4 x 4 map's pixels, and peak memory would follow. Per tile, the 8 x 8 map's peak RSS
+  stays within about 1.2x the 4 x 4 map's.
+- GEOS costs the same per vertex in small pieces as at once (about 4 µs a vertex here; the sieved 4 x 4 map in
+  pieces of 1 Mpx, 256 kpx or 64 kpx took the same total), and it releases the GIL: pieces simplified in the
+  tile tasks run on every worker thread, with no second pass over the polygons.
+- Results as a whole-coverage pass where the scene is one piece (the same call), and as close to it elsewhere
+  as that pass is to itself: Visvalingam-Whyatt meets ties everywhere on pixel staircases (equal triangles),
+  which GEOS breaks by input order; permuting the input order of one whole-coverage pass changes 46 % of the
+  polygons of a speckled test map, and the tiled result differs from the whole-coverage one by about as much
+  area (tests/test_vectorize_simplify.py).
+- Simplifying the edges between junctions ourselves (GRASS ``v.generalize``, mapshaper) would not give GEOS's
+  results where the scene is one piece, and Visvalingam-Whyatt is a priority queue per edge: without compiled
+  code, a Python step per removed vertex plus its crossing check, estimated (not built) to cost more than
+  GEOS's 4 µs a vertex.
+
+The cost of holding the tile borders is a few vertices kept along them: an edge that crosses a border keeps
+the crossing point, and a boundary lying on a border line keeps its ends there. Every vertex of the result is
+a vertex of the unsimplified boundary.
 """
 
 from __future__ import annotations
