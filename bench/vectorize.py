@@ -80,8 +80,21 @@ def child(args: argparse.Namespace) -> None:
                                                             workers=args.workers, min_area=args.min_area,
                                                             simplify=args.simplify))
     wall = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall_s": wall, "peak_rss_mib": rss, "polygons": summary.polygons}))
+    print(json.dumps({"wall_s": wall, "peak_rss_mib": peak_rss_mib(), "polygons": summary.polygons}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, MiB.
+
+    Linux's ``VmHWM`` belongs to the address space exec() made; ``ru_maxrss`` survives exec(), so a child would
+    report the parent's size at fork when that was larger (this script's parent reads whole layers).
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _children_cpu() -> float:
