@@ -95,10 +95,10 @@ class BorderMerger:
         if j == self.n_cols - 1:
             self.right = None
 
-    def finish_row(self, i: int) -> tuple[np.ndarray, Attributes, np.ndarray]:
+    def finish_row(self, i: int) -> tuple[np.ndarray, Attributes, np.ndarray, np.ndarray]:
         """After the last tile of row ``i``: the regions that can grow no more.
 
-        Returns their WKB in map coordinates, attributes and bounds ``(n, 4)``.
+        Returns their WKB in map coordinates, attributes, bounds ``(n, 4)`` and areas.
         """
         last = i == self.n_rows - 1
         open_roots: set[int] = set()
@@ -108,7 +108,7 @@ class BorderMerger:
         groups: dict[int, list[int]] = {}
         for pid in self.shell:
             groups.setdefault(self._find(pid), []).append(pid)
-        done_geoms, done_attrs = [], []
+        done_wkb, done_box, done_area, done_attrs = [], [], [], []
         for root, members in groups.items():
             shell = self.shell[members[0]] if len(members) == 1 else dissolve([self.shell[m] for m in members])
             holes = [h for m in members for h in self.holes[m]]
@@ -117,16 +117,20 @@ class BorderMerger:
             if root in open_roots:  # goes on below: keep one shell and the holes so far
                 self.shell[root], self.holes[root] = shell, holes
                 continue
-            done_geoms.append(with_holes(shell, holes))
+            region = with_holes(shell, holes)  # to WKB at once: a row's regions are never all held as GEOS objects
+            done_wkb.append(shapely.to_wkb(region))
+            done_box.append(shapely.bounds(region))
+            done_area.append(shapely.area(region))
             done_attrs.append(self.attr.pop(root))
         self._forget_finished()
         if last:
             self.bottoms.clear()
-        geoms = np.array(done_geoms, dtype=object)
         values = np.array(done_attrs, dtype=np.float64).reshape(-1, 4)
         attrs = Attributes(values[:, 0].astype(np.int64), values[:, 1].astype(np.int64), values[:, 2],
                            values[:, 3].astype(np.int64))
-        return shapely.to_wkb(geoms), attrs, shapely.bounds(geoms).reshape(-1, 4)
+        wkb = np.empty(len(done_wkb), dtype=object)
+        wkb[:] = done_wkb
+        return wkb, attrs, np.array(done_box, dtype=np.float64).reshape(-1, 4), np.array(done_area, dtype=np.float64)
 
     def _forget_finished(self) -> None:
         """Drop union-find entries whose group is finished (their root has no attributes left)."""

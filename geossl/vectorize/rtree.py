@@ -48,22 +48,23 @@ def _str_order(boxes: np.ndarray, capacity: int) -> np.ndarray:
     return np.lexsort((cy, slice_of))
 
 
-def _nodes(ids: np.ndarray, boxes: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _nodes(ids: np.ndarray, boxes: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
     """Pack entries into nodes of ``capacity`` cells (STR order, consecutive runs).
 
-    Returns the cells (structured, node after node, nodes padded to ``capacity``), the node of each entry in
-    packed order with that entry's id, and the nodes' boxes.
+    Returns the cells (structured, node after node, nodes padded to ``capacity`` with id 0; entry ``k`` in
+    packed order is in node ``k // capacity``) and the nodes' boxes.
     """
     order = _str_order(boxes, capacity)
     n_nodes = math.ceil(len(ids) / capacity)
     cells = np.zeros(n_nodes * capacity, dtype=_CELL)
     cells["id"][:len(ids)] = ids[order]
-    cells["box"][:len(ids)] = boxes[order][:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
     starts = np.arange(0, len(ids), capacity)
-    node_boxes = np.hstack([np.minimum.reduceat(boxes[order, :2], starts),
-                            np.maximum.reduceat(boxes[order, 2:], starts)])
-    node_of = np.column_stack([ids[order], np.arange(len(ids)) // capacity])
-    return cells.reshape(n_nodes, capacity), node_of, node_boxes
+    node_boxes = np.empty((len(starts), 4), dtype=np.float32)
+    for k, column in enumerate((0, 2, 1, 3)):  # cells hold minx, maxx, miny, maxy; a column at a time (memory)
+        values = boxes[order, column]
+        cells["box"][:len(ids), k] = values
+        node_boxes[:, column] = (np.minimum if column < 2 else np.maximum).reduceat(values, starts)
+    return cells.reshape(n_nodes, capacity), node_boxes
 
 
 def bulk_load(db: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.ndarray) -> None:
@@ -86,45 +87,42 @@ def bulk_load(db: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.nd
         db.execute(f"INSERT INTO {_quoted(table + '_node')} VALUES (1, ?)", (bytes(node_size),))
         return
 
-    # Build levels bottom-up with provisional node numbers (0.. within each level).
-    levels = []  # (cells, (entry id, node index) pairs, node count) per level, leaves first
+    # Node numbers: the root is 1, then each level below in turn; the levels are built and written bottom-up,
+    # one at a time (bounded memory), so their sizes are worked out first.
+    sizes = [math.ceil(len(ids) / capacity)]
+    while sizes[-1] > 1:
+        sizes.append(math.ceil(sizes[-1] / capacity))
+    first = np.cumsum([1, *sizes[::-1]])[::-1][1:]  # first node number of each level, leaves first
     entry_ids, entry_boxes = ids, boxes
-    while True:
-        cells, node_of, node_boxes = _nodes(entry_ids, entry_boxes, capacity)
-        levels.append((cells, node_of, len(node_boxes)))
-        if len(node_boxes) == 1:
-            break
-        entry_ids, entry_boxes = np.arange(len(node_boxes), dtype=np.int64), node_boxes.astype(np.float32)
-
-    # Final numbers top-down: the root is 1, then each level below in turn.
-    first = {}
-    number = 1
-    for level in range(len(levels) - 1, -1, -1):
-        first[level] = number
-        number += levels[level][2]
-    depth = len(levels) - 1
-    for level, (cells, node_of, n_nodes) in enumerate(levels):
+    for level, n_nodes in enumerate(sizes):
+        cells, node_boxes = _nodes(entry_ids, entry_boxes, capacity)
         numbers = first[level] + np.arange(n_nodes)
-        counts = np.minimum(capacity, len(node_of) - np.arange(n_nodes) * capacity)
-        if level > 0:  # cell ids are provisional child numbers: make them final
-            real = np.arange(n_nodes * capacity).reshape(n_nodes, capacity) < len(node_of)
-            cells["id"] = np.where(real, cells["id"] + first[level - 1], 0)
-        header = np.column_stack([np.where(numbers == 1, depth, 0), counts]).astype(">u2")
-        for part in _chunks(n_nodes, _ROWS_PER_INSERT // capacity + 1):  # bounded memory: a chunk at a time
-            rows = cells[part]
-            blobs = np.zeros((len(rows), node_size), dtype=np.uint8)
-            blobs[:, :4] = header[part].view(np.uint8).reshape(-1, 4)
-            blobs[:, 4:4 + capacity * _CELL.itemsize] = rows.view(np.uint8).reshape(len(rows), -1)
-            db.executemany(f"INSERT INTO {_quoted(table + '_node')} VALUES (?, ?)",
-                           zip(numbers[part].tolist(), (row.tobytes() for row in blobs), strict=True))
-        child = node_of[:, 0] + (first[level - 1] if level > 0 else 0)
-        parent = numbers[node_of[:, 1]]
+        _write_nodes(db, table, cells, numbers, len(entry_ids), len(sizes) - 1, node_size)
+        # Each entry's node: entry k in packed order is in node k // capacity.
+        child = cells["id"].ravel()[:len(entry_ids)]
         by_child = np.argsort(child, kind="stable")
-        child, parent = child[by_child], parent[by_child]
         target = _quoted(f"{table}_{'rowid' if level == 0 else 'parent'}")
-        for part in _chunks(len(child), _ROWS_PER_INSERT):
+        for part in _chunks(len(by_child), _ROWS_PER_INSERT):
+            rows = by_child[part]
             db.executemany(f"INSERT INTO {target} VALUES (?, ?)",
-                           zip(child[part].tolist(), parent[part].tolist(), strict=True))
+                           zip(child[rows].tolist(), numbers[rows // capacity].tolist(), strict=True))
+        del cells, child, by_child
+        entry_ids, entry_boxes = numbers.astype(np.int64), node_boxes
+
+
+def _write_nodes(db: sqlite3.Connection, table: str, cells: np.ndarray, numbers: np.ndarray, n_entries: int,
+                 depth: int, node_size: int) -> None:
+    """Insert one level's nodes (``cells``: ``(nodes, capacity)``, numbered ``numbers``) as blobs."""
+    n_nodes, capacity = cells.shape
+    counts = np.minimum(capacity, n_entries - np.arange(n_nodes) * capacity)
+    header = np.column_stack([np.where(numbers == 1, depth, 0), counts]).astype(">u2")
+    for part in _chunks(n_nodes, _ROWS_PER_INSERT // capacity + 1):  # bounded memory: a chunk at a time
+        rows = cells[part]
+        blobs = np.zeros((len(rows), node_size), dtype=np.uint8)
+        blobs[:, :4] = header[part].view(np.uint8).reshape(-1, 4)
+        blobs[:, 4:4 + capacity * _CELL.itemsize] = rows.view(np.uint8).reshape(len(rows), -1)
+        db.executemany(f"INSERT INTO {_quoted(table + '_node')} VALUES (?, ?)",
+                       zip(numbers[part].tolist(), (row.tobytes() for row in blobs), strict=True))
 
 
 def _quoted(name: str) -> str:

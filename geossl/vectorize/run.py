@@ -2,10 +2,11 @@
 
 Flow: check inputs → cut the raster into tiles on its Dask chunk grid (:class:`geossl.windows.Tiling`) →
 with ``--min-area``, sieve tile by tile into a temporary raster (:mod:`.sieve`) → per tile on the Dask
-cluster: trace polygons (:mod:`.tile`) → in this process, in tile order: write finished polygons in
-batches, join border pieces row by row (:mod:`.merge`) →
-optionally simplify the whole coverage at once (:mod:`.simplify`) → style (GeoPackage ``layer_styles`` and a
-``.qml`` sidecar) → move the files into place. Nothing appears under ``--out`` unless everything succeeded.
+cluster: trace polygons and, with ``--simplify``, simplify them with the tile's shared sides held fixed
+(:mod:`.tile`, :mod:`.simplify`) → in this process, in tile order: write finished polygons in batches, join
+border pieces row by row (:mod:`.merge`) → style (GeoPackage ``layer_styles`` and a ``.qml`` sidecar) → move
+the files into place. Nothing appears under ``--out`` unless everything succeeded. Memory is bounded by the
+tiles in flight and the regions open along one row of tiles, with or without ``--simplify``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import shapely
 from distributed import Client
 
 from geossl.errors import InputError
@@ -24,11 +24,11 @@ from geossl.io.atomic import staging_dir
 from geossl.io.lazy import block_aligned_chunks
 from geossl.io.style import vector_qml
 from geossl.manifest import ClassDef
+from geossl.memory import release_free_memory
 from geossl.parallel import ordered_results, use_client
 from geossl.vectorize.merge import BorderMerger
 from geossl.vectorize.options import VectorizeOptions
 from geossl.vectorize.sieve import sieve_raster
-from geossl.vectorize.simplify import simplify_coverage
 from geossl.vectorize.source import (
     ClassRaster,
     area_field,
@@ -86,7 +86,7 @@ def vectorize(raster_path: Path, options: VectorizeOptions, client: Client | Non
             if threshold > 1:
                 source = stage / "sieved.tif"
                 sieve_raster(client, raster, tiling, threshold, source, options.quiet)
-            specs = _tile_specs(source, raster, tiling, options.confidence, conf_nodata)
+            specs = _tile_specs(source, raster, tiling, options.confidence, conf_nodata, options.simplify)
             writer, seen = _polygonize(client, raster, tiling, specs, fmt, staged, fields, options)
         classes = complete_classes(raster.classes, seen, raster.colormap)
         qml = vector_qml(classes)
@@ -99,12 +99,13 @@ def vectorize(raster_path: Path, options: VectorizeOptions, client: Client | Non
 
 
 def _tile_specs(source: Path, raster: ClassRaster, tiling: Tiling, confidence: Path | None,
-                conf_nodata: float | None) -> list[TileSpec]:
+                conf_nodata: float | None, simplify: float) -> list[TileSpec]:
     n_rows, n_cols = tiling.shape
     transform = tuple(raster.grid.transform)[:6]
     return [TileSpec(path=str(source), window=tiling.tile(i, j), read=tiling.with_halo(tiling.tile(i, j), 1),
                      shared=(i > 0, i < n_rows - 1, j > 0, j < n_cols - 1), transform=transform,
-                     confidence_path=str(confidence) if confidence else None, confidence_nodata=conf_nodata)
+                     confidence_path=str(confidence) if confidence else None, confidence_nodata=conf_nodata,
+                     simplify=simplify)
             for i, j in tiling]
 
 
@@ -117,49 +118,26 @@ def _polygonize(client: Client, raster: ClassRaster, tiling: Tiling, specs: list
     n_rows, n_cols = tiling.shape
     merger = BorderMerger(n_rows, n_cols)
     seen: set[int] = set()
-    held: list[tuple[np.ndarray, Attributes]] = []  # everything, when the coverage is simplified at the end
 
-    def emit(wkb: np.ndarray, attrs: Attributes, bounds: np.ndarray) -> None:
+    def emit(wkb: np.ndarray, attrs: Attributes, bounds: np.ndarray, area: np.ndarray | None) -> None:
+        """Write polygons; simplified ones with their measured ``area``, others by their pixel counts."""
         if len(wkb) == 0:
             return
         seen.update(np.unique(attrs.value).tolist())
-        if options.simplify > 0:
-            held.append((wkb, attrs))
-        else:
-            writer.write(_batch(wkb, attrs, bounds, names, raster.pixel_area, None, options.confidence is not None,
-                                id_type))
+        writer.write(_batch(wkb, attrs, bounds, names, raster.pixel_area, area if options.simplify > 0 else None,
+                            options.confidence is not None, id_type))
 
     workers = max(1, sum(client.nthreads().values()))
     results = ordered_results(client, polygonize_tile, specs, max_in_flight=2 * workers, desc="vectorize",
                               quiet=options.quiet)
     for (i, j), result in zip(tiling, results, strict=True):
-        emit(result.wkb, result.attrs, result.bounds)
+        emit(result.wkb, result.attrs, result.bounds, result.area)
         merger.add(i, j, result)
+        del result
         if j == n_cols - 1:
             emit(*merger.finish_row(i))
-    if options.simplify > 0:
-        _write_simplified(writer, held, options, names, raster.pixel_area, id_type)
+        release_free_memory()  # what the tile's task freed, so that peak memory follows what is held
     return writer, seen
-
-
-def _write_simplified(writer: LayerWriter, held: list[tuple[np.ndarray, Attributes]], options: VectorizeOptions,
-                      names: dict[int, str], pixel_area: float, id_type: type) -> None:
-    """Simplify every polygon as one coverage, then write them (areas measured on the simplified shapes)."""
-    if not held:
-        return
-    geoms = shapely.from_wkb(np.concatenate([w for w, _ in held]))
-    attrs = Attributes.concat([a for _, a in held])
-    held.clear()
-    log.info("simplifying %d polygons as one coverage (tolerance %g)", len(geoms), options.simplify)
-    geoms = simplify_coverage(geoms, options.simplify)
-    areas = shapely.area(geoms)
-    bounds = shapely.bounds(geoms).reshape(-1, 4)
-    wkb = shapely.to_wkb(geoms)
-    del geoms
-    for start in range(0, len(wkb), 100_000):
-        part = slice(start, start + 100_000)
-        writer.write(_batch(wkb[part], attrs.take(part), bounds[part], names, pixel_area, areas[part],
-                            options.confidence is not None, id_type))
 
 
 def _batch(wkb: np.ndarray, attrs: Attributes, bounds: np.ndarray, names: dict[int, str], pixel_area: float,

@@ -8,6 +8,9 @@ the tracer's arrays. Runs on a Dask worker: it opens its own dataset handles.
 Coordinates go from the tile's pixel corners to the raster's (integers) and then to map coordinates by the
 same affine formula for every vertex, so a vertex shared by polygons of different tiles gets bit-identical map
 coordinates, which the merge relies on.
+
+With ``simplify``, the tile's polygons are simplified here, as one coverage with the tile's shared sides held
+fixed (:mod:`geossl.vectorize.simplify`), before they are split into finished and border pieces.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import shapely
 from rasterio.windows import Window
 
+from geossl.vectorize.ragged import RaggedPolygons
+from geossl.vectorize.simplify import fixed_vertices, simplify_coverage, simplify_piece, trace_with_outside
 from geossl.vectorize.trace import Regions, Rings, label_regions, trace
 
 
@@ -27,7 +33,8 @@ class TileSpec:
 
     ``read`` is the tile grown by one pixel and clipped to the raster; ``shared`` tells whether the top, bottom,
     left and right sides border another tile; ``transform`` is the raster's affine ``(a, b, c, d, e, f)`` as
-    in :class:`affine.Affine` (``x = a*col + b*row + c``, ``y = d*col + e*row + f``).
+    in :class:`affine.Affine` (``x = a*col + b*row + c``, ``y = d*col + e*row + f``); ``simplify`` is the
+    coverage simplification tolerance in map units (0: none).
     """
 
     path: str
@@ -37,6 +44,7 @@ class TileSpec:
     transform: tuple[float, float, float, float, float, float]
     confidence_path: str | None = None
     confidence_nodata: float | None = None
+    simplify: float = 0.0
 
 
 @dataclass
@@ -74,7 +82,8 @@ class Attributes:
 class TileResult:
     """Polygons of one tile in map coordinates: finished ones as WKB, border pieces as shapely polygons.
 
-    ``bounds`` are the finished polygons' ``(n, 4)`` boxes.
+    ``bounds`` are the finished polygons' ``(n, 4)`` boxes; ``area`` their areas when simplified (else None: the
+    pixel counts tell).
 
     ``edges`` holds, for the top, bottom, left and right sides, the index into the border pieces of each pixel
     along that side (-1 for nodata, and for sides that are not shared).
@@ -86,6 +95,7 @@ class TileResult:
     border_geoms: np.ndarray
     border_attrs: Attributes
     edges: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    area: np.ndarray | None = None
 
 
 def polygonize_tile(spec: TileSpec) -> TileResult:
@@ -99,7 +109,11 @@ def polygonize_tile(spec: TileSpec) -> TileResult:
     core = (slice(r0, r0 + w.height), slice(c0, c0 + w.width))
     regions = label_regions(values[core], valid[core])
     ring = _halo_codes(values, valid, r0, c0, w.height, w.width)
-    rings = trace(regions, ring)
+    outside = None
+    if spec.simplify > 0 and any(spec.shared):
+        rings, outside = trace_with_outside(regions, ring, _off_raster(r0, c0, values.shape, w.height, w.width))
+    else:
+        rings = trace(regions, ring)
     attrs = _attributes(spec, regions, rings)
 
     # Border pieces: regions with a pixel on a shared side.
@@ -115,11 +129,47 @@ def polygonize_tile(spec: TileSpec) -> TileResult:
     index_of[rings.label[border]] = np.arange(int(border.sum()))
     edges = tuple(index_of[side] if shared else np.full(len(side), -1, dtype=np.int64)
                   for shared, side in zip(spec.shared, sides, strict=True))
+    if spec.simplify > 0:
+        return _simplified(spec, rings.polygons, outside, border, attrs, edges)  # type: ignore[arg-type]
     polys = rings.polygons.shifted(w.col_off, w.row_off).transformed(spec.transform)
     finished = polys.take(~border)
     return TileResult(wkb=finished.wkb(), attrs=attrs.take(~border), bounds=finished.bounds(),
                       border_geoms=polys.take(border).geometries(), border_attrs=attrs.take(border),
                       edges=edges)  # type: ignore[arg-type]
+
+
+def _simplified(spec: TileSpec, polys: RaggedPolygons, outside: RaggedPolygons | None, border: np.ndarray,
+                attrs: Attributes, edges: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> TileResult:
+    """The tile's result with its polygons (``polys``, ``outside``: in the tile's pixel frame) simplified.
+
+    As a piece beside its outside, shared sides held fixed; a tile that borders no other (``outside`` None) is
+    the whole coverage.
+    """
+    w = spec.window
+
+    def to_map(p: RaggedPolygons) -> RaggedPolygons:
+        return p.shifted(w.col_off, w.row_off).transformed(spec.transform)
+
+    if outside is None:
+        geoms = simplify_coverage(to_map(polys).geometries(), spec.simplify)
+    else:
+        geoms = simplify_piece(to_map(polys), to_map(outside), spec.simplify,
+                               fixed_vertices(polys, outside, spec.shared, w.height, w.width))
+    finished = geoms[~border]
+    return TileResult(wkb=shapely.to_wkb(finished), attrs=attrs.take(~border),
+                      bounds=shapely.bounds(finished).reshape(-1, 4), border_geoms=geoms[border],
+                      border_attrs=attrs.take(border), edges=edges, area=shapely.area(finished))
+
+
+def _off_raster(r0: int, c0: int, shape: tuple[int, ...], h: int, w: int) -> np.ndarray:
+    """``(h + 2, w + 2)``: true for the pixels of the ring around the core that lie beyond the raster.
+
+    The read array is the core grown by one pixel and clipped to the raster, with the core at ``(r0, c0)``.
+    """
+    rows, cols = shape
+    inside = np.zeros((h + 2, w + 2), dtype=bool)
+    inside[max(0, 1 - r0):min(h + 2, rows - r0 + 1), max(0, 1 - c0):min(w + 2, cols - c0 + 1)] = True
+    return ~inside
 
 
 def _halo_codes(values: np.ndarray, valid: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:

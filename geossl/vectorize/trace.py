@@ -135,7 +135,11 @@ def trace(regions: Regions, halo: np.ndarray | None = None) -> Rings:
             0 for nothing (nodata or off the raster). Runs along the window's edge then split where the
             outside changes, so the polygons stay edge-matched with the neighbouring window's.
     """
-    labels = regions.labels
+    return trace_labels(regions.labels, halo)
+
+
+def trace_labels(labels: np.ndarray, halo: np.ndarray | None = None) -> Rings:
+    """:func:`trace` for a label image (0 or negative: not a region; 1..n: regions), one polygon per label."""
     h, w = labels.shape
     grid = np.zeros((h + 2, w + 2), dtype=np.int32)
     if halo is not None:

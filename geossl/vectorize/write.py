@@ -130,7 +130,6 @@ class LayerWriter:
         self._pending_rows = 0
         self._created = False
         self._last_fid = 0
-        self._fids: list[np.ndarray] = []
         self._boxes: list[np.ndarray] = []
 
     def write(self, batch: Batch) -> None:
@@ -195,13 +194,12 @@ class LayerWriter:
         return sqlite3.connect(self.path)
 
     def _remember_boxes(self, batch: Batch) -> None:
-        """Note the fids the batch got and its boxes (24 bytes a row: int64 fid, 4 float32) for the spatial index."""
+        """Note the batch's boxes (16 bytes a row: 4 float32) for the spatial index; its rows got the next fids."""
         with contextlib.closing(self._connect()) as db:
             last, total = db.execute(f"SELECT coalesce(max(fid), 0), count(*) FROM {quoted(self.layer)}").fetchone()
         # A fresh AUTOINCREMENT table written only here: the batch got the next consecutive fids.
         if last - self._last_fid != len(batch) or total != self.count:  # pragma: no cover
             raise RuntimeError(f"{self.path}: rows were not numbered as written")
-        self._fids.append(np.arange(self._last_fid + 1, last + 1, dtype=np.int64))
         self._boxes.append(outward_float32(batch.bounds))
         self._last_fid = last
 
@@ -220,8 +218,9 @@ class LayerWriter:
             extensions_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = "
                                         "'gpkg_extensions'").fetchone()[0]
         template.unlink()
-        fids = np.concatenate(self._fids) if self._fids else np.zeros(0, dtype=np.int64)
         boxes = np.concatenate(self._boxes) if self._boxes else np.zeros((0, 4), dtype=np.float32)
+        self._boxes = []
+        fids = np.arange(1, self._last_fid + 1, dtype=np.int64)  # consecutive from 1: checked batch by batch
         with contextlib.closing(self._connect()) as db, db:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'gpkg_extensions'").fetchone():
                 db.execute(extensions_sql)
@@ -230,7 +229,6 @@ class LayerWriter:
             db.executemany("INSERT INTO gpkg_extensions VALUES (?, ?, ?, ?, ?)", extension)
             for sql in triggers:
                 db.execute(sql)
-        self._fids, self._boxes = [], []
 
     def _write_style(self, qml: str, description: str) -> None:
         write_style(self.path, self.layer, qml, description)
