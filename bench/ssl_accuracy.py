@@ -270,6 +270,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warm", action="store_true",
                    help="also each row warm-started from the same seed's supervised_1/8 model (run it first)")
     p.add_argument("--warm-steps", type=int, default=500, help="steps of the --warm rows")
+    p.add_argument("--warm-from-seed", type=int, default=None,
+                   help="start every seed's --warm rows from this seed's supervised_1/8 model (default: its own): "
+                        "the spread of the second phase alone")
     p.add_argument("--pretrain", nargs="?", const="", default=None, metavar="ENCODER_PT",
                    help="also each row with its encoder pretrained on the scene (geossl pretrain's defaults, run "
                         "once under --out; or this encoder.pt)")
@@ -293,9 +296,10 @@ def train_row(a: argparse.Namespace, config: Path, inputs: dict[bool, tuple[Path
         extra = [*extra, "--weights", str(weights)]
     steps = a.steps
     if name.endswith(WARM_SUFFIX):
-        start = run_folder(a, WARM_FROM, seed) / "model.pt"
+        start_seed = seed if a.warm_from_seed is None else a.warm_from_seed
+        start = run_folder(a, WARM_FROM, start_seed) / "model.pt"
         if not start.is_file():
-            raise SystemExit(f"{name}: {start} not found (run {WARM_FROM} with seed {seed} first)")
+            raise SystemExit(f"{name}: {start} not found (run {WARM_FROM} with seed {start_seed} first)")
         extra, steps = [*extra, "--init-from", str(start)], a.warm_steps
         config = warm_config(a, config)
     manifest, catalog = inputs[name.endswith(PRIOR_SUFFIX)]
