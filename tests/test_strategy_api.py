@@ -143,14 +143,19 @@ def test_ema_teacher_follows_the_model_and_stays_in_eval_mode():
     assert not any(p.requires_grad for p in teacher.parameters()) and all(p.requires_grad for p in model.parameters())
     teacher.train()
     assert not teacher.training and not teacher.net[1].training
-    for student_weight, expected in ((4.0, 4.0), (6.0, 5.0), (10.0, 7.0)):
+    mean = teacher.net[1].running_mean.clone()
+    for (student_weight, expected), decay in zip(((4.0, 4.0), (6.0, 5.0), (10.0, 7.0)), (0.0, 0.5, 0.6),
+                                                 strict=True):
         # decays 0 (a copy), min(0.6, 1/2) = 0.5, then min(0.6, 2/3) = 0.6: 0.5·4 + 0.5·6 = 5; 0.6·5 + 0.4·10 = 7
         with torch.no_grad():
             model[0].weight.fill_(student_weight)
         model(torch.randn(4, 1))                       # moves the model's batch-norm statistics
         teacher.update(model)
         assert teacher.net[0].weight.item() == pytest.approx(expected, rel=1e-6)
-        assert torch.equal(teacher.net[1].running_mean, model[1].running_mean)
+        # batch-norm statistics are averaged like the weights (UniMatch V2), the batch counter copied
+        mean = decay * mean + (1 - decay) * model[1].running_mean
+        assert torch.allclose(teacher.net[1].running_mean, mean)
+        assert torch.equal(teacher.net[1].num_batches_tracked, model[1].num_batches_tracked)
     assert int(teacher.updates) == 3
     assert not teacher(torch.ones(2, 1)).requires_grad
 
