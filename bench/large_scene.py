@@ -8,7 +8,8 @@ For each scene size (default 8192² = 67 MP and 32768² = 1.07 GP, 4 bands uint1
   it has loaded a checkpoint, with the CLI's default options (Dask, column blocks, class and confidence COGs).
   The network (:class:`SignatureNet`, a 1×1 and a 5×5 convolution) is the nearest class signature, smoothed, so
   the class map has the scene's structure: an untrained network's speckle would make vectorize a different job.
-  No segmentation-models network is cheap enough: the smallest tried costs 4–15× this one per pixel;
+  No segmentation-models network is cheap enough: the smallest tried (U-Nets on timm's mobilenetv3_small_050,
+  test_resnet, lcnet_035 with 4–16 decoder channels) cost 4–15× a two-convolution network per pixel on 2 cores;
 * ``geossl vectorize --min-area --simplify`` of the predicted classes into a GeoPackage;
 * the I/O floor, side by side: reading the scene (rasterio, row strips, every band) and copying predict's two
   output rasters into COGs with the creation options predict uses (``gdal_translate`` from gdal-bin when
