@@ -113,7 +113,8 @@ PIPELINE_STEPS = {
         "out": "the run's", "data_root": "the run's", "scheduler": "the run's", "workers": "the run's",
         "quiet": "the run's", "force": "geossl run --force",
         "blocksize": "left out so that existing runs' digests stay valid"}),
-    "train": ("TrainStep", "geossl.train.config:TrainConfig", {"checkpoint": "use this model, skip training"}, {}),
+    "train": ("TrainStep", "geossl.train.config:TrainConfig", {"checkpoint": "use this model, skip training",
+                                                               "fine_tune": "a later round starts from the last"}, {}),
     "suggest": ("SuggestStep", "geossl.suggest.options:SuggestOptions", {}, {
         "out": "the run's", "overwrite": "always", "data_root": "the run's", "quiet": "the run's"}),
     "predict": ("PredictStep", "geossl.predict.options:PredictOptions", {}, {

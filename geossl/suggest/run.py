@@ -41,7 +41,7 @@ from geossl.suggest.scan import covering_area, scan
 from geossl.suggest.select import Choice, choose, most_uncertain
 from geossl.suggest.typical import choose_typical, subsample
 from geossl.suggest.write import write_suggestions
-from geossl.train.inputs import check_bundle, ensure_catalog, trained_regions
+from geossl.train.inputs import check_bundle, ensure_catalog, trained_regions, warn_unrecorded
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def suggest(checkpoint: Path, manifest_path: Path, catalog_dir: Path, options: S
         raise InputError("--size", f"every window of {options.size} x {options.size} px inside the unlabeled area "
                                    "holds nodata; try a smaller --size")
     pool, chosen = _choose(regions, scenes, bundle, model, candidates, options)
+    warn_unrecorded(bundle, checkpoint)
     if len(chosen) < options.n:
         log.warning("only %d windows of %d px fit in the unlabeled area without overlapping; %d asked for",
                     len(chosen), options.size, options.n)

@@ -63,16 +63,21 @@ def trained_regions(bundle: ModelBundle, checkpoint: Path, catalog: Catalog, roo
     """The catalog's regions as the model was trained on them: its record's labeled regions, the rest unlabeled.
 
     A catalog other than the one recorded (re-ingested since: another input hash) is refused, naming the
-    checkpoint. A bundle written before the record existed gets the catalog's own splits, with a warning (right
-    unless it was trained with ``--label-fraction``).
+    checkpoint. A bundle written before the record existed gets the catalog's own splits (right unless it was
+    trained with ``--label-fraction``: :func:`warn_unrecorded` says so once the inputs are checked).
     """
     record = bundle.trained_on
     if record is None:
-        log.warning("%s does not record the labeled area it was trained on (an older bundle): using the catalog's "
-                    "labeled split, which is wrong if it was trained with --label-fraction", checkpoint)
         return split_regions(catalog)
     if record.catalog_hash != catalog.input_hash:
         raise InputError(checkpoint, f"was trained on another catalog than {root / CATALOG_NAME} (input hash "
                                      f"{record.catalog_hash[:12]} there, {catalog.input_hash[:12]} here: re-ingested "
                                      "since?); give the catalog it was trained on, or train again")
     return with_labeled(catalog, root, set(record.labeled))
+
+
+def warn_unrecorded(bundle: ModelBundle, checkpoint: Path) -> None:
+    """Warn that an older bundle's labeled area is taken from the catalog (:func:`trained_regions`)."""
+    if bundle.trained_on is None:
+        log.warning("%s does not record the labeled area it was trained on (an older bundle): the catalog's "
+                    "labeled split was used, which is wrong if it was trained with --label-fraction", checkpoint)
