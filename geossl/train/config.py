@@ -39,7 +39,9 @@ class TrainConfig(ModelOptions):
     evaluated and checkpoints are written. Training stops after ``max_steps`` or ``max_epochs``, whichever
     comes first. ``debias_pseudo_labels`` removes the class weights' bias from the teacher before it makes
     pseudo-labels (:meth:`geossl.ssl.base.Strategy.pseudo_labels`): the references train their teacher with
-    plain cross-entropy, and a class-weighted teacher over-predicts the up-weighted classes. ``prior``: the
+    plain cross-entropy, and a class-weighted teacher over-predicts the up-weighted classes. Off by default: on
+    Zion it nearly erased the rare classes from the pseudo-labels and test mIoU did not improve; the fAIr
+    Zanzibar FixMatch run (bench/RESULTS.md) had it on, without a run to compare. ``prior``: the
     catalog's prior map as a second, weaker teacher of the pseudo-labelling strategies (:mod:`geossl.ssl.prior`).
 
     The defaults are the recipe chosen on Zion's validation blocks (bench/RESULTS.md): U-Net with a ResNet-18
@@ -70,8 +72,8 @@ class TrainConfig(ModelOptions):
     poly_power: float = Field(default=0.9, ge=0, description="Power of the polynomial learning-rate decay.")
     class_weighting: ClassWeighting = Field(
         default="balanced", description="Weight the loss by inverse class frequency, or not.")
-    debias_pseudo_labels: bool = Field(default=True, description="Remove the class weights' bias from the "
-                                                                 "teacher before it makes pseudo-labels.")
+    debias_pseudo_labels: bool = Field(default=False, description="Remove the class weights' bias from the "
+                                                                  "teacher before it makes pseudo-labels.")
     label_fraction: float | None = Field(default=None, gt=0, le=1, description="Redraw the labeled train "
                                          "regions: this share of the train regions keeps labels [default: the "
                                          "catalog's].")
