@@ -1,4 +1,4 @@
-"""Semi-supervised accuracy on the real Zion scene: which strategy closes the gap to full labels?
+"""Semi-supervised accuracy on a real region (Zion by default): which strategy closes the gap to full labels?
 
 Spatially disjoint 8x8 blocks (data_manifests/zion.yaml: 20% val, 20% test); the labeled set is 1/8 of the
 train blocks (chosen to cover every class, ``labeled_selection: cover_classes``), the rest of train is
@@ -20,6 +20,19 @@ val and test pixels with the same metrics.
 map (``geossl train``'s ``prior`` option at its defaults), the per-pixel random forest trained on the labeled
 blocks only and predicted over the whole scene (bench/forest_prior.py; the forest of the first seed, capped by
 ``--forest-max-per-class``), ingested into a catalog of its own (same scene, blocks and splits).
+
+``--manifest`` measures another region with the same rows (e.g. ``data_manifests/fair_zanzibar.yaml``, 0.15 m
+aerial RGB with building masks). ``--warm`` adds, for each 1/8 row, a row ``NAME_warm`` that starts from the same
+seed's ``supervised_1/8`` model (``geossl train --init-from``; run it first) and trains ``--warm-steps`` more
+steps; ``supervised_1/8_warm`` is their control (the same extra steps without an unlabeled term).
+``--warm-from-seed S`` starts every seed's warm rows from seed ``S``'s model: the spread of the second phase alone.
+Each row records the test mIoU of its best-validation model and of its last checkpoint, and the share and accuracy
+of the pseudo-labels its loss used at each validation.
+
+    python bench/ssl_accuracy.py --manifest data_manifests/fair_zanzibar.yaml --out bench/out/fair_zanzibar \
+        --only supervised_1/8 supervised_full --no-forest --timing-rounds 0
+    python bench/ssl_accuracy.py --manifest data_manifests/fair_zanzibar.yaml --out bench/out/fair_zanzibar \
+        --warm --only fixmatch_warm supervised_1/8_warm --no-forest --timing-rounds 0
 
 ``--pretrain`` adds, for each row run, a row ``NAME_pretrained``: the same training with its encoder starting
 from ``geossl pretrain``'s weights (``geossl train --weights``) instead of random ones. The bench pretrains once,
