@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -99,6 +100,19 @@ class GeosslAlgorithm(QgsProcessingAlgorithm):
         behavior = QgsProcessingParameterFile.Folder if folder else QgsProcessingParameterFile.File
         self.addParameter(QgsProcessingParameterFile(name, description, behavior=behavior, optional=optional,
                                                      fileFilter=extensions))
+
+    def add_number(self, name: str, description: str, minimum: float, integer: bool = True) -> None:
+        """An optional number parameter (left empty: geossl's default applies)."""
+        kind = QgsProcessingParameterNumber.Integer if integer else QgsProcessingParameterNumber.Double
+        self.addParameter(QgsProcessingParameterNumber(name, description, kind, optional=True, minValue=minimum))
+
+    def add_data_root(self, description: str = "Data root (the manifest's paths are taken from here)") -> None:
+        """The optional ``DATA_ROOT`` folder, passed as ``--data-root`` (:meth:`data_root_flag`)."""
+        self.add_file("DATA_ROOT", description, folder=True, optional=True)
+
+    def data_root_flag(self, parameters, context: QgsProcessingContext) -> list:
+        """``["--data-root", DIR]`` when :meth:`add_data_root`'s folder is given, else ``[]``."""
+        return self.flag(parameters, context, "DATA_ROOT", "--data-root", "file")
 
     def flag(self, parameters, context: QgsProcessingContext, name: str, flag: str, kind: str = "string") -> list:
         """``[flag, value]`` when the parameter ``name`` has a value, else ``[]`` (geossl's default applies)."""

@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
 )
 
 from ..algorithm import GeosslAlgorithm
@@ -31,11 +30,8 @@ class Ingest(GeosslAlgorithm):
     def add_parameters(self) -> None:
         """Manifest, data root, catalog folder, workers, force."""
         self.add_file("MANIFEST", "Data manifest", YAML)
-        self.add_file("DATA_ROOT", "Data root (the manifest's paths are taken from here)", folder=True,
-                      optional=True)
-        self.addParameter(QgsProcessingParameterNumber("WORKERS", "Dask workers [geossl's default: one per core]",
-                                                       QgsProcessingParameterNumber.Integer, optional=True,
-                                                       minValue=1))
+        self.add_data_root()
+        self.add_number("WORKERS", "Dask workers [geossl's default: one per core]", 1)
         self.addParameter(QgsProcessingParameterBoolean("FORCE", "Ingest again even if up to date", False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Catalog folder"))
         self.addOutput(QgsProcessingOutputFile("CATALOG", "Catalog"))
@@ -45,7 +41,7 @@ class Ingest(GeosslAlgorithm):
         force = ["--force"] if self.parameterAsBool(parameters, "FORCE", context) else []
         return [self.parameterAsFile(parameters, "MANIFEST", context),
                 "--out", self.parameterAsString(parameters, "OUTPUT", context),
-                *self.flag(parameters, context, "DATA_ROOT", "--data-root", "file"),
+                *self.data_root_flag(parameters, context),
                 *self.flag(parameters, context, "WORKERS", "--workers", "int"), *force]
 
     def results(self, parameters, context, printed: list) -> dict:

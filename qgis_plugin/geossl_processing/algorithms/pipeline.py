@@ -35,7 +35,7 @@ class RunPipeline(GeosslAlgorithm):
         self.add_file("PIPELINE", "Pipeline", YAML)
         self.addParameter(QgsProcessingParameterFolderDestination(
             "OUTPUT", "Run folder [the pipeline's run_dir]", optional=True, createByDefault=False))
-        self.add_file("DATA_ROOT", "Data root (overrides the pipeline's)", folder=True, optional=True)
+        self.add_data_root("Data root (overrides the pipeline's)")
         self.addParameter(QgsProcessingParameterString("FORCE", "Steps to redo (comma-separated)", optional=True))
         self.addOutput(QgsProcessingOutputHtml("REPORT", "Report"))
 
@@ -44,7 +44,7 @@ class RunPipeline(GeosslAlgorithm):
         force = self.parameterAsString(parameters, "FORCE", context) or ""
         return [self.parameterAsFile(parameters, "PIPELINE", context),
                 *self.flag(parameters, context, "OUTPUT", "--run-dir"),
-                *self.flag(parameters, context, "DATA_ROOT", "--data-root", "file"),
+                *self.data_root_flag(parameters, context),
                 *[a for step in force.split(",") if step.strip() for a in ("--force", step.strip())]]
 
     def results(self, parameters, context, printed: list) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingParameterFileDestination
 
 from ..algorithm import GeosslAlgorithm
 from ..layers import load_suggestions
@@ -28,14 +28,9 @@ class Suggest(GeosslAlgorithm):
         self.add_file("CHECKPOINT", "Model (geossl train's model.pt)", MODEL)
         self.add_file("MANIFEST", "Data manifest", YAML)
         self.add_file("CATALOG", "Catalog folder", folder=True)
-        self.addParameter(QgsProcessingParameterNumber("N", "Windows to suggest [geossl's default]",
-                                                       QgsProcessingParameterNumber.Integer, optional=True,
-                                                       minValue=1))
-        self.addParameter(QgsProcessingParameterNumber("SIZE", "Window side in pixels [geossl's default]",
-                                                       QgsProcessingParameterNumber.Integer, optional=True,
-                                                       minValue=8))
-        self.add_file("DATA_ROOT", "Data root (the manifest's paths are taken from here)", folder=True,
-                      optional=True)
+        self.add_number("N", "Windows to suggest [geossl's default]", 1)
+        self.add_number("SIZE", "Window side in pixels [geossl's default]", 8)
+        self.add_data_root()
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Suggestions", "GeoPackage (*.gpkg)"))
 
     def arguments(self, parameters, context) -> list:
@@ -46,7 +41,7 @@ class Suggest(GeosslAlgorithm):
                 "--out", self.parameterAsFileOutput(parameters, "OUTPUT", context), "--overwrite",
                 *self.flag(parameters, context, "N", "--n", "int"),
                 *self.flag(parameters, context, "SIZE", "--size", "int"),
-                *self.flag(parameters, context, "DATA_ROOT", "--data-root", "file")]
+                *self.data_root_flag(parameters, context)]
 
     def results(self, parameters, context, printed: list) -> dict:
         """The GeoPackage; its windows and label layer loaded."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingOutputFile, QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber
+from qgis.core import QgsProcessingOutputFile, QgsProcessingParameterFolderDestination
 
 from ..algorithm import GeosslAlgorithm
 from .ingest import YAML
@@ -23,11 +23,8 @@ class Train(GeosslAlgorithm):
         self.add_file("MANIFEST", "Data manifest", YAML)
         self.add_file("CATALOG", "Catalog folder (geossl ingest's output)", folder=True)
         self.add_file("CONFIG", "Training config", YAML, optional=True)
-        self.addParameter(QgsProcessingParameterNumber("MAX_STEPS", "Training steps [the config's or geossl's]",
-                                                       QgsProcessingParameterNumber.Integer, optional=True,
-                                                       minValue=1))
-        self.add_file("DATA_ROOT", "Data root (the manifest's paths are taken from here)", folder=True,
-                      optional=True)
+        self.add_number("MAX_STEPS", "Training steps [the config's or geossl's]", 1)
+        self.add_data_root()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Run folder"))
         self.addOutput(QgsProcessingOutputFile("MODEL", "Model"))
 
@@ -38,7 +35,7 @@ class Train(GeosslAlgorithm):
                 "--out", self.parameterAsString(parameters, "OUTPUT", context),
                 *self.flag(parameters, context, "CONFIG", "--config", "file"),
                 *self.flag(parameters, context, "MAX_STEPS", "--max-steps", "int"),
-                *self.flag(parameters, context, "DATA_ROOT", "--data-root", "file")]
+                *self.data_root_flag(parameters, context)]
 
     def results(self, parameters, context, printed: list) -> dict:
         """The run folder and its model."""

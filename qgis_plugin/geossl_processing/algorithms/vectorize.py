@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
@@ -28,12 +27,8 @@ class Vectorize(GeosslAlgorithm):
     def add_parameters(self) -> None:
         """Class raster, sieve, simplify, confidence, classes, output."""
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class raster"))
-        self.addParameter(QgsProcessingParameterNumber("MIN_AREA", "Merge regions smaller than (map units²)",
-                                                       QgsProcessingParameterNumber.Double, optional=True,
-                                                       minValue=0))
-        self.addParameter(QgsProcessingParameterNumber("SIMPLIFY", "Simplify with tolerance (map units)",
-                                                       QgsProcessingParameterNumber.Double, optional=True,
-                                                       minValue=0))
+        self.add_number("MIN_AREA", "Merge regions smaller than (map units²)", 0, integer=False)
+        self.add_number("SIMPLIFY", "Simplify with tolerance (map units)", 0, integer=False)
         self.addParameter(QgsProcessingParameterRasterLayer("CONFIDENCE", "Confidence raster", optional=True))
         self.add_file("CLASSES", "Class names and colours from this manifest", YAML, optional=True)
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Polygons", FORMATS))
