@@ -31,6 +31,7 @@ from geossl.data.rasters import catalog_rasters, with_labels, with_prior
 from geossl.data.regions import (
     ClassPositions,
     Region,
+    labeled_as,
     labeled_positions,
     reassign_labeled,
     region_class_counts,
@@ -85,8 +86,7 @@ def with_labeled(catalog: Catalog, root: Path, labeled: set[str]) -> list[Region
     if unknown:
         raise InputError(root / CATALOG_NAME, f"has no train region {unknown[0]} (the model was trained on "
                                               "another split of it)")
-    return [Region(key=r.key, split=Split.LABELED if r.key in labeled else Split.UNLABELED, geometry=r.geometry)
-            if r.is_train else r for r in regions]
+    return labeled_as(regions, labeled)
 
 
 def counted_plan(catalog: Catalog, root: Path, regions: list[Region]) -> SplitPlan:

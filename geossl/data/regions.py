@@ -157,13 +157,17 @@ def reassign_labeled(regions: list[Region], counts: dict[str, np.ndarray], fract
     width = max((len(c) for c in counts.values()), default=1)
     table = np.array([counts[r.key] for r in order]).reshape(len(order), width)
     chosen = {order[i].key for i in choose_labeled(table, n_labeled, selection)}
-    out = []
-    for r in regions:
-        if r.is_train:
-            r = Region(key=r.key, split=Split.LABELED if r.key in chosen else Split.UNLABELED, geometry=r.geometry)
-        out.append(r)
     log.info("label fraction %.3g: %d of %d train regions labeled", fraction, n_labeled, len(train))
-    return out
+    return labeled_as(regions, chosen)
+
+
+def labeled_as(regions: list[Region], labeled: set[str]) -> list[Region]:
+    """``regions`` with exactly the train regions keyed ``labeled`` labeled, the other train regions unlabeled.
+
+    Validation and test regions are untouched.
+    """
+    return [Region(key=r.key, split=Split.LABELED if r.key in labeled else Split.UNLABELED, geometry=r.geometry)
+            if r.is_train else r for r in regions]
 
 
 #: Labeled pixel positions kept per class for class-balanced sampling (evenly thinned beyond this).
