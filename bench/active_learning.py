@@ -14,6 +14,11 @@ rounds, two arms each add ``k`` windows of ``--size`` px to their labels and ret
   ``sum_c n_c / (L_c + 1)``, ``n_c`` its pixels of class ``c``, ``L_c`` the labeled pixels of ``c`` with the
   windows already chosen). It shows how far any ranking could get with windows of this size on this scene.
 
+With ``--fine-tune-steps N`` every arm of the invocation is an arm of its own, ``KIND+ftN``: its rounds 1.. start
+from the previous round's model (``geossl train --init-from``, as a ``geossl run`` pipeline's later rounds do) and
+train ``N`` steps instead of the recipe's ``--max-steps`` from scratch; the table sets it beside the arm trained
+from scratch each round (same seeds, same recipe otherwise), and each record holds its steps and minutes.
+
 ``k`` windows hold about as many pixels as one block. A window's labels are the truth raster's classes inside
 it, polygonized as an analyst would digitise them, written to a GeoPackage that the arm's manifest names in
 ``labels.drawn``; the arm's catalog is ingested again, so the windows leave its unlabeled split and join its
@@ -24,6 +29,7 @@ and the mean.
     python bench/active_learning.py --data-root ../shared/data                 # geossl train's defaults (hours)
     python bench/active_learning.py --encoder tu-mobilenetv3_small_050 --patch-size 64 --batch-size 8 \\
         --steps-per-epoch 100 --max-steps 300 --threads 1 --seeds 3             # a cheap recipe
+    python bench/active_learning.py ... --arms suggested --fine-tune-steps 100  # its rounds fine-tuned
 
 Outputs under ``--out`` (default bench/out/active_learning): ``results.json`` (every round's metrics, the
 windows and the pixels per class they added; a later invocation with other ``--seeds``, ``--arms`` or
@@ -100,8 +106,12 @@ def manifest_for(a: argparse.Namespace, drawn: Path | None, path: Path) -> Path:
     return path
 
 
-def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Path, seed: int) -> dict[str, Any]:
-    """Ingest (if needed), train and evaluate on the test blocks; the test metrics (cached in the run folder)."""
+def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Path, seed: int,
+                   start: Path | None = None) -> dict[str, Any]:
+    """Ingest (if needed), train and evaluate on the test blocks; the test metrics (cached in the run folder).
+
+    ``start``: fine-tune from that model for ``--fine-tune-steps`` steps instead of training from scratch.
+    """
     metrics_path = run / "eval-test" / METRICS_FILE
     if not metrics_path.is_file():
         run.parent.mkdir(parents=True, exist_ok=True)
@@ -112,14 +122,27 @@ def train_and_test(a: argparse.Namespace, manifest: Path, catalog: Path, run: Pa
             subprocess.run(["rm", "-rf", str(run)], check=True)
         t0 = time.time()
         workers = [] if a.loader_workers is None else ["--workers", a.loader_workers]  # speed only: not the recipe
-        cli("train", manifest, "--catalog", catalog, "--out", run, "--seed", seed, *recipe(a), *workers, log=log)
+        tune = [] if start is None else ["--init-from", start, "--max-steps", a.fine_tune_steps]  # last wins
+        cli("train", manifest, "--catalog", catalog, "--out", run, "--seed", seed, *recipe(a), *workers, *tune,
+            log=log)
         (run / "train_seconds.txt").write_text(f"{time.time() - t0:.1f}")
         cli("evaluate", run / "model.pt", manifest, "--catalog", catalog, "--split", "test",
             "--out", run / "eval-test", "--threads", a.threads, log=log)
     metrics = json.loads(metrics_path.read_text())
     val = json.loads((run / METRICS_FILE).read_text())["val"]  # the kept checkpoint's validation scores
     return {"miou": metrics["miou"], "oa": metrics["oa"], "iou": metrics["iou"], "val_miou": val["miou"],
-            "val_iou": val["iou"], "train_seconds": float((run / "train_seconds.txt").read_text())}
+            "val_iou": val["iou"], "train_seconds": float((run / "train_seconds.txt").read_text()),
+            "steps": _steps_trained(run), "fine_tuned": start is not None}
+
+
+def _steps_trained(run: Path) -> int | None:
+    """The optimizer steps of a finished training (its last checkpoint's ``global_step``)."""
+    import torch
+
+    last = run / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
 
 
 def check_test_split(base: Path, catalog: Path) -> None:
@@ -270,14 +293,16 @@ def write_drawn(catalog: Path, windows: list[tuple[int, int]], size: int, out: P
     return counts
 
 
-def arm_name(kind: str, suggest_args: str) -> str:
-    """``random``, ``suggested``, or ``suggested[--diversity classes]`` with other suggest flags."""
-    return f"{kind}[{suggest_args}]" if kind == "suggested" and suggest_args.strip() else kind
+def arm_name(kind: str, suggest_args: str, fine_tune_steps: int | None = None) -> str:
+    """``random``, ``suggested``, or ``suggested[--diversity classes]`` with other suggest flags; ``+ft100``
+    when its later rounds fine-tune the previous round's model for 100 steps."""
+    name = f"{kind}[{suggest_args}]" if kind == "suggested" and suggest_args.strip() else kind
+    return name if fine_tune_steps is None else f"{name}+ft{fine_tune_steps}"
 
 
 def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> None:
     """One arm's rounds for one seed (the round-0 model is the seed's)."""
-    name = arm_name(kind, a.suggest_args)
+    name = arm_name(kind, a.suggest_args, a.fine_tune_steps)
     folder = a.out / f"seed{seed}" / "".join(c if c.isalnum() else "_" for c in name).strip("_")
     folder.mkdir(parents=True, exist_ok=True)
     model, manifest, catalog = a.out / f"seed{seed}" / "round0" / "model.pt", a.base_manifest, a.base_catalog
@@ -294,7 +319,8 @@ def arm(a: argparse.Namespace, seed: int, kind: str, k: int, results: dict) -> N
         manifest = manifest_for(a, folder / f"drawn_r{r}.gpkg", folder / f"manifest_r{r}.yaml")
         catalog = folder / "catalog"
         run = folder / f"round{r}"
-        record = train_and_test(a, manifest, catalog, run, seed)
+        start = model if a.fine_tune_steps is not None else None
+        record = train_and_test(a, manifest, catalog, run, seed, start)
         record.update(windows=new, labeled_pixels_added=added)
         model = run / "model.pt"
         report(results, a, f"{name}@{seed}", r, record)
@@ -374,6 +400,9 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", choices=["suggested", "random", "oracle"], default=["suggested", "random"])
     p.add_argument("--suggest-args", default="", help="other geossl suggest flags, e.g. '--diversity classes' "
                                                       "(an arm of its own; results of other arms in --out are kept)")
+    p.add_argument("--fine-tune-steps", type=int, default=None,
+                   help="rounds 1.. fine-tune the previous round's model for this many steps (geossl run's "
+                        "fine_tune) instead of training from scratch: arms of their own, e.g. suggested+ft100")
     recipe_flags = p.add_argument_group("training recipe (geossl train's defaults unless given)")
     recipe_flags.add_argument("--strategy", default="supervised")
     recipe_flags.add_argument("--encoder", default=None)

@@ -49,3 +49,21 @@ def test_fine_tune_off_trains_the_next_round_from_scratch(tmp_path):
     assert run_cli("run", _pipeline(tmp_path, "deflate", fine_tune=False), "--run-dir", run_dir).exit_code == 0
     second = _train_result(run_dir)
     assert second["round"] == 2 and second["fine_tuned_from"] is None
+
+
+def test_a_round_killed_before_it_finished_keeps_its_start_and_its_number(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("run", _pipeline(tmp_path, "zstd"), "--run-dir", run_dir).exit_code == 0
+    _, round1 = load_bundle(run_dir / "train" / "model.pt")
+    # round 2 was killed while it trained: round 1's model moved aside to start from, none of its own written
+    train = run_dir / "train"
+    (train / "previous").mkdir()
+    (train / "model.pt").replace(train / "previous" / "model.pt")
+    (train / "round.txt").write_text("2")
+    (train / "pipeline-digest.txt").write_text("the killed round's inputs")
+    result = run_cli("run", _pipeline(tmp_path, "deflate"), "--run-dir", run_dir)
+    assert result.exit_code == 0, result.output
+    redone = _train_result(run_dir)
+    assert redone["round"] == 2 and Path(redone["fine_tuned_from"]) == train / "previous" / "model.pt"
+    _, kept = load_bundle(train / "previous" / "model.pt")
+    assert all(torch.equal(v, kept.state_dict()[k]) for k, v in round1.state_dict().items())

@@ -170,24 +170,36 @@ ROUND_FILE, PREVIOUS = "round.txt", Path("previous") / "model.pt"
 
 
 def _round_of(out: Path, resume: bool) -> int:
-    """The round of the training about to run in ``out``: the same on ``resume``, else one more than the last."""
+    """The round of the training about to run in ``out``.
+
+    One more than the last when that round finished (left its model) and this is not its resumption; else the
+    same (resumed, or redone after it was killed).
+    """
+    from geossl.train.run import MODEL_FILE
+
     try:
         last = int((out / ROUND_FILE).read_text())
     except (OSError, ValueError):
         return 1
-    return last if resume else last + 1
+    return last + 1 if (out / MODEL_FILE).is_file() and not resume else last
 
 
 def _keep_previous(out: Path) -> None:
-    """Empty ``out`` for a new round, keeping its finished model (if any) as ``out/previous/model.pt``."""
+    """Empty ``out`` for a new round, keeping the model to start from (if any) as ``out/previous/model.pt``.
+
+    That is the last round's finished model, else (that round was killed before it finished) the one it started
+    from.
+    """
     from geossl.train.run import MODEL_FILE
 
     if not out.exists():
         return
     finished = out / MODEL_FILE
     kept = out.parent / f".{out.name}-previous.pt"
-    if finished.is_file():
-        finished.replace(kept)
+    for source in (finished, out / PREVIOUS):
+        if source.is_file():
+            source.replace(kept)
+            break
     shutil.rmtree(out)
     if kept.is_file():
         (out / PREVIOUS).parent.mkdir(parents=True)
