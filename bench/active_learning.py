@@ -169,10 +169,10 @@ def _area(geometry: dict) -> float:
 
 def trained_splits(catalog: Path, model: Path) -> list:
     """The catalog's regions as ``model`` was trained on them (its record of the labeled area)."""
-    from geossl.models import load_bundle
+    from geossl.models import describe_bundle
     from geossl.train.inputs import trained_regions
 
-    return trained_regions(load_bundle(model)[0], model, load_catalog(catalog), catalog)
+    return trained_regions(describe_bundle(model), model, load_catalog(catalog), catalog)
 
 
 def candidate_windows(catalog: Path, size: int, model: Path) -> np.ndarray:

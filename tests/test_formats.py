@@ -13,7 +13,7 @@ from geossl.data.regions import region_class_counts, split_regions
 from geossl.errors import InputError
 from geossl.ingest.run import IngestOptions, ingest
 from geossl.manifest import Split
-from geossl.models import load_bundle
+from geossl.models import describe_bundle, load_bundle
 from geossl.synth import SynthConfig, write_scene
 from tests.predict_support import make_bundle, save_checkpoint
 
@@ -81,6 +81,7 @@ def test_a_bundle_in_the_first_shape_loads(tmp_path):
     first = {k: v for k, v in bundle.model_dump(mode="json").items() if k not in ("source_bands", "grid_origin")}
     torch.save({"geossl": first, "state_dict": state}, tmp_path / "old.pt")
     loaded, model = load_bundle(tmp_path / "old.pt")
+    assert describe_bundle(tmp_path / "old.pt") == loaded
     assert loaded.source_bands == [] and loaded.grid_origin == [] and loaded.version == 1
     assert loaded.model_dump(exclude={"created"}) == bundle.model_dump(exclude={"created"})
     x = torch.from_numpy(loaded.normalize(np.full((4, 64, 64), 900, dtype=np.uint16))[0])[None]
@@ -96,5 +97,17 @@ def test_a_bundle_of_another_format_or_a_newer_version_is_refused(tmp_path, chan
     bundle = make_bundle()
     state = torch.load(save_checkpoint(tmp_path / "new.pt", bundle), weights_only=True)["state_dict"]
     torch.save({"geossl": {**bundle.model_dump(mode="json"), **change}, "state_dict": state}, tmp_path / "x.pt")
-    with pytest.raises(InputError, match=message):
-        load_bundle(tmp_path / "x.pt")
+    for read in (load_bundle, describe_bundle):
+        with pytest.raises(InputError, match=message):
+            read(tmp_path / "x.pt")
+
+
+def test_a_file_that_is_no_bundle_is_refused_by_the_description_reader_too(tmp_path):
+    (tmp_path / "notes.pt").write_text("not a model")
+    torch.save({"state_dict": {}}, tmp_path / "plain.pt")
+    with pytest.raises(InputError, match="torch cannot load it safely"):
+        describe_bundle(tmp_path / "notes.pt")
+    with pytest.raises(InputError, match="no geossl model description inside"):
+        describe_bundle(tmp_path / "plain.pt")
+    with pytest.raises(InputError, match="checkpoint not found"):
+        describe_bundle(tmp_path / "missing.pt")

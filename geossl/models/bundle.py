@@ -154,22 +154,17 @@ def save_bundle(path: str | Path, bundle: ModelBundle, model: Segmenter) -> None
         torch.save(payload, tmp)
 
 
+def describe_bundle(path: str | Path) -> ModelBundle:
+    """A bundle's or checkpoint's description alone: its tensors are mapped, not read (cheap for large models)."""
+    path = Path(path)
+    return _description(_payload(path, mmap=True), path)
+
+
 def load_bundle(path: str | Path) -> tuple[ModelBundle, Segmenter]:
     """Load a bundle or a geossl Lightning checkpoint safely (``weights_only=True``)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - anything torch refuses is not a geossl checkpoint
-        raise InputError(path, f"not a geossl checkpoint (torch cannot load it safely: "
-                               f"{str(exc).splitlines()[0][:120]})") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get(BUNDLE_KEY), dict) or "state_dict" not in payload:
-        raise InputError(path, "not a geossl checkpoint (no geossl model description inside)")
-    try:
-        bundle = ModelBundle.model_validate(upgrade_bundle(payload[BUNDLE_KEY], path))
-    except ValidationError as exc:
-        raise InputError(path, f"damaged geossl checkpoint: {str(exc).splitlines()[0]}") from exc
+    payload = _payload(path, mmap=False)
+    bundle = _description(payload, path)
     model = Segmenter(bundle.model.model_copy(update={"weights": "none"}))
     missing, unexpected = model.load_state_dict(segmenter_state(payload["state_dict"]), strict=False)
     if missing:
@@ -179,6 +174,28 @@ def load_bundle(path: str | Path) -> tuple[ModelBundle, Segmenter]:
                                f"(e.g. {unexpected[0]})")
     model.eval()
     return bundle, model
+
+
+def _payload(path: Path, mmap: bool) -> dict[str, Any]:
+    """The saved dictionary (``weights_only``), refused with one line when it is no geossl checkpoint."""
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:  # noqa: BLE001 - anything torch refuses is not a geossl checkpoint
+        raise InputError(path, f"not a geossl checkpoint (torch cannot load it safely: "
+                               f"{str(exc).splitlines()[0][:120]})") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get(BUNDLE_KEY), dict) or "state_dict" not in payload:
+        raise InputError(path, "not a geossl checkpoint (no geossl model description inside)")
+    return payload
+
+
+def _description(payload: dict[str, Any], path: Path) -> ModelBundle:
+    """The payload's model description, upgraded from older versions."""
+    try:
+        return ModelBundle.model_validate(upgrade_bundle(payload[BUNDLE_KEY], path))
+    except ValidationError as exc:
+        raise InputError(path, f"damaged geossl checkpoint: {str(exc).splitlines()[0]}") from exc
 
 
 def segmenter_state(state: dict[str, Any]) -> dict[str, Any]:

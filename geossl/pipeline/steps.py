@@ -208,9 +208,9 @@ def _keep_previous(out: Path) -> None:
 
 def _labeled_keys(model: Path) -> list[str]:
     """The labeled region keys a model bundle records (none for an older bundle)."""
-    from geossl.models import load_bundle
+    from geossl.models import describe_bundle
 
-    record = load_bundle(model)[0].trained_on
+    record = describe_bundle(model).trained_on
     return [] if record is None else record.labeled
 
 
