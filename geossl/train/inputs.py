@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from geossl.catalog import CATALOG_NAME, Catalog, load_catalog
 from geossl.data.module import SplitPlan, with_labeled
 from geossl.data.regions import Region, split_regions
 from geossl.errors import InputError
-from geossl.manifest import Manifest, Split, load_manifest
+from geossl.manifest import ClassDef, Manifest, Split, load_manifest
 from geossl.models import ModelBundle, TrainedOn
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,24 @@ def ensure_catalog(manifest_path: Path, catalog_dir: Path, data_root: Path | Non
 def check_bundle(bundle: ModelBundle, checkpoint: Path, manifest_path: Path, manifest: Manifest,
                  catalog: Catalog) -> None:
     """A model must predict the manifest's classes from the catalog's bands, in the same order."""
-    mine = [(c.id, c.name) for c in bundle.classes]
-    theirs = [(c.id, c.name) for c in manifest.classes]
+    problem = bundle_mismatch(bundle, manifest.classes, catalog.bands, f"manifest {manifest_path}",
+                              "the imagery")
+    if problem:
+        raise InputError(checkpoint, f"model {problem}")
+
+
+def bundle_mismatch(bundle: ModelBundle, classes: Sequence[ClassDef], bands: Sequence[str], classes_of: str,
+                    bands_of: str) -> str | None:
+    """Why a model cannot serve these classes (ids and names, in order) and bands (None when it can).
+
+    ``classes_of`` and ``bands_of`` name where the classes and bands come from, for the message.
+    """
+    mine, theirs = [(c.id, c.name) for c in bundle.classes], [(c.id, c.name) for c in classes]
     if mine != theirs:
-        raise InputError(checkpoint, f"model classes {[n for _, n in mine]} do not match manifest {manifest_path} "
-                                     f"classes {[n for _, n in theirs]}")
-    if list(bundle.bands) != list(catalog.bands):
-        raise InputError(checkpoint, f"model bands {bundle.bands} do not match the imagery's bands {catalog.bands}")
+        return f"classes {[n for _, n in mine]} do not match {classes_of} classes {[n for _, n in theirs]}"
+    if list(bundle.bands) != list(bands):
+        return f"bands {bundle.bands} do not match {bands_of}'s bands {list(bands)}"
+    return None
 
 
 def trained_on(catalog: Catalog, plan: SplitPlan, label_fraction: float | None, selection: str,

@@ -41,7 +41,7 @@ from geossl.models import ModelBundle, ModelConfig, Segmenter, described_bands, 
 from geossl.models.config import ModelOptions
 from geossl.quiet import quiet_lightning
 from geossl.train.config import TrainConfig
-from geossl.train.inputs import ensure_catalog, trained_on
+from geossl.train.inputs import bundle_mismatch, ensure_catalog, trained_on
 
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
@@ -82,11 +82,9 @@ def check_against_catalog(config: TrainConfig, catalog: Catalog) -> None:
 def check_init_from(path: Path, model: ModelConfig, catalog: Catalog) -> None:
     """``--init-from``'s model must be the model this run builds: architecture, encoder, decoder, bands, classes."""
     bundle, _ = load_bundle(path)
-    if [(c.id, c.name) for c in bundle.classes] != [(c.id, c.name) for c in catalog.classes]:
-        raise InputError(path, f"--init-from: its classes {[c.name for c in bundle.classes]} differ from the "
-                               f"catalog's {[c.name for c in catalog.classes]}")
-    if list(bundle.bands) != list(catalog.bands):
-        raise InputError(path, f"--init-from: its bands {bundle.bands} differ from the catalog's {catalog.bands}")
+    problem = bundle_mismatch(bundle, catalog.classes, catalog.bands, "the catalog", "the catalog")
+    if problem:
+        raise InputError(path, f"--init-from: its {problem}")
     for key in INIT_SAME:
         theirs, mine = getattr(bundle.model, key), getattr(model, key)
         if theirs != mine:
