@@ -95,12 +95,21 @@ class RowWindows(ABC, Generic[F]):
 
     Subclasses choose the array library: they allocate the buffers, bring inputs into it and wrap finished
     rows. The buffers are typed ``Any`` because NumPy arrays and torch tensors share the operations used here.
+    The class sums are held ``(K, rows, width)``, or ``(rows, width, K)`` in memory when :attr:`channels_last`;
+    either way the maths sees them as ``(K, rows, width)`` (a transposed view), element by element the same.
     """
+
+    #: Hold the class sums class-innermost: windows from a channels-last model are added without a transpose.
+    channels_last = False
 
     def __init__(self, classes: int, col0: int, col1: int, height: int, size: int) -> None:
         self.col0, self.width, self.height = col0, col1 - col0, height
         self.rows = min(size, height)
-        self._sum: Any = self._zeros((classes, self.rows, self.width), bool_=False)
+        if self.channels_last:
+            self._sum: Any = self._zeros((self.rows, self.width, classes), bool_=False)
+            self._planes: Any = self._sum.transpose(2, 0, 1)  # the same memory seen (K, rows, width)
+        else:
+            self._sum = self._planes = self._zeros((classes, self.rows, self.width), bool_=False)
         self._weight: Any = self._zeros((self.rows, self.width), bool_=False)
         self._valid: Any = self._zeros((self.rows, self.width), bool_=True)
         self.top = 0  # scene row of buffer row 0
@@ -135,7 +144,7 @@ class RowWindows(ABC, Generic[F]):
             return
         yield self._finish(n)
         keep = self.rows - n
-        for buf in (self._sum, self._weight, self._valid):  # rows on the last axis but one
+        for buf in (self._planes, self._weight, self._valid):  # rows on the last axis but one
             buf[..., :keep, :] = self._copy(buf[..., n:, :])
             buf[..., keep:, :] = 0
         self.top = row
@@ -161,7 +170,7 @@ class RowWindows(ABC, Generic[F]):
         if r < 0 or c < 0 or r + h > self.rows or c + w > self.width:
             raise ValueError(f"window at ({row0}, {col0}) of {h}x{w} falls outside the rows in flight")
         wt = self._array(weight)
-        self._sum[:, r : r + h, c : c + w] += self._array(prob) * wt
+        self._planes[:, r : r + h, c : c + w] += self._array(prob) * wt
         self._weight[r : r + h, c : c + w] += wt
 
     def _blended(self, n: int) -> tuple[Any, Any, Any]:
@@ -169,7 +178,7 @@ class RowWindows(ABC, Generic[F]):
         weight = self._weight[:n]
         valid = self._copy(self._valid[:n])
         uncovered = weight <= 0
-        prob = self._sum[:, :n] / (weight + uncovered)  # a weight of 0 (no window) divides by 1
+        prob = self._planes[:, :n] / (weight + uncovered)  # a weight of 0 (no window) divides by 1
         return prob, valid, valid & uncovered
 
     def _hole_error(self, n: int) -> RuntimeError:
@@ -198,7 +207,14 @@ class RowBlock:
 
 
 class RowAccumulator(RowWindows[RowBlock]):
-    """The accumulator in NumPy arrays on the host (a model on the CPU)."""
+    """The accumulator in NumPy arrays on the host (a model on the CPU), class sums class-innermost.
+
+    The CPU model hands out channels-last probabilities (:class:`geossl.predict.runner.ModelRunner`): a window
+    is then added in memory order, and finished rows' probabilities are ``(K, h, w)`` views of ``(h, w, K)``
+    memory, which the per-pixel reductions read in order.
+    """
+
+    channels_last = True
 
     def _zeros(self, shape: tuple[int, ...], bool_: bool) -> np.ndarray:
         return np.zeros(shape, dtype=bool if bool_ else np.float32)
@@ -207,7 +223,7 @@ class RowAccumulator(RowWindows[RowBlock]):
         return np.asarray(x)  # a CPU tensor is viewed, not copied
 
     def _copy(self, x: np.ndarray) -> np.ndarray:
-        return x.copy()
+        return x.copy(order="K")  # in the buffer's memory order: no transpose
 
     def _finish(self, n: int) -> RowBlock:
         prob, valid, holes = self._blended(n)

@@ -96,28 +96,52 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def softmax_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the classes (dim 1) of ``(N, K, H, W)`` logits, in their memory layout.
+
+    Channels-last logits are normalised along their innermost (contiguous) axis, several times faster than
+    ``torch.softmax(dim=1)``, which would also hand back a planar copy.
+    """
+    if logits.is_contiguous() or not logits.is_contiguous(memory_format=torch.channels_last):
+        return torch.softmax(logits, dim=1)
+    return torch.softmax(logits.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
+
+
 class ModelRunner:
     """Softmax probabilities for batches of normalized windows, averaged over flips when ``tta``.
 
     The flips are the identity, left-right, up-down and both (each prediction is flipped back before averaging).
     The caller sets the CPU threads (:func:`torch_threads`).
+
+    On the CPU the network and its batches are channels-last (``torch.channels_last``): oneDNN's convolutions
+    run 2-3x faster than on planar batches (a U-Net on resnet18 2x, a 1x1 + 5x5 depthwise pair 3x, on 2 cores),
+    and the probabilities come back channels-last too, for an accumulator that blends them so
+    (:class:`geossl.predict.accumulate.RowAccumulator`). The sums of a convolution are ordered differently, so a
+    probability may differ from a planar run's in its last bits (~1e-7).
     """
 
     FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
     def __init__(self, model: nn.Module, device: str = "auto", tta: bool = False) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        #: On the CPU the network runs channels-last (see the class docstring); on a GPU as it comes.
+        self.channels_last = self.device.type == "cpu"
+        model = model.to(self.device)
+        self.model = (model.to(memory_format=torch.channels_last) if self.channels_last else model).eval()
         self.flips = self.FLIPS if tta else self.FLIPS[:1]
 
     def upload(self, tiles: Sequence[np.ndarray]) -> torch.Tensor:
-        """Windows ``(bands, S, S)`` stacked into a float32 batch on the device.
+        """Windows ``(bands, S, S)`` stacked into a float32 batch ``(N, bands, S, S)`` on the device.
 
-        For a GPU they are stacked into pinned host memory and copied without waiting for the device, so the
-        host can prepare the next batch while the model runs.
+        On the CPU the batch is channels-last (its memory ``(N, S, S, bands)``): the stack writes it so, no copy
+        after. For a GPU the windows are stacked into pinned host memory and copied without waiting for the
+        device, so the host can prepare the next batch while the model runs.
         """
-        pinned = self.device.type == "cuda"
-        host = torch.empty((len(tiles), *tiles[0].shape), dtype=torch.float32, pin_memory=pinned)
+        n, (bands, h, w) = len(tiles), tiles[0].shape
+        if self.channels_last:
+            host = torch.empty((n, h, w, bands), dtype=torch.float32).permute(0, 3, 1, 2)
+        else:
+            host = torch.empty((n, bands, h, w), dtype=torch.float32, pin_memory=self.device.type == "cuda")
         np.stack(tiles, out=host.numpy())
         return host.to(self.device, non_blocking=True)
 
@@ -134,7 +158,7 @@ class ModelRunner:
                 if logits.shape[-2:] != x.shape[-2:]:
                     raise RuntimeError(f"the model returned {tuple(logits.shape[-2:])} pixels for "
                                        f"{tuple(x.shape[-2:])}")
-                prob = torch.softmax(logits.float(), dim=1)
+                prob = softmax_classes(logits.float())
                 prob = torch.flip(prob, dims) if dims else prob
                 total = prob if total is None else total + prob
             assert total is not None
