@@ -105,11 +105,10 @@ class RowWindows(ABC, Generic[F]):
     def __init__(self, classes: int, col0: int, col1: int, height: int, size: int) -> None:
         self.col0, self.width, self.height = col0, col1 - col0, height
         self.rows = min(size, height)
-        if self.channels_last:
-            self._sum: Any = self._zeros((self.rows, self.width, classes), bool_=False)
-            self._planes: Any = self._sum.transpose(2, 0, 1)  # the same memory seen (K, rows, width)
+        if self.channels_last:  # (rows, width, K) memory, seen (K, rows, width)
+            self._sum: Any = self._zeros((self.rows, self.width, classes), bool_=False).transpose(2, 0, 1)
         else:
-            self._sum = self._planes = self._zeros((classes, self.rows, self.width), bool_=False)
+            self._sum = self._zeros((classes, self.rows, self.width), bool_=False)
         self._weight: Any = self._zeros((self.rows, self.width), bool_=False)
         self._valid: Any = self._zeros((self.rows, self.width), bool_=True)
         self.top = 0  # scene row of buffer row 0
@@ -144,7 +143,7 @@ class RowWindows(ABC, Generic[F]):
             return
         yield self._finish(n)
         keep = self.rows - n
-        for buf in (self._planes, self._weight, self._valid):  # rows on the last axis but one
+        for buf in (self._sum, self._weight, self._valid):  # rows on the last axis but one
             buf[..., :keep, :] = self._copy(buf[..., n:, :])
             buf[..., keep:, :] = 0
         self.top = row
@@ -170,7 +169,7 @@ class RowWindows(ABC, Generic[F]):
         if r < 0 or c < 0 or r + h > self.rows or c + w > self.width:
             raise ValueError(f"window at ({row0}, {col0}) of {h}x{w} falls outside the rows in flight")
         wt = self._array(weight)
-        self._planes[:, r : r + h, c : c + w] += self._array(prob) * wt
+        self._sum[:, r : r + h, c : c + w] += self._array(prob) * wt
         self._weight[r : r + h, c : c + w] += wt
 
     def _blended(self, n: int) -> tuple[Any, Any, Any]:
@@ -178,7 +177,7 @@ class RowWindows(ABC, Generic[F]):
         weight = self._weight[:n]
         valid = self._copy(self._valid[:n])
         uncovered = weight <= 0
-        prob = self._planes[:, :n] / (weight + uncovered)  # a weight of 0 (no window) divides by 1
+        prob = self._sum[:, :n] / (weight + uncovered)  # a weight of 0 (no window) divides by 1
         return prob, valid, valid & uncovered
 
     def _hole_error(self, n: int) -> RuntimeError:
