@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,17 @@ def synth_catalog(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     ingest(ROOT / "data_manifests" / "synthetic.yaml", IngestOptions(out=out, data_root=synth_dir, workers=1,
                                                                       quiet=True))
     return out
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in: chmod 555, or (as root, which ignores modes) /sys."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    try:
+        tempfile.mkdtemp(dir="/sys")
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no folder that root cannot write to")

@@ -2,14 +2,13 @@
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import pytest
 import rasterio
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, unwritable_folder
 from tests.predict_support import make_bundle, make_scene, save_checkpoint
 
 
@@ -133,23 +132,9 @@ def test_output_is_a_file(good, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def _unwritable_folder(tmp_path: Path) -> Path:
-    """A folder this process cannot create files in: chmod 555, or (as root, which ignores modes) /sys."""
-    if os.geteuid() != 0:
-        folder = tmp_path / "locked"
-        folder.mkdir()
-        folder.chmod(0o555)
-        return folder
-    try:
-        tempfile.mkdtemp(dir="/sys")
-    except OSError:
-        return Path("/sys")
-    pytest.skip("no folder that root cannot write to")
-
-
 def test_unwritable_output_folder(good, tmp_path):
     scene, ckpt = good
-    folder = _unwritable_folder(tmp_path)
+    folder = unwritable_folder(tmp_path)
     before = sorted(folder.iterdir())
     for out in (folder, folder / "new"):
         result = run_cli("predict", ckpt, scene, "--out", out, "--scheduler", "synchronous")

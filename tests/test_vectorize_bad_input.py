@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, unwritable_folder
 from tests.vectorize_helpers import speckled, write_classes
 
 
@@ -82,3 +82,16 @@ def test_bad_class_metadata(tmp_path):
 
 def test_negative_min_area(tmp_path, good):
     _refused(tmp_path, good, tmp_path / "out.gpkg", "--min-area: must be zero or positive", "--min-area", "-5")
+
+
+def test_output_in_an_unwritable_folder(tmp_path, good):
+    folder = unwritable_folder(tmp_path)
+    before = sorted(folder.iterdir())
+    for out in (folder / "out.gpkg", folder / "new" / "out.gpkg"):
+        result = run_cli("vectorize", good, "--out", out)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{out}: output folder is not writable" in lines[0], result.stderr
+    assert sorted(folder.iterdir()) == before
+    if folder.is_relative_to(tmp_path):
+        folder.chmod(0o755)

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from geossl.errors import InputError
+
 
 def temp_name(final: Path) -> Path:
     """A hidden temporary name beside ``final`` (same folder, so the rename is atomic)."""
@@ -38,15 +40,19 @@ def write_text_atomic(final: str | Path, text: str) -> None:
 
 
 @contextmanager
-def staging_dir(out: str | Path) -> Iterator[Path]:
+def staging_dir(out: str | Path, named: str | Path | None = None) -> Iterator[Path]:
     """Yield a fresh hidden folder beside ``out`` in which to build outputs; it is removed on exit.
 
     The caller moves finished files into ``out`` (see :func:`publish`) only when everything succeeded, so a
-    failure leaves ``out`` as it was.
+    failure leaves ``out`` as it was. A folder that cannot be created there (read-only, a file in the way) is
+    bad input: an :class:`InputError` naming ``named`` (default ``out``).
     """
     out = Path(out).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    except OSError as exc:
+        raise InputError(named or out, f"output folder is not writable ({exc.strerror or exc})") from exc
     umask = os.umask(0)
     os.umask(umask)
     stage.chmod(0o777 & ~umask)  # mkdtemp makes it private; the published folder should not be

@@ -18,7 +18,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,11 +102,7 @@ def output_stage(out: Path) -> Iterator[Path]:
     out = out.absolute()
     if out.exists() and not out.is_dir():
         raise InputError(out, "output exists and is not a folder")
-    with ExitStack() as stack:
-        try:
-            stage = stack.enter_context(staging_dir(out / ".predict" if out.is_dir() else out))
-        except OSError as exc:
-            raise InputError(out, f"output folder is not writable ({exc.strerror or exc})") from exc
+    with staging_dir(out / ".predict" if out.is_dir() else out, named=out) as stage:
         yield stage
 
 
