@@ -62,6 +62,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -88,6 +90,7 @@ VARIANTS = [  # --variants: options the strategies expose, beyond the notes' def
     ("crossview_balanced", "crossview", ["--labeled-sampling", "class_balanced"], {}),
     ("prototype", "prototype", [], {}),
     ("dwl_segments", "dwl", [], {"refine": {"name": "segments"}}),
+    ("fixmatch_adaptive", "fixmatch", [], {"adaptive_threshold": True}),  # class-adaptive τ_c (issue 24, item 3)
 ]
 TARGET_POINTS, TARGET_CLOSURE, TARGET_STEP_RATIO = 3.0, 0.5, 2.5
 #: ``--prior``: the suffix of the rows trained with the prior map.
@@ -205,7 +208,8 @@ def main() -> None:
                          "cpus": os.cpu_count(), "load_before": os.getloadavg(), "encoder": a.encoder,
                          "decoder_channels": a.decoder_channels, "patch_size": a.patch_size,
                          "batch_size": a.batch_size, "unlabeled_batch_size": a.unlabeled_batch_size,
-                         "steps": a.steps, "threads": a.threads, "jobs": a.jobs}
+                         "steps": a.steps, "threads": a.threads, "jobs": a.jobs,
+                         "train_options": a.train_option}
     times = step_times(a, catalog, a.timing_rounds) if a.timing_rounds else {}
     if times:
         print_step_times(a, times)
@@ -286,6 +290,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warm-from-seed", type=int, default=None,
                    help="start every seed's --warm rows from this seed's supervised_1/8 model (default: its own): "
                         "the spread of the second phase alone")
+    p.add_argument("--train-option", action="append", default=[], metavar="KEY=YAML",
+                   help="a training option for every row run, e.g. lr=1.0e-4 or 'views={brightness: 0.4}' "
+                        "(repeatable; the ablations of issue 24)")
     p.add_argument("--pretrain", nargs="?", const="", default=None, metavar="ENCODER_PT",
                    help="also each row with its encoder pretrained on the scene (geossl pretrain's defaults, run "
                         "once under --out; or this encoder.pt)")
@@ -298,8 +305,17 @@ def bench_config(a: argparse.Namespace) -> Path:
     """The training config every row starts from: validations per run, the decoder, truth-scored pseudo-labels."""
     config = a.out / "bench_config.yaml"
     decoder = f"decoder_channels: {a.decoder_channels}\n" if a.decoder_channels else ""  # none: smp's default
-    config.write_text(f"{decoder}steps_per_epoch: {max(1, a.steps // a.evals)}\npseudo_truth: true\n")
+    options = "".join(f"{key}: {json.dumps(value)}\n" for key, value in map(train_option, a.train_option))
+    config.write_text(f"{decoder}steps_per_epoch: {max(1, a.steps // a.evals)}\npseudo_truth: true\n{options}")
     return config
+
+
+def train_option(text: str) -> tuple[str, object]:
+    """``KEY=YAML`` of ``--train-option`` as ``(KEY, value)``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SystemExit(f"--train-option {text!r}: expected KEY=YAML")
+    return key.strip(), yaml.safe_load(value)
 
 
 def train_row(a: argparse.Namespace, config: Path, inputs: dict[bool, tuple[Path, Path]], weights: Path | None,

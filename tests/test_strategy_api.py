@@ -21,6 +21,7 @@ from geossl.ssl.losses import pseudo_labels
 from geossl.ssl.refine import REFINEMENTS, NoRefineConfig, RefineConfig, Refinement
 from geossl.ssl.registry import registry, tagged_union
 from geossl.ssl.teacher import EmaTeacher, ema_decay_at, ema_update
+from geossl.ssl.thresholds import EMA_KEY, ClassThresholds, ThresholdStrategy
 from geossl.train.config import TrainConfig, with_strategy_flags
 from tests.conftest import ROOT, run_cli
 
@@ -229,6 +230,43 @@ def test_the_refinement_sits_between_the_pseudo_labels_and_the_loss(name):
     strategy.refinement = Recorder(0.0)
     out = strategy.training_step(batch_l, batch_u, 3, 10, torch.Generator().manual_seed(1))
     assert all(float(out.terms[t]) == 0 for t in UNLABELED_TERMS[name])
+
+
+THRESHOLDED = [name for name, s in STRATEGIES.items() if issubclass(s, ThresholdStrategy)]
+
+
+@pytest.mark.parametrize("name", THRESHOLDED)
+def test_class_adaptive_thresholds_gate_each_class_at_its_own_confidence(name):
+    """Momentum 0: each class's threshold is this batch's mean confidence of its pixels (below τ = 0.999)."""
+    assert set(THRESHOLDED) == {"fixmatch", "unimatch", "prototype", "crossview"}
+    options = {"name": name, "threshold": 0.999, "adaptive_threshold": True, "threshold_momentum": 0.0}
+    batch_l, batch_u = _batches()
+    torch.manual_seed(0)
+    strategy = STRATEGIES[name](Segmenter(ModelConfig(**MODEL)), TrainConfig(strategy=options).strategy)
+    strategy.refinement = recorder = Recorder(1.0)
+    strategy.training_step(batch_l, batch_u, 3, 10, torch.Generator().manual_seed(1))
+    (call,) = recorder.calls
+    conf, labels, valid = call["conf"], call["labels"], batch_u["valid"]
+    mean = torch.stack([conf[valid & (labels == c)].mean() for c in range(3)])
+    assert torch.equal(call["weight"], ((conf >= mean[labels]) & valid).float())
+    assert 0 < float(call["weight"].sum()) < float(valid.sum())     # a fixed τ = 0.999 would keep none
+    state = strategy.state_dict()
+    torch.testing.assert_close(state[EMA_KEY], mean)
+    fresh = STRATEGIES[name](Segmenter(ModelConfig(**MODEL)), TrainConfig(strategy=options).strategy)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.thresholds.ema, state[EMA_KEY])
+
+
+def test_fixed_thresholds_ignore_the_confidence_ema():
+    gate = ClassThresholds(2, STRATEGIES["fixmatch"].Config(threshold=0.9))
+    conf, labels = torch.tensor([0.6, 0.85, 0.95, 0.97]), torch.tensor([0, 0, 1, 1])
+    valid = torch.tensor([True, True, True, False])
+    assert gate.gate(conf, labels, valid).tolist() == [False, False, True, False]
+    adaptive = ClassThresholds(2, STRATEGIES["fixmatch"].Config(threshold=0.9, adaptive_threshold=True,
+                                                                 threshold_momentum=0.5))
+    # ema: class 0 → 0.5·0.9 + 0.5·0.725 = 0.8125, class 1 → 0.5·0.9 + 0.5·0.95 (its valid pixel) = 0.925
+    assert adaptive.gate(conf, labels, valid).tolist() == [False, True, True, False]
+    torch.testing.assert_close(adaptive.ema, torch.tensor([0.8125, 0.925]))
 
 
 def test_a_new_refinement_is_one_class_and_one_registry_line():

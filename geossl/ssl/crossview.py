@@ -39,7 +39,7 @@ sources are other images of the same batch (see :mod:`geossl.ssl.unimatch`). Tea
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -47,13 +47,12 @@ from torch import Tensor
 
 from geossl.data.overlap import partner_in_own_frame
 from geossl.data.spec import DataSpec
-from geossl.models import Segmenter
-from geossl.ssl.base import Batch, PseudoLabels, StepOutput, StrategyConfig, no_unlabeled, split
-from geossl.ssl.losses import class_thresholds, soft_consistency, update_confidence_ema, weighted_ce
-from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
+from geossl.ssl.base import Batch, PseudoLabels, StepOutput, no_unlabeled, split
+from geossl.ssl.losses import soft_consistency, weighted_ce
+from geossl.ssl.thresholds import ThresholdConfig, ThresholdStrategy
 
 
-class CrossViewConfig(PseudoLabelConfig):
+class CrossViewConfig(ThresholdConfig):
     """Defaults from CrossMatch (η = 0.3, dropout 0.25 / 0.75) and the notes (spatial weight 0.5).
 
     Cost options (module docstring): one strong view and only the strong-drop stream (``strong_views: 1,
@@ -66,14 +65,12 @@ class CrossViewConfig(PseudoLabelConfig):
     """
 
     name: Literal["crossview"] = "crossview"
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
     eta: Annotated[float, Field(ge=0, le=1)] = 0.3
     weak_drop: Annotated[float, Field(ge=0, lt=1)] = 0.25
     strong_drop: Annotated[float, Field(ge=0, lt=1)] = 0.75
     weight_strong: Annotated[float, Field(ge=0)] = 0.25
     weight_kd: Annotated[float, Field(ge=0)] = 0.5
     adaptive_threshold: bool = True
-    threshold_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.99
     conflict_weight: Annotated[float, Field(ge=0)] = 1.0
     spatial: bool = True
     spatial_weight: Annotated[float, Field(ge=0)] = 0.5
@@ -131,22 +128,11 @@ def spatial_overlap(weak_probs: Tensor, strong_logits: Tensor, valid: Tensor, no
     return soft_consistency(partner_probs, strong_logits, used.float(), n_shared), n_shared
 
 
-class CrossView(PseudoLabelStrategy):
+class CrossView(ThresholdStrategy):
     """Cross-view matching (module docstring)."""
 
     Config = CrossViewConfig
     config: CrossViewConfig
-
-    def __init__(self, model: Segmenter, config: StrategyConfig, *args: Any, **kwargs: Any) -> None:
-        super().__init__(model, config, *args, **kwargs)
-        self.confidence_ema = torch.full((model.config.num_classes,), self.config.threshold)
-
-    def thresholds(self, device: torch.device) -> Tensor:
-        """Per-class thresholds: τ everywhere, or ``min(τ, ema_c)`` when adaptive."""
-        tau = self.config.threshold
-        if not self.config.adaptive_threshold:
-            return torch.full_like(self.confidence_ema, tau).to(device)
-        return class_thresholds(self.confidence_ema, tau).to(device)
 
     def training_step(self, batch_l: Batch, batch_u: Batch | None, step: int, total_steps: int,
                       rng: torch.Generator | None = None) -> StepOutput:
@@ -162,10 +148,7 @@ class CrossView(PseudoLabelStrategy):
                                                      rng)
         logits_l, logits_w = split(logits, n_l)
         probs_w, conf, labels = self.teach(x_w, logits_w)
-        if cfg.adaptive_threshold:
-            self.confidence_ema = update_confidence_ema(self.confidence_ema.to(conf.device), conf, labels, valid,
-                                                        cfg.threshold_momentum)
-        tau = self.thresholds(conf.device)
+        tau = self.thresholds.update(conf, labels, valid)
         labels, used = self.refine(x_w, probs_w, labels, conf, valid, (conf >= tau[labels]) & valid)
 
         views = [self.strong_view(x_w, valid, rng) for _ in range(cfg.strong_views)]
@@ -196,12 +179,3 @@ class CrossView(PseudoLabelStrategy):
         loss = (terms["loss_s"] + cfg.weight_strong * loss_strong + cfg.weight_kd * loss_kd) / 2
         return StepOutput(loss=loss, terms={k: v.detach() for k, v in terms.items()},
                           pseudo=PseudoLabels(labels=labels, weight=used, valid=valid))
-
-    def state_dict(self) -> dict[str, Any]:
-        """The class-confidence EMA (class-adaptive thresholds)."""
-        return {"confidence_ema": self.confidence_ema.detach().cpu()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the class-confidence EMA."""
-        if "confidence_ema" in state:
-            self.confidence_ema = state["confidence_ema"].clone()

@@ -59,17 +59,16 @@ from geossl.data.normalize import IGNORE
 from geossl.models import Segmenter
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, StrategyConfig, no_unlabeled, split
 from geossl.ssl.losses import weighted_ce
-from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
+from geossl.ssl.thresholds import ThresholdConfig, ThresholdStrategy
 
 
-class PrototypeConfig(PseudoLabelConfig):
+class PrototypeConfig(ThresholdConfig):
     """Micro-prototypes per class, cosine temperature, prototype EMA, threshold, loss weights, maintenance."""
 
     name: Literal["prototype"] = "prototype"
     prototypes_per_class: Annotated[int, Field(ge=1)] = 4
     temperature: Annotated[float, Field(gt=0)] = 0.1
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.99
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
     weight_unlabeled: Annotated[float, Field(ge=0)] = 1.0
     weight_prototype: Annotated[float, Field(ge=0)] = 1.0
     reinit_after: Annotated[int, Field(ge=1)] = 20
@@ -213,7 +212,7 @@ def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
-class Prototype(PseudoLabelStrategy):
+class Prototype(ThresholdStrategy):
     """Linear head + cosine micro-prototype head, kept consistent on strong views (module docstring)."""
 
     Config = PrototypeConfig
@@ -235,7 +234,7 @@ class Prototype(PseudoLabelStrategy):
         cfg, model = self.config, self.model
         x_w, valid = batch_u["image"], batch_u["valid"]
         decoded_w, (probs, conf, labels) = self.teach_with_features(x_w)
-        labels, weight = self.refine(x_w, probs, labels, conf, valid, (conf >= cfg.threshold) & valid)
+        labels, weight = self.refine(x_w, probs, labels, conf, valid, self.thresholds.gate(conf, labels, valid))
         strong = self.strong_view(x_w, valid, rng)
         x_l, y_l = batch_l["image"], batch_l["mask"]
         decoded = model.decode(model.features(torch.cat([x_l, strong.image])))

@@ -25,20 +25,19 @@ from pydantic import Field
 
 from geossl.ssl.base import Batch, PseudoLabels, StepOutput, no_unlabeled, split
 from geossl.ssl.losses import weighted_ce
-from geossl.ssl.pseudo import PseudoLabelConfig, PseudoLabelStrategy
+from geossl.ssl.thresholds import ThresholdConfig, ThresholdStrategy
 
 
-class UniMatchConfig(PseudoLabelConfig):
-    """Threshold, feature dropout rate and loss weights (defaults of the paper)."""
+class UniMatchConfig(ThresholdConfig):
+    """Threshold (fixed or class-adaptive), feature dropout rate and loss weights (defaults of the paper)."""
 
     name: Literal["unimatch"] = "unimatch"
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.95
     feature_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
     weight_strong: Annotated[float, Field(ge=0)] = 0.25
     weight_fp: Annotated[float, Field(ge=0)] = 0.5
 
 
-class UniMatch(PseudoLabelStrategy):
+class UniMatch(ThresholdStrategy):
     """UniMatch: image-level (two strong views) and feature-level (dropout) perturbation."""
 
     Config = UniMatchConfig
@@ -56,7 +55,7 @@ class UniMatch(PseudoLabelStrategy):
                                                          (cfg.feature_dropout,), rng)
         logits_l, logits_w = split(logits, n_l)
         probs, conf, labels = self.teach(x_w, logits_w)
-        labels, weight = self.refine(x_w, probs, labels, conf, valid, (conf >= cfg.threshold) & valid)
+        labels, weight = self.refine(x_w, probs, labels, conf, valid, self.thresholds.gate(conf, labels, valid))
         s1, s2 = self.strong_view(x_w, valid, rng), self.strong_view(x_w, valid, rng)
         logits_s1, logits_s2 = split(model(torch.cat([s1.image, s2.image])), x_w.shape[0])
 
