@@ -18,9 +18,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every geossl config: unknown keys are errors, values are validated on assignment."""
+    """Base for every geossl config: unknown keys are errors, values are validated on assignment, numbers finite."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 def format_validation_error(error: ValidationError) -> str:
@@ -109,7 +109,7 @@ def _wanted(error: ErrorDetails) -> str | None:
     words = {"less_than_equal": "at most {le}", "less_than": "less than {lt}",
              "multiple_of": "a multiple of {multiple_of}", "literal_error": "one of {expected}",
              "enum": "one of {expected}", "int_parsing": "a whole number", "int_from_float": "a whole number",
-             "float_parsing": "a number", "bool_parsing": "true or false"}
+             "float_parsing": "a number", "finite_number": "a finite number", "bool_parsing": "true or false"}
     return words[kind].format(**ctx) if kind in words else None
 
 

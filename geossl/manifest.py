@@ -68,7 +68,7 @@ class ImageryConfig(StrictModel):
 
     paths: Annotated[list[str], Field(min_length=1)]
     bands: list[str] | None = None
-    nodata: float | None = None
+    nodata: Annotated[float, Field(allow_inf_nan=True)] | None = None  # NaN: float rasters' usual nodata
 
 
 class LabelsConfig(StrictModel):

@@ -218,6 +218,7 @@ def test_generated_flags_parse_into_the_model():
     (["--size", "65"], "--size: must be at most 64"),
     (["--size", "many"], "--size: must be a whole number"),
     (["--ratio", "0"], "--ratio: must be positive"),
+    (["--ratio", "inf"], "--ratio: must be a finite number"),
     (["--mode", "slow"], "--mode: must be one of 'fast' or 'exact'"),
     (["--widths", "3", "--widths", "0"], "--widths: must be at least 1"),
 ])

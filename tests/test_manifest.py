@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,15 @@ def test_empty_glob_is_refused(tmp_path):
     manifest_path = _write(tmp_path, data)
     with pytest.raises(InputError, match="no files match"):
         resolve_inputs(load_manifest(manifest_path), manifest_path, None)
+
+
+def test_imagery_nodata_may_be_nan_but_other_numbers_must_be_finite(tmp_path):
+    """Float rasters mark nodata with NaN; every other number of a config is refused when not finite."""
+    data = _base()
+    data["imagery"]["nodata"] = float("nan")
+    nodata = load_manifest(_write(tmp_path, data)).imagery.nodata
+    assert nodata is not None and math.isnan(nodata)
+    data["imagery"]["nodata"] = 0
+    data["splits"] = {"blocks": {"size": float("inf")}}
+    with pytest.raises(InputError, match="finite"):
+        load_manifest(_write(tmp_path, data))

@@ -55,6 +55,17 @@ def test_unknown_format(tmp_path, good):
     _refused(tmp_path, good, tmp_path / "out.gpkg", "--format: unknown format 'shp'", "--format", "shp")
 
 
+@pytest.mark.parametrize(("flag", "value", "problem"), [
+    ("--simplify", "-5", "must be zero or positive"),
+    ("--simplify", "nan", "must be a finite number"),
+    ("--simplify", "inf", "must be a finite number"),
+    ("--min-area", "-1", "must be zero or positive"),
+    ("--min-area", "nan", "must be a finite number"),
+])
+def test_a_negative_or_not_finite_tolerance(tmp_path, good, flag, value, problem):
+    _refused(tmp_path, good, tmp_path / "out.gpkg", f"{flag}: {problem}", f"{flag}={value}")
+
+
 def test_unknown_suffix(tmp_path, good):
     _refused(tmp_path, good, tmp_path / "out.shp", "out.shp: cannot tell the format from the suffix '.shp'")
 
