@@ -221,8 +221,13 @@ def main() -> None:
     rows += prior_rows(rows) if a.prior else []
     rows += pretrained_rows(rows) if a.pretrain is not None else []
     rows += warm_rows(rows) if a.warm else []
-    todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in rows
-            if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
+    selected = [row for row in rows if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
+    unknown = sorted(set(a.only or ()) - {r[0] for r in selected} - {r[0].split("_")[0] for r in selected}
+                     - set(FOREST_ROWS) - {"forest"})
+    if unknown:
+        raise SystemExit(f"--only: no row named {', '.join(unknown)} with these flags (--variants, --warm, "
+                         f"--prior, --pretrain add rows)")
+    todo = [(seed, *row) for seed in range(a.first_seed, a.first_seed + a.seeds) for row in selected]
     inputs = {False: (manifest, catalog)}
     if a.prior and any(row[1].endswith(PRIOR_SUFFIX) for row in todo):
         inputs[True] = prior_inputs(a, manifest, catalog, results)
