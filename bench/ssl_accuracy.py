@@ -146,7 +146,7 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
                        a.batch_size + a.unlabeled_batch_size, a.unlabeled_batch_size, 2)
     batches[SAME_PATCHES] = (next(iter(dm.train_dataloader()["labeled"])), None)
     setups = {}
-    for name in ("supervised", SAME_PATCHES, "fixmatch", "unimatch", "crossview", "dwl"):
+    for name in ("supervised", SAME_PATCHES, "fixmatch", "unimatch", "crossview", "dwl", "prototype"):
         params = {"warmup_steps": 0} if name == "dwl" else {}
         cfg = TrainConfig(strategy={"name": name.split()[0], **params}, encoder=a.encoder, patch_size=a.patch_size,
                           batch_size=a.batch_size, decoder_channels=a.decoder_channels)
