@@ -146,7 +146,7 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
                        a.batch_size + a.unlabeled_batch_size, a.unlabeled_batch_size, 2)
     batches[SAME_PATCHES] = (next(iter(dm.train_dataloader()["labeled"])), None)
     setups = {}
-    for name in ("supervised", SAME_PATCHES, "fixmatch", "unimatch", "crossview", "dwl", "prototype"):
+    for name in ("supervised", SAME_PATCHES, *(n for n in STRATEGIES if n != "supervised")):
         params = {"warmup_steps": 0} if name == "dwl" else {}
         cfg = TrainConfig(strategy={"name": name.split()[0], **params}, encoder=a.encoder, patch_size=a.patch_size,
                           batch_size=a.batch_size, decoder_channels=a.decoder_channels)
@@ -173,6 +173,11 @@ def step_times(a: argparse.Namespace, catalog: Path, rounds: int) -> dict[str, f
             if r:  # round 0 warms up
                 times[name].append(time.perf_counter() - t0)
     return {n: statistics.median(v) for n, v in times.items()}
+
+
+def picked(row: str, only: list[str]) -> bool:
+    """Whether ``--only`` names this row: by its name or its strategy's (``fixmatch`` picks ``fixmatch_warm``)."""
+    return row in only or row.split("_")[0] in only
 
 
 def print_step_times(a: argparse.Namespace, times: dict[str, float]) -> None:
@@ -221,9 +226,8 @@ def main() -> None:
     rows += prior_rows(rows) if a.prior else []
     rows += pretrained_rows(rows) if a.pretrain is not None else []
     rows += warm_rows(rows) if a.warm else []
-    selected = [row for row in rows if not a.only or row[0].split("_")[0] in a.only or row[0] in a.only]
-    unknown = sorted(set(a.only or ()) - {r[0] for r in selected} - {r[0].split("_")[0] for r in selected}
-                     - set(FOREST_ROWS) - {"forest"})
+    selected = [row for row in rows if not a.only or picked(row[0], a.only)]
+    unknown = sorted(n for n in a.only or () if n != "forest" and not any(picked(r[0], [n]) for r in rows))
     if unknown:
         raise SystemExit(f"--only: no row named {', '.join(unknown)} with these flags (--variants, --warm, "
                          f"--prior, --pretrain add rows)")
